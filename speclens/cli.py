@@ -1,0 +1,27 @@
+"""The `speclens` command: one sub-command per pipeline stage.
+
+Each stage's commands live beside its flow (``speclens/commands/<stage>.py``) and are
+registered here, so this file stays a table of contents.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from speclens.commands import demo as demo_cmd
+
+app = typer.Typer(
+    name="speclens",
+    help="Explain how two embedding models differ (SPEC) at data-warehouse scale.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.command("demo")(demo_cmd.demo)
+
+
+def main() -> None:  # console-script entry point
+    app()
+
+
+if __name__ == "__main__":
+    main()

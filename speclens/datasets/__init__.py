@@ -1,0 +1,1 @@
+"""Readers that yield samples: ImageNet folders, MS-COCO, generic image folders, the embedded sample."""

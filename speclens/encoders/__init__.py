@@ -1,0 +1,1 @@
+"""Registry of embedding models: open_clip image and text towers, timm, weight-free baselines."""

@@ -1,0 +1,1 @@
+"""Prefect flows: ingest, embed, compare, align, audit (end to end)."""

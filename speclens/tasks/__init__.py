@@ -1,0 +1,1 @@
+"""Prefect tasks: thin wrappers that pass paths, ids and hashes, never arrays."""
