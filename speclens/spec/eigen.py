@@ -1,0 +1,122 @@
+"""Eigensolve of the difference kernel through its small symmetric reduction.
+
+With ``G = Psi^T Psi / n = B^T B`` and ``S = diag(I_mx, -I_my)``, the nonzero eigenvalues of
+``Lambda = Psi S Psi^T / n`` are those of the symmetric ``T = B S B^T``. For an eigenvector
+``u`` of T, ``w = S B^T u`` satisfies ``S G w = lam w`` and ``v = Psi w / (sqrt(n) |lam|)`` is
+the unit eigenvector of Lambda (see DESIGN.md, "The mathematics").
+
+``B`` comes from a Cholesky factor of G (backward stable, O(m^3 / 3)); when G is singular
+(fewer samples than features, or collinear features) from a rank-revealing pivoted Cholesky. The top-k and bottom-k eigenpairs of T come from
+Lanczos (scipy ``eigsh``, seeded start vector) or a full ``eigh``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse.linalg
+from scipy.linalg.lapack import dpstrf
+
+SOLVERS = ("auto", "eigh", "lanczos")
+#: 'auto' uses the full eigh up to this reduced size and Lanczos above it.
+AUTO_EIGH_MAX = 1200
+
+
+@dataclass
+class Modes:
+    """Solved modes: ``eigenvalues`` (top block descending, bottom block ascending) and
+    ``directions`` (m x 2k), the vectors ``w`` in the coordinates of ``Psi``."""
+
+    eigenvalues: np.ndarray
+    directions: np.ndarray
+    rank: int
+    factorization: str
+    solver: str
+
+
+def factor_gram(G: np.ndarray, n_samples: int | None = None) -> tuple[np.ndarray, str]:
+    """Return ``B`` (r x m) with ``B^T B = G`` and the method used.
+
+    A plain Cholesky factor when G is numerically positive definite; otherwise (fewer samples
+    than features, collinear or identical features) LAPACK's rank-revealing pivoted Cholesky,
+    which stops once the remaining diagonal drops below ``m * eps * max(diag G)`` and so costs
+    O(m^2 r) for rank r.
+    """
+    m = G.shape[0]
+    if n_samples is None or n_samples >= m:
+        try:
+            L = scipy.linalg.cholesky(G, lower=True, check_finite=False)
+            if np.all(np.isfinite(L)) and np.all(np.diag(L) > 0):
+                return L.T, "cholesky"
+        except np.linalg.LinAlgError:
+            pass
+    c, piv, rank, info = dpstrf(G, lower=1, tol=-1.0)
+    if info < 0:
+        raise ValueError(f"pivoted Cholesky rejected the Gram matrix (LAPACK info={info}).")
+    B = np.zeros((rank, m))
+    B[:, piv - 1] = np.tril(c[:, :rank]).T
+    return B, "pivoted-cholesky"
+
+
+def solve_modes(
+    G: np.ndarray,
+    m_x: int,
+    n_modes: int,
+    solver: str = "auto",
+    random_state: int | None = 0,
+    n_samples: int | None = None,
+) -> Modes:
+    """Top-``n_modes`` and bottom-``n_modes`` eigenpairs of the difference kernel from its Gram."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
+    B, how = factor_gram(G, n_samples)
+    r = B.shape[0]
+    limit = r if n_samples is None else min(r, n_samples)
+    if 2 * n_modes > limit:
+        raise ValueError(
+            f"n_modes={n_modes} asks for {2 * n_modes} eigenpairs but the difference kernel has rank "
+            f"at most {limit} (n_samples={n_samples}, feature rank {r}); use n_modes <= {limit // 2}."
+        )
+    s = np.ones(G.shape[0])
+    s[m_x:] = -1.0
+    T = (B * s) @ B.T
+    T = (T + T.T) / 2.0
+    use_eigh = solver == "eigh" or (solver == "auto" and r <= AUTO_EIGH_MAX) or 2 * n_modes + 1 >= r
+    if use_eigh:
+        evals, U = scipy.linalg.eigh(T, check_finite=False)
+        top, bottom = np.arange(r - 1, r - 1 - n_modes, -1), np.arange(n_modes)
+        eigenvalues = np.concatenate([evals[top], evals[bottom]])
+        U = np.concatenate([U[:, top], U[:, bottom]], axis=1)
+        used = "eigh"
+    else:
+        eigenvalues, U = _lanczos_ends(T, n_modes, random_state)
+        used = "lanczos"
+    directions = s[:, None] * (B.T @ U)
+    return Modes(eigenvalues, directions, r, how, used)
+
+
+def _lanczos_ends(T: np.ndarray, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(random_state)
+    v0 = rng.standard_normal(T.shape[0])
+    ncv = min(T.shape[0], max(2 * k + 1, 32))
+    la, ua = scipy.sparse.linalg.eigsh(T, k=k, which="LA", v0=v0, ncv=ncv, tol=0)
+    sa, us = scipy.sparse.linalg.eigsh(T, k=k, which="SA", v0=v0, ncv=ncv, tol=0)
+    ia, is_ = np.argsort(-la), np.argsort(sa)
+    return np.concatenate([la[ia], sa[is_]]), np.concatenate([ua[:, ia], us[:, is_]], axis=1)
+
+
+def score_weights(
+    directions: np.ndarray, eigenvalues: np.ndarray, m_x: int, eta: float, n_samples: int
+) -> np.ndarray:
+    """Weights ``M`` (m x 2k) with ``scores = phi @ M`` for unscaled ``phi = [phi_X, phi_Y]``.
+
+    ``v_i = psi_i . w / (sqrt(n) |lam|)`` and ``psi = phi * diag(1, sqrt(eta))``; the constants
+    are folded into M so the scoring pass is one GEMM per chunk.
+    """
+    d = np.ones(directions.shape[0])
+    d[m_x:] = np.sqrt(eta)
+    mag = np.abs(eigenvalues)
+    safe = np.where(mag > 0, mag, np.inf)  # a zero eigenvalue has no defined direction: score 0
+    return d[:, None] * directions / (np.sqrt(n_samples) * safe[None, :])

@@ -1,0 +1,232 @@
+"""Streaming Gram accumulator: the map-reduce step of SPEC, linear in n, O(m^2) memory.
+
+For feature maps phi_X (width m_x) and phi_Y (width m_y), the state is
+``(sum over rows of phi^T phi, row count)`` with ``phi = [phi_X(x), phi_Y(y)]``, summed in
+float64. Two states merge by addition, so chunks can be folded in any order and on any
+worker. The weight ``eta`` is applied when the Gram is read (``gram(eta)``), so one pass
+serves every eta: ``G = D (sum / n) D`` with ``D = diag(I_mx, sqrt(eta) I_my)``, which equals
+``Psi^T Psi / n`` for ``Psi = [Phi_X, sqrt(eta) Phi_Y]``.
+
+Each chunk costs one feature evaluation and one SYRK-shaped product (``P^T P``) per block of
+``block_rows`` rows; no per-sample loop and never more than one block of features in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from speclens.spec.validation import check_dtype, check_int, check_pair
+
+
+@dataclass
+class GramState:
+    """Plain-array state of a Gram accumulation: float64 ``gram_sum`` (m x m), ``count`` rows."""
+
+    gram_sum: np.ndarray
+    count: int
+    m_x: int
+
+    def __add__(self, other: GramState) -> GramState:
+        return merge_states(self, other)
+
+
+def merge_states(*states: GramState) -> GramState:
+    """Merge accumulation states by addition (associative and commutative)."""
+    if not states:
+        raise ValueError("merge_states needs at least one state.")
+    first = states[0]
+    for s in states[1:]:
+        if s.gram_sum.shape != first.gram_sum.shape or s.m_x != first.m_x:
+            raise ValueError(
+                f"cannot merge Gram states of different feature layouts "
+                f"({first.gram_sum.shape}, m_x={first.m_x}) and ({s.gram_sum.shape}, m_x={s.m_x}); "
+                f"accumulate every chunk with the same feature maps."
+            )
+    total = first.gram_sum.copy()
+    for s in states[1:]:
+        total += s.gram_sum
+    return GramState(total, sum(int(s.count) for s in states), first.m_x)
+
+
+def gram_from_state(state: GramState, eta: float = 1.0) -> np.ndarray:
+    """``G = Psi^T Psi / n`` for ``Psi = [Phi_X, sqrt(eta) Phi_Y]`` from an accumulated state."""
+    if state.count < 1:
+        raise ValueError(
+            "the Gram accumulator has seen no rows; update it with at least one chunk."
+        )
+    G = state.gram_sum / state.count
+    if eta != 1.0:
+        root = np.sqrt(eta)
+        G[state.m_x :, :] *= root
+        G[:, state.m_x :] *= root
+    return G
+
+
+class GramAccumulator:
+    """Accumulate ``phi^T phi`` over chunks of paired embeddings (x_chunk, y_chunk).
+
+    Parameters
+    ----------
+    feature_x, feature_y : fitted feature maps (``GaussianRFF`` or ``Cosine``).
+    dtype : 'float32' or 'float64', precision of the features and of each block's product;
+        the running sum is always float64.
+    backend : 'numpy' (CPU) or 'torch' (any torch device, e.g. 'cuda').
+    device : torch device for the torch backend.
+    block_rows : rows per block; bounds memory at ``block_rows * (m_x + m_y)`` features.
+    """
+
+    def __init__(
+        self, feature_x, feature_y, dtype="float32", backend="numpy", device="cpu", block_rows=8192
+    ):
+        for name, fmap in (("feature_x", feature_x), ("feature_y", feature_y)):
+            if not hasattr(fmap, "n_features_in_"):
+                raise ValueError(f"{name} is not fitted; call {name}.fit(X) before accumulating.")
+        if backend not in ("numpy", "torch"):
+            raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}.")
+        self.feature_x = feature_x
+        self.feature_y = feature_y
+        self.dtype = check_dtype(dtype)
+        self.backend = backend
+        self.device = device
+        self.block_rows = check_int(block_rows, "block_rows")
+        self.m_x = feature_x.n_features_out_
+        self.m_y = feature_y.n_features_out_
+        self.reset()
+
+    @property
+    def m(self) -> int:
+        return self.m_x + self.m_y
+
+    def reset(self) -> GramAccumulator:
+        self.count_ = 0
+        self._sum = None
+        self._buf = None
+        return self
+
+    # ---- accumulation -------------------------------------------------------------------
+    def features(self, x, y, out=None):
+        """``phi = [phi_X(x), phi_Y(y)]`` for one block (numpy or torch, per the backend)."""
+        n = x.shape[0]
+        if out is None:
+            out = self._empty((n, self.m))
+        self.feature_x.transform(x, out=out[:, : self.m_x])
+        self.feature_y.transform(y, out=out[:, self.m_x :])
+        return out
+
+    def update(self, x_chunk, y_chunk) -> GramAccumulator:
+        """Fold one chunk of paired rows into the running sum."""
+        x_chunk, y_chunk = check_pair(x_chunk, y_chunk, "x_chunk", "y_chunk")
+        self._check_widths(x_chunk, y_chunk)
+        n = x_chunk.shape[0]
+        for start in range(0, n, self.block_rows):
+            stop = min(start + self.block_rows, n)
+            x = self._as_backend(x_chunk[start:stop])
+            y = self._as_backend(y_chunk[start:stop])
+            phi = self.features(x, y, out=self._block_buffer(stop - start))
+            self._add_block(phi)
+        self.count_ += n
+        return self
+
+    def _add_block(self, phi) -> None:
+        block = phi.T @ phi  # one SYRK-shaped product per block, in self.dtype
+        if self.backend == "torch":
+            import torch
+
+            if self._sum is None:
+                self._sum = torch.zeros((self.m, self.m), dtype=torch.float64, device=phi.device)
+            self._sum += block.to(torch.float64)
+        else:
+            if self._sum is None:
+                self._sum = np.zeros((self.m, self.m), dtype=np.float64)
+            self._sum += block
+
+    def _block_buffer(self, rows: int):
+        if self._buf is None or self._buf.shape[0] < rows:
+            self._buf = self._empty((min(self.block_rows, max(rows, 1)), self.m))
+        return self._buf[:rows]
+
+    def _empty(self, shape):
+        if self.backend == "torch":
+            import torch
+
+            return torch.empty(shape, dtype=_torch_dtype(self.dtype), device=self.device)
+        return np.empty(shape, dtype=self.dtype)
+
+    def _as_backend(self, a):
+        if self.backend == "torch":
+            import torch
+
+            return torch.as_tensor(np.ascontiguousarray(a), device=self.device).to(
+                _torch_dtype(self.dtype)
+            )
+        return np.ascontiguousarray(a, dtype=self.dtype)
+
+    def _check_widths(self, x, y) -> None:
+        for name, a, fmap in (("x_chunk", x, self.feature_x), ("y_chunk", y, self.feature_y)):
+            if a.shape[1] != fmap.n_features_in_:
+                raise ValueError(
+                    f"{name} has {a.shape[1]} features but its feature map was fitted for "
+                    f"{fmap.n_features_in_}; pass chunks of the same embedding."
+                )
+
+    # ---- state --------------------------------------------------------------------------
+    def state(self) -> GramState:
+        """The accumulated state as plain numpy arrays (float64 sum, row count)."""
+        if self._sum is None:
+            total = np.zeros((self.m, self.m), dtype=np.float64)
+        elif self.backend == "torch":
+            total = self._sum.cpu().numpy().copy()
+        else:
+            total = self._sum.copy()
+        return GramState(total, int(self.count_), self.m_x)
+
+    def load_state(self, state: GramState) -> GramAccumulator:
+        if state.gram_sum.shape != (self.m, self.m) or state.m_x != self.m_x:
+            raise ValueError(
+                f"state of shape {state.gram_sum.shape} (m_x={state.m_x}) does not fit this "
+                f"accumulator's layout ({self.m}, m_x={self.m_x}); use the same feature maps."
+            )
+        self.reset()
+        self.count_ = int(state.count)
+        total = np.asarray(state.gram_sum, dtype=np.float64).copy()
+        if self.backend == "torch":
+            import torch
+
+            total = torch.as_tensor(total, device=self.device)
+        self._sum = total
+        return self
+
+    def merge(self, other: GramAccumulator) -> GramAccumulator:
+        """A new accumulator holding the sum of both states (neither input changes)."""
+        merged = GramAccumulator(
+            self.feature_x,
+            self.feature_y,
+            self.dtype.__name__,
+            self.backend,
+            self.device,
+            self.block_rows,
+        )
+        return merged.load_state(merge_states(self.state(), other.state()))
+
+    def to_arrays(self) -> dict:
+        s = self.state()
+        return {"gram_sum": s.gram_sum, "count": np.int64(s.count), "m_x": np.int64(s.m_x)}
+
+    @staticmethod
+    def state_from_arrays(arrays: dict) -> GramState:
+        return GramState(
+            np.asarray(arrays["gram_sum"], dtype=np.float64),
+            int(arrays["count"]),
+            int(arrays["m_x"]),
+        )
+
+    def gram(self, eta: float = 1.0) -> np.ndarray:
+        return gram_from_state(self.state(), eta)
+
+
+def _torch_dtype(dtype):
+    import torch
+
+    return {np.float32: torch.float32, np.float64: torch.float64}[dtype]
