@@ -1,0 +1,231 @@
+"""What every encoder is: the parsed id, the error type, the shared interface and device helpers.
+
+An encoder turns a batch of images (uint8, ``(B, H, W, 3)``) or captions (``list[str]``) into a
+float32 ``(B, dim)`` array in two steps, so the embed flow can overlap them:
+
+* ``prepare`` runs in loader threads on the CPU (resize, crop, tokenise) and returns a tensor;
+* ``embed`` runs on the device under ``torch.inference_mode`` (autocast only on CUDA).
+
+Outputs are raw features: no encoder L2-normalises; the flow applies and records any
+normalisation. Torch is imported lazily so that ``import speclens.encoders`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import numpy as np
+
+WEIGHT_FREE = ("pixels", "hue-hist", "grad-hist")
+MODEL_FAMILIES = ("open_clip", "open_clip-text", "timm")
+CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+NORMALISATION = "none (raw features; the encoder does not L2-normalise)"
+
+
+class EncoderError(ValueError):
+    """A user-fixable problem with an encoder id, its weights or its input, in one sentence."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """A parsed encoder id: ``family`` alone for weight-free encoders, else ``family:arch@tag``.
+
+    ``tag_kind`` is ``"none"`` (weight-free), ``"random"`` (seeded random weights), ``"path"``
+    (a local checkpoint file) or ``"pretrained"`` (a named tag resolved from the local cache).
+    """
+
+    family: str
+    arch: str | None = None
+    tag: str | None = None
+    tag_kind: str = "none"
+
+    def __str__(self) -> str:
+        if self.arch is None:
+            return self.family
+        return f"{self.family}:{self.arch}@{self.tag}"
+
+
+def tag_kind(tag: str) -> str:
+    """Classify a weights tag: ``random``, a checkpoint ``path``, or a ``pretrained`` name."""
+    if tag == "random":
+        return "random"
+    if "/" in tag or "\\" in tag or tag.startswith(("~", ".")) or tag.endswith(CHECKPOINT_SUFFIXES):
+        return "path"
+    return "pretrained"
+
+
+def library_versions() -> dict[str, str | None]:
+    """Installed versions of the libraries that shape an embedding (None when absent)."""
+    out: dict[str, str | None] = {}
+    for key, dist in (
+        ("speclens", "speclens"),
+        ("torch", "torch"),
+        ("torchvision", "torchvision"),
+        ("open_clip", "open_clip_torch"),
+        ("timm", "timm"),
+        ("numpy", "numpy"),
+    ):
+        try:
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[key] = None
+    return out
+
+
+def resolve_device(device: Any, encoder_id: str):
+    """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when present) as a torch.device."""
+    import torch
+
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise EncoderError(
+            f"{encoder_id}: device {device!r} is not understood; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
+        ) from exc
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise EncoderError(
+                f"{encoder_id}: device {device!r} was requested but CUDA is not available on this "
+                "machine; use device='cpu' or device='auto'."
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise EncoderError(
+                f"{encoder_id}: device {device!r} does not exist (this machine has "
+                f"{torch.cuda.device_count()} CUDA devices); pick an index below that."
+            )
+    elif dev.type != "cpu":
+        raise EncoderError(
+            f"{encoder_id}: device {device!r} is not supported; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
+        )
+    return dev
+
+
+def autocast_dtype(device, amp: bool):
+    """The autocast dtype for a device: bf16 (or fp16 without bf16 support) on CUDA, else None."""
+    import torch
+
+    if not amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def as_image_batch(images: Any, encoder_id: str):
+    """Validate a uint8 ``(B, H, W, 3)`` batch (numpy or torch) and return it as a CPU tensor."""
+    import torch
+
+    if isinstance(images, np.ndarray):
+        if images.dtype != np.uint8:
+            raise EncoderError(
+                f"{encoder_id}: images must be uint8, got {images.dtype}; pass the raw RGB bytes."
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(images))
+    elif isinstance(images, torch.Tensor):
+        if images.dtype != torch.uint8:
+            raise EncoderError(
+                f"{encoder_id}: images must be uint8, got {images.dtype}; pass the raw RGB bytes."
+            )
+        tensor = images
+    else:
+        raise EncoderError(
+            f"{encoder_id}: images must be a uint8 array of shape (B, H, W, 3), got "
+            f"{type(images).__name__}."
+        )
+    if tensor.ndim != 4 or tensor.shape[-1] != 3 or tensor.shape[0] == 0:
+        raise EncoderError(
+            f"{encoder_id}: images must have shape (B, H, W, 3) with B >= 1, got "
+            f"{tuple(tensor.shape)}."
+        )
+    return tensor
+
+
+class Encoder:
+    """The interface the embed flow calls; subclasses set the attributes and the two steps.
+
+    Attributes: ``id`` (canonical id string), ``spec`` (:class:`EncoderSpec`), ``modality``
+    (``"image"`` or ``"text"``), ``dim``, ``dtype`` (numpy float32), ``input_size`` (square
+    pixel size the model wants, None for any), ``device`` (torch.device).
+    """
+
+    modality: str = "image"
+    dtype = np.dtype(np.float32)
+    input_size: int | None = None
+
+    def __init__(self, spec: EncoderSpec, device, amp: bool = True):
+        self.spec = spec
+        self.id = str(spec)
+        self.device = device
+        self.autocast = autocast_dtype(device, amp)
+        self._lock = threading.Lock()
+        self.dim: int = 0
+
+    # --- the two steps -------------------------------------------------------------------
+    def prepare(self, inputs: Any):  # pragma: no cover - abstract
+        """CPU-side preprocessing; thread-safe. Returns what :meth:`embed` takes."""
+        raise NotImplementedError
+
+    def _forward(self, prepared):  # pragma: no cover - abstract
+        """Device-side computation on ``prepared`` already moved to ``self.device``."""
+        raise NotImplementedError
+
+    def embed(self, prepared) -> np.ndarray:
+        """Embed a prepared batch on the device; float32 numpy ``(B, dim)``."""
+        import torch
+
+        with torch.inference_mode():
+            x = prepared.to(self.device, non_blocking=True)
+            ctx = (
+                torch.autocast(device_type=self.device.type, dtype=self.autocast)
+                if self.autocast is not None
+                else contextlib.nullcontext()
+            )
+            with ctx:
+                out = self._forward(x)
+            out = out.float().cpu().numpy()
+        if out.shape != (x.shape[0], self.dim):
+            raise RuntimeError(
+                f"{self.id}: produced shape {out.shape}, expected ({x.shape[0]}, {self.dim})"
+            )
+        return np.ascontiguousarray(out, dtype=np.float32)
+
+    def encode(self, inputs: Any) -> np.ndarray:
+        """``embed(prepare(inputs))`` in one call."""
+        return self.embed(self.prepare(inputs))
+
+    # --- provenance ----------------------------------------------------------------------
+    def preprocessing(self) -> dict[str, Any]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def weights_sha256(self) -> str:
+        return "none"
+
+    def _provenance_extra(self) -> dict[str, Any]:
+        return {}
+
+    def provenance(self) -> dict[str, Any]:
+        """JSON-serialisable description of what produced the embedding (encoder side)."""
+        out: dict[str, Any] = {
+            "encoder_id": self.id,
+            "family": self.spec.family,
+            "arch": self.spec.arch,
+            "tag": self.spec.tag,
+            "modality": self.modality,
+            "weights_sha256": self.weights_sha256(),
+            "preprocessing": self.preprocessing(),
+            "output_dim": int(self.dim),
+            "dtype": str(self.dtype),
+            "normalisation": NORMALISATION,
+            "device": str(self.device),
+            "autocast": None if self.autocast is None else str(self.autocast).replace("torch.", ""),
+            "library_versions": library_versions(),
+        }
+        out.update(self._provenance_extra())
+        return out
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} dim={self.dim} device={self.device}>"

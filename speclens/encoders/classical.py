@@ -1,0 +1,184 @@
+"""Weight-free encoders that see different image factors: raw pixels, colour, and shape.
+
+They need no downloads, so the embedded default compares genuinely different embeddings on any
+machine. All three are vectorised torch code over the whole batch and run on the encoder's device
+(CPU or CUDA) in float32; ``prepare`` only wraps the uint8 batch without copying.
+
+* ``pixels``: area-downsample to 16x16, flatten in (y, x, channel) order, scale to [0, 1]; 768-d.
+* ``hue-hist``: saturation-weighted hue histogram, 12 circular bins with linear (soft) binning,
+  normalised to sum 1, square-rooted (so the vector has unit L2 norm, or is all zero for a
+  colourless image). Sees colour, not shape or position.
+* ``grad-hist``: histogram of *unsigned* gradient orientations (0-180 degrees, 18 bins of 10
+  degrees, soft binning) over the whole image (position-invariant), from 3x3 Sobel gradients taken
+  per RGB channel keeping the channel with the largest magnitude at each pixel (as HOG does), using
+  only the strongest 10% of gradient magnitudes per image, magnitude-weighted, normalised to sum 1
+  and square-rooted. Unsigned orientation and the per-pixel max channel make it see shape, not
+  colour: a dark-on-light and a light-on-dark edge fall in the same bin.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .base import Encoder, EncoderSpec, as_image_batch
+
+HUE_BINS = 12
+ORIENTATION_BINS = 18
+TOP_FRACTION = 0.10
+PIXEL_GRID = 16
+_EPS = 1e-12
+
+
+def _soft_histogram(pos, weight, bins: int):
+    """Circular linear-binning histogram: ``pos`` in bin units ``[0, bins)``, rows of a batch.
+
+    Bin k is centred at ``k + 0.5``; each value splits its weight between the two nearest bins.
+    ``pos`` and ``weight`` are ``(B, P)``; returns ``(B, bins)``.
+    """
+    import torch
+
+    shifted = pos - 0.5
+    lo = torch.floor(shifted)
+    frac = shifted - lo
+    lo = lo.long().remainder(bins)
+    hi = (lo + 1).remainder(bins)
+    hist = torch.zeros(pos.shape[0], bins, dtype=weight.dtype, device=weight.device)
+    hist.scatter_add_(1, lo, weight * (1.0 - frac))
+    hist.scatter_add_(1, hi, weight * frac)
+    return hist
+
+
+def _hellinger(hist):
+    """Normalise rows to sum 1 (zero rows stay zero) and take the square root."""
+    total = hist.sum(dim=1, keepdim=True)
+    return (hist / total.clamp_min(_EPS)).sqrt()
+
+
+class _WeightFreeEncoder(Encoder):
+    """Shared plumbing: uint8 batch in, float32 features out, no weights, no autocast."""
+
+    description: dict[str, Any] = {}
+
+    def __init__(self, spec: EncoderSpec, device):
+        super().__init__(spec, device, amp=False)
+
+    def prepare(self, inputs):
+        return as_image_batch(inputs, self.id)
+
+    def _images(self, x):
+        """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` in [0, 1]."""
+        return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {"input": "uint8 RGB (B, H, W, 3), any size", **self.description}
+
+
+class PixelsEncoder(_WeightFreeEncoder):
+    """Raw pixels, area-downsampled to 16x16x3 and flattened."""
+
+    description = {
+        "resize": f"area average to {PIXEL_GRID}x{PIXEL_GRID}",
+        "layout": "(y, x, channel) flattened",
+        "scale": "1/255 (values in [0, 1])",
+    }
+
+    def __init__(self, spec, device):
+        super().__init__(spec, device)
+        self.dim = PIXEL_GRID * PIXEL_GRID * 3
+
+    def _forward(self, x):
+        import torch.nn.functional as F
+
+        small = F.adaptive_avg_pool2d(self._images(x), (PIXEL_GRID, PIXEL_GRID))
+        return small.permute(0, 2, 3, 1).reshape(x.shape[0], -1)
+
+
+class HueHistEncoder(_WeightFreeEncoder):
+    """Saturation-weighted hue histogram (colour, not shape)."""
+
+    description = {
+        "colour_space": "HSV from RGB (hexcone); hue in [0, 1), saturation = (max-min)/max",
+        "bins": HUE_BINS,
+        "binning": "circular, linear interpolation between the two nearest bin centres",
+        "weight": "saturation",
+        "normalise": "sum to 1, then square root (Hellinger)",
+    }
+
+    def __init__(self, spec, device):
+        super().__init__(spec, device)
+        self.dim = HUE_BINS
+
+    def _forward(self, x):
+        import torch
+
+        img = self._images(x)
+        r, g, b = img[:, 0], img[:, 1], img[:, 2]
+        # elementwise max/min over the 3 channels (a strided reduction over dim 1 is slow on CPU)
+        vmax = torch.maximum(r, torch.maximum(g, b))
+        vmin = torch.minimum(r, torch.minimum(g, b))
+        chroma = vmax - vmin
+        safe = chroma.clamp_min(_EPS)
+        hue6 = torch.where(
+            r >= vmax,
+            ((g - b) / safe).remainder(6.0),
+            torch.where(g >= vmax, (b - r) / safe + 2.0, (r - g) / safe + 4.0),
+        )
+        saturation = torch.where(vmax > 0, chroma / vmax.clamp_min(_EPS), torch.zeros_like(vmax))
+        pos = (hue6 / 6.0 * HUE_BINS).remainder(HUE_BINS).flatten(1)
+        hist = _soft_histogram(pos, saturation.flatten(1), HUE_BINS)
+        return _hellinger(hist)
+
+
+class GradHistEncoder(_WeightFreeEncoder):
+    """Position-invariant histogram of the strongest gradient orientations (shape, not colour)."""
+
+    description = {
+        "gradients": "3x3 Sobel per RGB channel (valid region), channel of largest magnitude",
+        "orientation": "unsigned, 0-180 degrees",
+        "bins": ORIENTATION_BINS,
+        "binning": "circular, linear interpolation between the two nearest bin centres",
+        "pixels": f"strongest {TOP_FRACTION:.0%} of gradient magnitudes per image",
+        "weight": "gradient magnitude",
+        "normalise": "sum to 1, then square root (Hellinger)",
+    }
+
+    def __init__(self, spec, device):
+        super().__init__(spec, device)
+        self.dim = ORIENTATION_BINS
+
+    def _forward(self, x):
+        import torch
+
+        img = self._images(x)
+        n, _, h, w = img.shape
+        if h < 3 or w < 3:
+            return torch.zeros(n, ORIENTATION_BINS, device=img.device)
+        # 3x3 Sobel as separable slices (smooth [1, 2, 1] across, difference along)
+        across_rows = img[:, :, :-2, :] + 2.0 * img[:, :, 1:-1, :] + img[:, :, 2:, :]
+        across_cols = img[:, :, :, :-2] + 2.0 * img[:, :, :, 1:-1] + img[:, :, :, 2:]
+        gx = across_rows[:, :, :, 2:] - across_rows[:, :, :, :-2]  # (n, 3, h-2, w-2)
+        gy = across_cols[:, :, 2:, :] - across_cols[:, :, :-2, :]
+        mag2 = gx * gx + gy * gy
+        # per pixel, keep the channel with the largest magnitude (elementwise, no reduction)
+        best_gx, best_gy, best_m2 = gx[:, 0], gy[:, 0], mag2[:, 0]
+        for ch in (1, 2):
+            take = mag2[:, ch] > best_m2
+            best_gx = torch.where(take, gx[:, ch], best_gx)
+            best_gy = torch.where(take, gy[:, ch], best_gy)
+            best_m2 = torch.where(take, mag2[:, ch], best_m2)
+        gx, gy = best_gx.flatten(1), best_gy.flatten(1)
+        mag = best_m2.flatten(1).sqrt()
+        k = max(1, math.ceil(TOP_FRACTION * mag.shape[1]))
+        top, idx = mag.topk(k, dim=1, sorted=False)
+        angle = torch.atan2(gy.gather(1, idx), gx.gather(1, idx)).remainder(math.pi)
+        pos = (angle / math.pi * ORIENTATION_BINS).remainder(ORIENTATION_BINS)
+        hist = _soft_histogram(pos, top, ORIENTATION_BINS)
+        return _hellinger(hist)
+
+
+WEIGHT_FREE_ENCODERS = {
+    "pixels": PixelsEncoder,
+    "hue-hist": HueHistEncoder,
+    "grad-hist": GradHistEncoder,
+}

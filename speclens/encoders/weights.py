@@ -1,0 +1,256 @@
+"""Where encoder weights come from: local checkpoint files, the local caches, checksums.
+
+Lookup order for a pretrained tag: the Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``),
+then the library's own URL cache (``~/.cache/clip`` for open_clip, the torch hub checkpoint dir
+for timm). Only if nothing is cached, downloads are allowed, ``HF_HUB_OFFLINE`` is not set and the
+hub answers a quick connection probe (2 s) is anything downloaded; otherwise the caller gets an
+:class:`EncoderError` at once, instead of the libraries' minute-long retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from .base import EncoderError
+
+PROBE_TIMEOUT_S = 2.0
+_sha_cache: dict[tuple[str, int, int], str] = {}
+_sha_lock = threading.Lock()
+_probe_cache: dict[str, tuple[float, bool]] = {}
+
+
+# --- checksums and local files -----------------------------------------------------------------
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, memoised per (real path, size, mtime)."""
+    real = os.path.realpath(path)
+    st = os.stat(real)
+    key = (real, st.st_size, st.st_mtime_ns)
+    with _sha_lock:
+        if key in _sha_cache:
+            return _sha_cache[key]
+    h = hashlib.sha256()
+    with open(real, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    digest = h.hexdigest()
+    with _sha_lock:
+        _sha_cache[key] = digest
+    return digest
+
+
+def checkpoint_path(tag: str, encoder_id: str) -> Path:
+    """The local checkpoint named by a path tag, or an EncoderError naming the path."""
+    path = Path(os.path.expanduser(tag)).resolve()
+    if not path.is_file():
+        raise EncoderError(
+            f"{encoder_id}: checkpoint file {path} does not exist; pass the path of a "
+            ".safetensors / .pt / .bin file saved from this architecture."
+        )
+    return path
+
+
+def load_state_dict(path: str | os.PathLike, encoder_id: str) -> dict[str, Any]:
+    """A state dict from a .safetensors file or a torch pickle (``weights_only=True``).
+
+    Unwraps ``{"state_dict": ...}`` / ``{"model": ...}`` containers and a ``module.`` prefix.
+    """
+    import torch
+
+    path = str(path)
+    try:
+        if path.endswith(".safetensors"):
+            from safetensors.torch import load_file
+
+            sd = load_file(path, device="cpu")
+        else:
+            sd = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # any decode failure is the same user problem
+        raise EncoderError(
+            f"{encoder_id}: could not read checkpoint {path} ({type(exc).__name__}: {exc}); "
+            "pass a .safetensors file or a torch state dict saved with torch.save."
+        ) from exc
+    for key in ("state_dict", "model", "module"):
+        if isinstance(sd, dict) and isinstance(sd.get(key), dict):
+            sd = sd[key]
+            break
+    if not isinstance(sd, dict) or not sd:
+        raise EncoderError(
+            f"{encoder_id}: checkpoint {path} holds no state dict; pass a file saved from "
+            "model.state_dict()."
+        )
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module.") :]: v for k, v in sd.items()}
+    return sd
+
+
+# --- caches --------------------------------------------------------------------------------------
+def hf_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.HF_HUB_CACHE)
+
+
+def hf_cached_file(repo_id: str, filenames: list[str], revision: str | None = None) -> str | None:
+    """The first of ``filenames`` present in the local Hugging Face cache for ``repo_id``."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cache_dir = hf_cache_dir()
+    for name in filenames:
+        found = try_to_load_from_cache(repo_id, name, cache_dir=cache_dir, revision=revision)
+        if isinstance(found, str) and os.path.isfile(found):
+            return found
+    return None
+
+
+def url_cached_file(url: str, cache_dir: str | os.PathLike) -> str | None:
+    """``cache_dir/<basename of url>`` when it exists (the libraries' URL download caches)."""
+    if not url:
+        return None
+    candidate = Path(os.path.expanduser(cache_dir)) / os.path.basename(urlparse(url).path)
+    return str(candidate) if candidate.is_file() else None
+
+
+# --- downloads -----------------------------------------------------------------------------------
+def offline() -> bool:
+    """True when HF_HUB_OFFLINE is set (read now, not only at huggingface_hub import time)."""
+    value = os.environ.get("HF_HUB_OFFLINE", "")
+    if value.strip().lower() in ("1", "true", "yes", "on"):
+        return True
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except Exception:
+        return False
+
+
+def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """Whether a TCP connection to ``url``'s host opens within ``timeout`` s (memoised 60 s).
+
+    Runs in a daemon thread so that a hanging DNS lookup cannot block the caller either.
+    """
+    parts = urlparse(url)
+    host = parts.hostname
+    if not host:
+        return False
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    now = time.monotonic()
+    cached = _probe_cache.get(host)
+    if cached and now - cached[0] < 60:
+        return cached[1]
+    result = [False]
+
+    def probe():
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                result[0] = True
+        except OSError:
+            pass
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)
+    _probe_cache[host] = (now, result[0])
+    return result[0]
+
+
+def hub_endpoint() -> str:
+    from huggingface_hub import constants
+
+    return str(constants.ENDPOINT)
+
+
+def hf_download(repo_id: str, filenames: list[str], revision: str | None = None) -> str | None:
+    """Download the first of ``filenames`` that exists in ``repo_id``; None if none does."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError
+
+    for name in filenames:
+        try:
+            return hf_hub_download(repo_id, name, revision=revision)
+        except EntryNotFoundError:
+            continue
+    return None
+
+
+def missing_weights_error(
+    encoder_id: str, model: str, tag: str, looked_in: list[str], hf_repo: str | None, why: str
+) -> EncoderError:
+    """The one-sentence error for pretrained weights that are not on this machine."""
+    family, _, rest = encoder_id.partition(":")
+    arch = rest.partition("@")[0]
+    fetch = f"`hf download {hf_repo}`" if hf_repo else "the library's download"
+    return EncoderError(
+        f"{encoder_id}: weights for {family} model {model} with tag {tag!r} were not found in "
+        f"the local cache ({', '.join(looked_in)}) and {why}; download them on a machine with "
+        f"internet ({fetch}) and copy the cache here, or pass a local checkpoint as "
+        f"{family}:{arch}@/path/to/model.safetensors."
+    )
+
+
+def locate_pretrained(
+    encoder_id: str,
+    model: str,
+    tag: str,
+    hf_repo: str | None,
+    hf_filenames: list[str],
+    url: str | None,
+    url_cache_dir: str | None,
+    allow_download: bool,
+    hf_revision: str | None = None,
+) -> tuple[str, str]:
+    """Find (or, if allowed and online, fetch) a pretrained checkpoint file.
+
+    Returns ``(path, source)`` where source says where it came from (for provenance).
+    """
+    looked_in = []
+    if hf_repo:
+        looked_in.append(hf_cache_dir())
+        found = hf_cached_file(hf_repo, hf_filenames, hf_revision)
+        if found:
+            return found, f"hf-hub:{hf_repo}/{os.path.basename(found)}"
+    if url and url_cache_dir:
+        looked_in.append(os.path.expanduser(url_cache_dir))
+        found = url_cached_file(url, url_cache_dir)
+        if found:
+            return found, f"url:{url}"
+
+    if not allow_download:
+        why = "downloads are turned off for this call"
+    elif offline():
+        why = "HF_HUB_OFFLINE is set"
+    else:
+        target = hub_endpoint() if hf_repo else (url or "")
+        if not reachable(target):
+            why = f"{urlparse(target).hostname or 'the download host'} cannot be reached"
+        else:
+            try:
+                if hf_repo:
+                    got = hf_download(hf_repo, hf_filenames, hf_revision)
+                    if got:
+                        return got, f"hf-hub:{hf_repo}/{os.path.basename(got)}"
+                if url and url_cache_dir:
+                    got = _download_url(url, url_cache_dir)
+                    return got, f"url:{url}"
+                why = "the download found no weights file"
+            except Exception as exc:  # any download failure is reported the same way
+                why = f"the download failed ({type(exc).__name__})"
+    raise missing_weights_error(encoder_id, model, tag, looked_in or ["none"], hf_repo, why)
+
+
+def _download_url(url: str, cache_dir: str) -> str:
+    import torch.hub
+
+    target = Path(os.path.expanduser(cache_dir)) / os.path.basename(urlparse(url).path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".partial")
+    torch.hub.download_url_to_file(url, str(partial), progress=False)
+    os.replace(partial, target)
+    return str(target)
