@@ -1,0 +1,459 @@
+"""Dataset store: one Zarr v3 group per dataset, written shard by shard.
+
+Layout under the store URL (any fsspec URL)::
+
+    zarr.json                  group; attrs["speclens"]: config, input hash, label names, versions
+    images                     uint8 (N, S, S, 3), one chunk per shard
+    sample_id                  str (N,)  stable id (path relative to the dataset root); join key
+    source_uri                 str (N,)  where the bytes came from
+    label                      int32 (N,) class index into attrs label_names; -1 = no label
+    caption                    str (N,)  first caption ("" when none); all of them in captions/
+    sha256                     str (N,)  hex sha256 of the source bytes ("" when unreadable)
+    status                     str (N,)  "ok" | "quarantined"
+    reason                     str (N,)  why a row is quarantined, "category: detail" ("" when ok)
+    conversion                 str (N,)  what was converted to make an ok row ("; "-joined)
+    duplicate_of               int64 (N,) row of the first row with the same sha256; -1 = none
+    factors/<name>             (N,) ground-truth factors of generated data; attrs["names"] for codes
+    captions/<shard>.parquet   sample_id, caption_index, caption: every caption, one file per shard
+    _plan.parquet              the planned rows, one row group per shard: what each shard reads
+    _shards/<shard>.json       commit marker of a shard, written last by the shard's only writer
+    manifest.json              counts and input hash; state "planned", then "complete"
+
+Rules: the shard (``shard_size`` consecutive rows in sorted ``sample_id`` order) is the unit
+of work, writing and retry; exactly one task writes a shard's rows and its marker, marker
+last. A row whose shard has no marker is not committed, whatever its chunks hold. Only the
+finalize step touches rows across shards (``duplicate_of``, and status/reason of later copies
+of a duplicate), after every shard is committed; it is idempotent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import zarr
+
+from speclens.storage import urls
+from speclens.storage.errors import InputError
+
+LAYOUT_VERSION = 1
+STATUS_OK = "ok"
+STATUS_QUARANTINED = "quarantined"
+STRING_ROWS = ("sample_id", "source_uri", "caption", "sha256", "status", "reason", "conversion")
+PLAN_FILE = "_plan.parquet"
+MANIFEST_FILE = "manifest.json"
+STRING_DTYPE = np.dtypes.StringDType()
+
+CAPTIONS_SCHEMA = pa.schema(
+    [("sample_id", pa.string()), ("caption_index", pa.int32()), ("caption", pa.string())]
+)
+
+
+def shard_name(shard_id: int) -> str:
+    return f"{shard_id:05d}"
+
+
+def reason_category(reason: str) -> str:
+    """The counted part of a reason: the text before the first colon."""
+    return reason.split(":", 1)[0].strip()
+
+
+@dataclass
+class ShardRows:
+    """Everything one shard writes, row-aligned (rows ``start:stop`` of the store)."""
+
+    images: np.ndarray
+    sample_id: list[str]
+    source_uri: list[str]
+    label: np.ndarray
+    caption: list[str]
+    sha256: list[str]
+    status: list[str]
+    reason: list[str]
+    conversion: list[str]
+    captions: pa.Table
+    factors: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def input_hash(plan: pa.Table, config: dict) -> str:
+    """sha256 of the planned rows (ids, sources, sizes, labels, captions) and the config."""
+    h = hashlib.sha256()
+    h.update(repr(sorted(config.items())).encode())
+    for name in sorted(plan.column_names):
+        h.update(b"\x00column\x00" + name.encode())
+        for value in plan.column(name).to_pylist():
+            item = value if isinstance(value, bytes) else repr(value).encode("utf-8", "surrogatepass")
+            h.update(len(item).to_bytes(8, "little") + item)
+    return h.hexdigest()
+
+
+def store_state(url: str) -> str:
+    """``absent`` (nothing there), ``foreign`` (something that is not ours), ``incomplete``
+    (a store whose planning did not finish) or ``planned`` (manifest written)."""
+    if not urls.exists(url):
+        return "absent"
+    names = urls.list_names(url)
+    if not names:
+        return "absent"
+    if "zarr.json" in names:
+        try:
+            meta = urls.read_json(urls.join(url, "zarr.json"))
+        except (ValueError, OSError):
+            meta = {}
+        if "speclens" in meta.get("attributes", {}):
+            return "planned" if MANIFEST_FILE in names else "incomplete"
+    return "foreign"
+
+
+def _versions() -> dict:
+    import PIL
+
+    return {"zarr": zarr.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
+            "pyarrow": pa.__version__}
+
+
+def _table_bytes(table: pa.Table, row_group_size: int | None = None) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, row_group_size=row_group_size)
+    return sink.getvalue()
+
+
+class DatasetStore:
+    """A dataset store at ``url``; create it with :meth:`create`, open it with :meth:`open`."""
+
+    def __init__(self, url: str, group: zarr.Group):
+        self.url = str(url)
+        self.group = group
+        self.meta: dict = dict(group.attrs["speclens"])
+
+    # ----------------------------------------------------------------- create / open
+    @classmethod
+    def create(
+        cls,
+        url: str,
+        *,
+        plan: pa.Table,
+        config: dict,
+        source: dict,
+        label_names: list[str],
+        factor_names: dict[str, list[str] | None] | None = None,
+        dropped: dict[str, int] | None = None,
+    ) -> DatasetStore:
+        """Create an empty store for the planned rows ``plan`` (sorted by sample_id).
+
+        Writes arrays (unfilled), the plan, then the manifest last: a store without a
+        manifest is an interrupted creation and is rebuilt by the next run.
+        """
+        n = plan.num_rows
+        size, shard = int(config["image_size"]), int(config["shard_size"])
+        digest = input_hash(plan, config)
+        n_shards = -(-n // shard)
+        attrs = {
+            "layout_version": LAYOUT_VERSION,
+            "kind": "dataset",
+            "config": config,
+            "source": source,
+            "input_hash": digest,
+            "n_samples": n,
+            "n_shards": n_shards,
+            "label_names": list(label_names),
+            "versions": _versions(),
+        }
+        urls.remove(url)
+        group = zarr.open_group(url, mode="w", attributes={"speclens": attrs})
+        group.create_array(
+            "images", shape=(n, size, size, 3), chunks=(shard, size, size, 3), dtype="uint8",
+            dimension_names=("sample", "y", "x", "channel"),
+            attributes={"resize_policy": config.get("resize_policy"), "colour": "RGB"},
+        )
+        for name in STRING_ROWS:
+            group.create_array(name, shape=(n,), chunks=(shard,), dtype=str, fill_value="",
+                               dimension_names=("sample",))
+        group.create_array("label", shape=(n,), chunks=(shard,), dtype="int32", fill_value=-1,
+                           dimension_names=("sample",))
+        group.create_array("duplicate_of", shape=(n,), chunks=(shard,), dtype="int64",
+                           fill_value=-1, dimension_names=("sample",))
+        if factor_names:
+            factors = group.create_group("factors")
+            for name, names in factor_names.items():
+                dtype = plan.column(f"factor_{name}").type.to_pandas_dtype()
+                factors.create_array(name, shape=(n,), chunks=(shard,), dtype=dtype,
+                                     dimension_names=("sample",),
+                                     attributes={"names": names} if names else {})
+        urls.write_bytes(urls.join(url, PLAN_FILE), _table_bytes(plan, row_group_size=shard))
+        store = cls(url, group)
+        store.write_manifest({"state": "planned", "dropped": dict(dropped or {})})
+        return store
+
+    @classmethod
+    def open(cls, url: str, mode: str = "r") -> DatasetStore:
+        """Open a planned store; ``mode="r+"`` for the ingest tasks that write into it."""
+        state = store_state(url)
+        if state != "planned":
+            what = {"absent": "nothing is there", "foreign": "it holds other files",
+                    "incomplete": "its creation was interrupted"}[state]
+            raise InputError(
+                f"{url} is not a speclens dataset store ({what}); "
+                f"create it with `speclens ingest ... --out {url}`."
+            )
+        return cls(url, zarr.open_group(url, mode=mode))
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def n_samples(self) -> int:
+        return int(self.meta["n_samples"])
+
+    @property
+    def n_shards(self) -> int:
+        return int(self.meta["n_shards"])
+
+    @property
+    def config(self) -> dict:
+        return dict(self.meta["config"])
+
+    @property
+    def shard_size(self) -> int:
+        return int(self.meta["config"]["shard_size"])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.meta["config"]["image_size"])
+
+    @property
+    def input_hash(self) -> str:
+        return self.meta["input_hash"]
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.meta["label_names"])
+
+    def shard_range(self, shard_id: int) -> tuple[int, int]:
+        if not 0 <= shard_id < self.n_shards:
+            raise IndexError(f"shard {shard_id} out of range 0..{self.n_shards - 1}")
+        start = shard_id * self.shard_size
+        return start, min(start + self.shard_size, self.n_samples)
+
+    # ---------------------------------------------------------------------- plan
+    def plan_rows(self, shard_id: int) -> pa.Table:
+        """The planned rows of one shard (one row group of ``_plan.parquet``)."""
+        fs, path = urls.fs_and_path(urls.join(self.url, PLAN_FILE))
+        with fs.open(path, "rb") as f:
+            table = pq.ParquetFile(f).read_row_group(shard_id)
+        start, stop = self.shard_range(shard_id)
+        if table.num_rows != stop - start:
+            raise RuntimeError(f"plan row group {shard_id} has {table.num_rows} rows, "
+                               f"expected {stop - start}")
+        return table
+
+    # ------------------------------------------------------------------- markers
+    def _marker_url(self, shard_id: int) -> str:
+        return urls.join(self.url, "_shards", shard_name(shard_id) + ".json")
+
+    def marker(self, shard_id: int) -> dict | None:
+        """The commit marker of a shard, or None when the shard is not committed."""
+        try:
+            marker = urls.read_json(self._marker_url(shard_id))
+        except (FileNotFoundError, ValueError):
+            return None
+        return marker if marker.get("input_hash") == self.input_hash else None
+
+    def markers(self) -> dict[int, dict]:
+        out = {}
+        for name in urls.list_names(urls.join(self.url, "_shards")):
+            if name.endswith(".json") and name[:-5].isdigit():
+                marker = self.marker(int(name[:-5]))
+                if marker is not None:
+                    out[int(name[:-5])] = marker
+        return out
+
+    def committed(self) -> list[int]:
+        return sorted(self.markers())
+
+    def pending(self) -> list[int]:
+        done = set(self.committed())
+        return [i for i in range(self.n_shards) if i not in done]
+
+    # -------------------------------------------------------------------- writes
+    def write_shard(self, shard_id: int, rows: ShardRows, stats: dict | None = None) -> dict:
+        """Write one shard's rows, its captions, then its marker (last). Returns the marker."""
+        start, stop = self.shard_range(shard_id)
+        k = stop - start
+        if rows.images.shape != (k, self.image_size, self.image_size, 3):
+            raise ValueError(f"shard {shard_id}: images shape {rows.images.shape} does not match")
+        g = self.group
+        g["images"][start:stop] = rows.images
+        for name in STRING_ROWS:
+            values = getattr(rows, name)
+            if len(values) != k:
+                raise ValueError(f"shard {shard_id}: {name} has {len(values)} rows, expected {k}")
+            g[name][start:stop] = np.asarray(values, dtype=STRING_DTYPE)
+        g["label"][start:stop] = np.asarray(rows.label, dtype=np.int32)
+        for name, values in rows.factors.items():
+            g[f"factors/{name}"][start:stop] = values
+        captions = rows.captions.cast(CAPTIONS_SCHEMA)
+        urls.write_bytes(urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
+                         _table_bytes(captions))
+        digest = hashlib.sha256(np.ascontiguousarray(rows.images).tobytes())
+        for name in ("sample_id", "sha256"):
+            digest.update("\n".join(getattr(rows, name)).encode("utf-8"))
+        digest.update(np.asarray(rows.label, dtype=np.int32).tobytes())
+        marker = {
+            "shard": shard_id,
+            "start": start,
+            "stop": stop,
+            "input_hash": self.input_hash,
+            "content_sha256": digest.hexdigest(),
+            "counts": dict(Counter(rows.status)),
+            "reasons": dict(Counter(reason_category(r) for r in rows.reason if r)),
+            "conversions": dict(Counter(c for cs in rows.conversion for c in cs.split("; ") if c)),
+            "written_at": time.time(),
+            **(stats or {}),
+        }
+        urls.write_json(self._marker_url(shard_id), marker)
+        return marker
+
+    def write_manifest(self, extra: dict) -> dict:
+        manifest = {
+            "layout_version": LAYOUT_VERSION,
+            "input_hash": self.input_hash,
+            "n_samples": self.n_samples,
+            "n_shards": self.n_shards,
+            "config": self.config,
+            "source": self.meta["source"],
+            **(self.manifest() if extra.get("state") != "planned" else {}),
+            **extra,
+        }
+        urls.write_json(urls.join(self.url, MANIFEST_FILE), manifest)
+        return manifest
+
+    def manifest(self) -> dict:
+        try:
+            return urls.read_json(urls.join(self.url, MANIFEST_FILE))
+        except FileNotFoundError:
+            return {}
+
+    def mark_duplicates(self) -> int:
+        """Flag later copies of identical source bytes; returns how many rows are flagged.
+
+        The first row (in sample_id order) with a given sha256 stays ``ok``; every later
+        copy gets status ``quarantined``, reason ``duplicate: same bytes as <sample_id>`` and
+        ``duplicate_of`` = the first row's index. Pixels stay. Idempotent.
+        """
+        sha = self.group["sha256"][:]
+        status = self.group["status"][:]
+        reason = self.group["reason"][:]
+        ids = self.group["sample_id"][:]
+        duplicate_of = np.full(self.n_samples, -1, dtype=np.int64)
+        first: dict[str, int] = {}
+        for i, digest in enumerate(sha):
+            if not digest:
+                continue
+            if digest in first:
+                duplicate_of[i] = first[digest]
+            elif status[i] == STATUS_OK:
+                first[digest] = i
+        rows = np.flatnonzero(duplicate_of >= 0)
+        for i in rows:
+            status[i] = STATUS_QUARANTINED
+            reason[i] = f"duplicate: same bytes as {ids[duplicate_of[i]]}"
+        self.group["duplicate_of"][:] = duplicate_of
+        if rows.size:
+            self.group["status"][:] = status
+            self.group["reason"][:] = reason
+        return int(rows.size)
+
+    def marker_totals(self, markers: dict[int, dict] | None = None) -> dict:
+        """Counts, reasons and conversions summed over committed shards (before duplicates)."""
+        markers = self.markers() if markers is None else markers
+        counts, reasons, conversions = Counter(), Counter(), Counter()
+        for m in markers.values():
+            counts.update(m["counts"])
+            reasons.update(m["reasons"])
+            conversions.update(m["conversions"])
+        return {"counts": dict(counts), "reasons": dict(reasons), "conversions": dict(conversions),
+                "bytes_read": sum(m.get("bytes_read", 0) for m in markers.values()),
+                "rows": sum(m["stop"] - m["start"] for m in markers.values())}
+
+    def summary(self) -> dict:
+        """What ``speclens info`` shows: shards committed/pending, counts, reasons, drops."""
+        markers = self.markers()
+        manifest = self.manifest()
+        totals = self.marker_totals(markers)
+        complete = manifest.get("state") == "complete" and len(markers) == self.n_shards
+        if complete:
+            totals.update({k: manifest[k] for k in ("counts", "reasons")})
+        return {
+            "url": self.url,
+            "state": "complete" if complete else "partial",
+            "source": self.meta["source"],
+            "config": self.config,
+            "input_hash": self.input_hash,
+            "n_samples": self.n_samples,
+            "n_shards": self.n_shards,
+            "committed": len(markers),
+            "pending": [i for i in range(self.n_shards) if i not in markers],
+            "rows_committed": totals["rows"],
+            "counts": totals["counts"],
+            "reasons": totals["reasons"],
+            "conversions": totals["conversions"],
+            "duplicates": manifest.get("duplicates") if complete else None,
+            "dropped": manifest.get("dropped", {}),
+            "bytes_read": totals["bytes_read"],
+        }
+
+    # --------------------------------------------------------------------- reads
+    def array(self, name: str) -> zarr.Array:
+        """A row array of the store (``images``, ``sample_id``, ``status``, ``factors/colour``)."""
+        return self.group[name]
+
+    def images(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        return self.group["images"][start:stop]
+
+    def sample_ids(self) -> np.ndarray:
+        return self.group["sample_id"][:]
+
+    def labels(self) -> np.ndarray:
+        return self.group["label"][:]
+
+    def status(self) -> np.ndarray:
+        return self.group["status"][:]
+
+    def reasons(self) -> np.ndarray:
+        return self.group["reason"][:]
+
+    def ok_mask(self) -> np.ndarray:
+        """True for rows later stages should use: committed, decoded, not a duplicate copy."""
+        mask = self.status() == STATUS_OK
+        done = np.zeros(self.n_samples, dtype=bool)
+        for i in self.committed():
+            start, stop = self.shard_range(i)
+            done[start:stop] = True
+        return mask & done
+
+    def factor_names(self) -> dict[str, list[str] | None]:
+        """Ground-truth factors of a generated dataset: name -> code names (None if numeric)."""
+        if "factors" not in self.group:
+            return {}
+        out = {}
+        for name, arr in sorted(self.group["factors"].arrays()):
+            out[name] = list(arr.attrs["names"]) if "names" in arr.attrs else None
+        return out
+
+    def factors(self) -> dict[str, np.ndarray]:
+        return {name: self.group[f"factors/{name}"][:] for name in self.factor_names()}
+
+    def captions(self) -> pa.Table:
+        """Every caption of committed shards: sample_id, caption_index, caption, in row order."""
+        tables = []
+        for shard_id in self.committed():
+            data = urls.read_bytes(urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"))
+            tables.append(pq.read_table(pa.BufferReader(data)))
+        if not tables:
+            return CAPTIONS_SCHEMA.empty_table()
+        return pa.concat_tables(tables)
