@@ -1,0 +1,161 @@
+"""The three steps of ingest as plain functions (the Prefect tasks are thin wrappers).
+
+* :func:`prepare` lists the source, then creates the store, or reopens it to resume when it
+  holds the same input (same input hash); ``overwrite`` rebuilds it.
+* :func:`fill_shard` reads, checksums, decodes and resizes one shard's rows and writes them,
+  marker last. Bad files are quarantined with their reason, never raised; only I/O on the
+  store itself raises (and is retried by the task).
+* :func:`finalize` runs once every shard is committed: flags duplicate files and writes the
+  complete manifest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+import pyarrow as pa
+from pydantic import BaseModel
+
+from speclens.datasets import sample
+from speclens.datasets.decode import (
+    DEFAULT_MAX_PIXELS,
+    POLICIES,
+    decode_image,
+    read_source,
+    sha256_hex,
+)
+from speclens.datasets.sources import IngestSource, plan_source
+from speclens.storage import urls
+from speclens.storage.dataset_store import (
+    STATUS_OK,
+    STATUS_QUARANTINED,
+    DatasetStore,
+    ShardRows,
+    input_hash,
+    store_state,
+)
+from speclens.storage.errors import InputError
+
+
+class IngestOptions(BaseModel):
+    image_size: int | None = None  # None: 64 for the sample, 224 otherwise
+    shard_size: int = 256
+    resize_policy: str = "center-crop"
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def store_config(source: IngestSource, options: IngestOptions) -> dict:
+    size = options.image_size or source.default_image_size
+    if size < 1 or options.shard_size < 1 or options.max_pixels < 1:
+        raise InputError("--size, --shard-size and --max-pixels must be positive; pass values >= 1.")
+    if options.resize_policy not in POLICIES:
+        raise InputError(f"resize policy {options.resize_policy!r} is unknown; pass one of {POLICIES}.")
+    return {"image_size": int(size), "shard_size": int(options.shard_size),
+            "resize_policy": options.resize_policy, "max_pixels": int(options.max_pixels)}
+
+
+def prepare(source: IngestSource, out: str, options: IngestOptions, overwrite: bool = False) -> dict:
+    """Plan ``source`` into the store at ``out``. Returns n, shards, pending shards, hash."""
+    config = store_config(source, options)
+    state = store_state(out)
+    if state == "foreign":
+        raise InputError(f"--out {out} already holds files that are not a speclens dataset store; "
+                         "choose an empty or new location.")
+    plan = plan_source(source)
+    digest = input_hash(plan.table, config)
+    resumed = False
+    if state == "planned" and not overwrite:
+        store = DatasetStore.open(out, "r+")
+        if store.input_hash != digest:
+            raise InputError(
+                f"--out {out} holds a dataset built from a different input or settings "
+                f"({store.meta['source'].get('kind')}, {store.config}); pass --overwrite to "
+                "rebuild it or choose another --out."
+            )
+        resumed = True
+    else:
+        store = DatasetStore.create(
+            out, plan=plan.table, config=config, source=plan.source, label_names=plan.label_names,
+            factor_names=plan.factor_names, dropped=plan.dropped,
+        )
+    pending = store.pending()
+    return {"out": out, "n_samples": store.n_samples, "n_shards": store.n_shards,
+            "pending": pending, "pending_rows": sum(b - a for a, b in map(store.shard_range, pending)),
+            "input_hash": digest, "resumed": resumed, "dropped": plan.dropped}
+
+
+def fill_shard(out: str, shard_id: int) -> dict:
+    """Ingest one shard and commit it; returns its marker (counts, reasons, seconds)."""
+    t0 = time.perf_counter()
+    store = DatasetStore.open(out, "r+")
+    plan = store.plan_rows(shard_id)
+    start, stop = store.shard_range(shard_id)
+    k, size, cfg = stop - start, store.image_size, store.config
+    ids = plan.column("sample_id").to_pylist()
+    sources = [urls.from_bytes(b) for b in plan.column("source").to_pylist()]
+    notes = plan.column("note").to_pylist()
+    images = np.zeros((k, size, size, 3), dtype=np.uint8)
+    sha, status, reason = [""] * k, [STATUS_OK] * k, [""] * k
+    conversion = list(notes)
+    factors: dict[str, np.ndarray] = {}
+    bytes_read = 0
+    if store.meta["source"]["kind"] == "sample":
+        factors = {name: plan.column(f"factor_{name}").to_numpy() for name in sample.FACTOR_NAMES}
+        images[:] = sample.render(sample.SampleFactors(**factors), np.arange(start, stop),
+                                  int(store.meta["source"]["seed"]), size)
+        sha = [sha256_hex(img.tobytes()) for img in images]
+    else:
+        for j, url in enumerate(sources):
+            got = read_source(url)
+            if got.reason:
+                status[j], reason[j] = STATUS_QUARANTINED, got.reason
+                continue
+            bytes_read += len(got.data)
+            sha[j] = sha256_hex(got.data)
+            decoded = decode_image(got.data, size, policy=cfg["resize_policy"],
+                                   max_pixels=cfg["max_pixels"])
+            if decoded.image is None:
+                status[j], reason[j] = STATUS_QUARANTINED, decoded.reason
+            else:
+                images[j] = decoded.image
+                conversion[j] = "; ".join(c for c in (notes[j], *decoded.conversions) if c)
+    caps = plan.column("captions").to_pylist()
+    captions = pa.table({
+        "sample_id": [sid for sid, cs in zip(ids, caps, strict=True) for _ in cs],
+        "caption_index": pa.array([i for cs in caps for i in range(len(cs))], pa.int32()),
+        "caption": [c for cs in caps for c in cs],
+    })
+    rows = ShardRows(
+        images=images, sample_id=ids, source_uri=[urls.printable(s)[0] for s in sources],
+        label=plan.column("label").to_numpy(), caption=[cs[0] if cs else "" for cs in caps],
+        sha256=sha, status=status, reason=reason, conversion=conversion, captions=captions,
+        factors=factors,
+    )
+    stats = {"bytes_read": bytes_read, "seconds": round(time.perf_counter() - t0, 4)}
+    return store.write_shard(shard_id, rows, stats)
+
+
+def finalize(out: str) -> dict:
+    """Flag duplicates and write the complete manifest; needs every shard committed."""
+    store = DatasetStore.open(out, "r+")
+    if store.pending():
+        return store.summary()
+    totals = store.marker_totals()
+    duplicates = store.mark_duplicates()
+    counts, reasons = Counter(totals["counts"]), Counter(totals["reasons"])
+    counts[STATUS_OK] -= duplicates
+    counts[STATUS_QUARANTINED] += duplicates
+    if duplicates:
+        reasons["duplicate"] += duplicates
+    store.write_manifest({
+        "state": "complete",
+        "counts": dict(counts),
+        "reasons": dict(reasons),
+        "conversions": totals["conversions"],
+        "duplicates": duplicates,
+        "bytes_read": totals["bytes_read"],
+        "completed_at": time.time(),
+    })
+    return store.summary()

@@ -1,0 +1,118 @@
+"""What to ingest (:class:`IngestSource`, a small JSON-able spec) and its plan.
+
+``plan_source`` dispatches to the reader of the source's kind; every reader returns a
+:class:`~speclens.datasets.plan.Plan` (rows sorted by sample_id) or raises
+:class:`~speclens.storage.errors.InputError` with one sentence.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel
+
+from speclens.datasets import sample
+from speclens.datasets.coco import plan_coco
+from speclens.datasets.folder import plan_folder
+from speclens.datasets.imagenet import plan_imagenet
+from speclens.datasets.plan import Plan, build_plan, require_dir, require_file
+from speclens.storage.errors import InputError
+
+DEFAULT_IMAGE_SIZE = 224
+
+
+class IngestSource(BaseModel):
+    """An input dataset. Paths are fsspec URLs; plain local paths are made absolute."""
+
+    kind: Literal["imagenet", "coco", "folder", "sample"]
+    path: str | None = None  # imagenet / folder root
+    labels: str | None = None  # imagenet val labels file
+    class_index: str | None = None  # imagenet class-index file
+    images: str | None = None  # coco image folder
+    captions: str | None = None  # coco captions JSON
+    n: int = sample.DEFAULT_N  # sample
+    seed: int = 0  # sample
+
+    @classmethod
+    def imagenet(cls, path: str, labels: str | None = None, class_index: str | None = None):
+        return cls(kind="imagenet", path=_abs(path), labels=_abs(labels),
+                   class_index=_abs(class_index))
+
+    @classmethod
+    def coco(cls, images: str, captions: str):
+        return cls(kind="coco", images=_abs(images), captions=_abs(captions))
+
+    @classmethod
+    def folder(cls, path: str):
+        return cls(kind="folder", path=_abs(path))
+
+    @classmethod
+    def sample(cls, n: int = sample.DEFAULT_N, seed: int = 0):
+        return cls(kind="sample", n=n, seed=seed)
+
+    @property
+    def default_image_size(self) -> int:
+        return sample.DEFAULT_SIZE if self.kind == "sample" else DEFAULT_IMAGE_SIZE
+
+
+def _abs(url: str | None) -> str | None:
+    if url is None or "://" in str(url):
+        return url
+    return os.path.abspath(os.path.expanduser(str(url)))
+
+
+def plan_sample(n: int, seed: int) -> Plan:
+    if n < 1:
+        raise InputError(f"--n {n} asks for no images; pass --n 1 or more (default {sample.DEFAULT_N}).")
+    f = sample.draw_factors(n, seed)
+    index = np.arange(n)
+    table = build_plan(
+        rel_ids=sample.sample_ids(index),
+        sources=[f"sample://seed={seed}/{i}" for i in index],
+        sizes=[-1] * n,
+        labels=f.label,
+        captions=sample.captions(f),
+        factors=f.as_dict(),
+    )
+    source = {"kind": "sample", "n": n, "seed": seed}
+    return Plan(table, list(sample.LABEL_NAMES), source, factor_names=dict(sample.FACTOR_NAMES))
+
+
+def check_paths(source: IngestSource) -> None:
+    """The cheap part of validation: the named paths exist (raises InputError if not)."""
+    s = source
+    if s.kind == "sample":
+        if s.n < 1:
+            plan_sample(s.n, s.seed)
+        return
+    if s.kind == "coco":
+        if not s.images or not s.captions:
+            raise InputError("COCO needs both --images DIR and --captions JSON; pass both.")
+        require_dir(_abs(s.images), "COCO image folder", "pass the folder that holds the images")
+        require_file(_abs(s.captions), "captions file", "pass a COCO captions_*.json file")
+        return
+    if not s.path:
+        raise InputError(f"{s.kind} needs a PATH; pass the dataset folder.")
+    require_dir(_abs(s.path), f"{'ImageNet' if s.kind == 'imagenet' else 'image'} folder",
+                "pass an existing dataset folder")
+    for name, url in (("labels file", s.labels), ("class-index file", s.class_index)):
+        if url:
+            require_file(_abs(url), name, f"pass an existing {name}")
+
+
+def plan_source(source: IngestSource) -> Plan:
+    """List and validate ``source``; raises InputError naming the input and the fix."""
+    s = source
+    if s.kind == "sample":
+        return plan_sample(s.n, s.seed)
+    if s.kind == "coco":
+        if not s.images or not s.captions:
+            raise InputError("COCO needs both --images DIR and --captions JSON; pass both.")
+        return plan_coco(_abs(s.images), _abs(s.captions))
+    if not s.path:
+        raise InputError(f"{s.kind} needs a PATH; pass the dataset folder.")
+    if s.kind == "imagenet":
+        return plan_imagenet(_abs(s.path), _abs(s.labels), _abs(s.class_index))
+    return plan_folder(_abs(s.path))
