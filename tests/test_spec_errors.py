@@ -1,0 +1,84 @@
+"""Bad input to the engine: one ValueError naming the argument and the fix."""
+
+import numpy as np
+import pytest
+
+from speclens.spec import SPEC, GaussianRFF, GramAccumulator
+
+rng = np.random.default_rng(0)
+X = rng.standard_normal((50, 4))
+Y = rng.standard_normal((50, 6))
+
+
+@pytest.mark.parametrize(
+    "x, y, pattern",
+    [
+        (X, Y[:49], "X has 50 rows but Y has 49.*join them on sample_id"),
+        (X[:, 0], Y, "X must be a 2-D array.*reshape"),
+        (X, np.empty((0, 6)), "Y is empty"),
+        (
+            np.where(np.arange(200).reshape(50, 4) == 13, np.nan, X),
+            Y,
+            "X has 1 row.*NaN or Inf.*row 3",
+        ),
+        (X, np.where(np.arange(300).reshape(50, 6) == 7, np.inf, Y), "Y has 1 row.*NaN or Inf"),
+        (X.astype(str), Y, "X must hold numbers"),
+    ],
+)
+def test_bad_arrays(x, y, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        SPEC(rff_dim=10, n_modes=1).fit(x, y)
+
+
+@pytest.mark.parametrize(
+    "params, pattern",
+    [
+        (dict(sigma_x=0.0), "sigma_x must be a positive number"),
+        (dict(sigma_y=-1.0), "sigma_y must be a positive number"),
+        (dict(rff_dim=0), "rff_dim must be >= 1"),
+        (dict(eta=0), "eta must be a positive number"),
+        (dict(n_modes=0), "n_modes must be >= 1"),
+        (dict(kernel_x="laplace"), "kernel_x must be one of"),
+        (dict(solver="arpack"), "solver must be one of"),
+        (dict(dtype="float16"), "dtype must be 'float32' or 'float64'"),
+        (dict(device="tpu"), "device must be 'cpu'"),
+    ],
+)
+def test_bad_parameters(params, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        SPEC(**{"rff_dim": 10, "n_modes": 1, **params}).fit(X, Y)
+
+
+def test_n_modes_above_rank():
+    with pytest.raises(
+        ValueError, match=r"n_modes=6 asks for 12 eigenpairs.*rank at most 10.*n_modes <= 5"
+    ):
+        SPEC("cosine", "cosine", n_modes=6).fit(X, Y)
+    with pytest.raises(ValueError, match=r"n_modes=30 asks for 60.*n_samples=50.*n_modes <= 25"):
+        SPEC(rff_dim=100, n_modes=30).fit(X, Y)
+
+
+def test_zero_norm_rows_with_cosine():
+    x = X.copy()
+    x[5] = 0
+    with pytest.raises(ValueError, match="zero norm.*cosine"):
+        SPEC("cosine", "cosine", n_modes=1).fit(x, Y)
+
+
+def test_constant_embedding_needs_an_explicit_sigma():
+    with pytest.raises(ValueError, match="sigma_x: the sampled rows are all identical.*pass sigma"):
+        SPEC(rff_dim=10, n_modes=1).fit(np.ones((50, 4)), Y)
+
+
+def test_unfitted_and_mismatched_widths():
+    with pytest.raises(ValueError, match="not fitted"):
+        SPEC().transform(X, Y)
+    with pytest.raises(ValueError, match="not fitted"):
+        GaussianRFF(1.0, 5).transform(X)
+    acc = GramAccumulator(GaussianRFF(1.0, 5).fit(4), GaussianRFF(1.0, 5).fit(6))
+    with pytest.raises(
+        ValueError, match="y_chunk has 4 features but its feature map was fitted for 6"
+    ):
+        acc.update(X, X)
+    with pytest.raises(ValueError, match="x_chunk has 50 rows but y_chunk has 10"):
+        acc.update(X, Y[:10])
