@@ -124,6 +124,8 @@ def as_image_batch(images: Any, encoder_id: str):
             raise EncoderError(
                 f"{encoder_id}: images must be uint8, got {images.dtype}; pass the raw RGB bytes."
             )
+        if not images.flags.writeable:  # torch wants writable memory; read-only views get a copy
+            images = np.array(images)
         tensor = torch.from_numpy(np.ascontiguousarray(images))
     elif isinstance(images, torch.Tensor):
         if images.dtype != torch.uint8:
@@ -165,6 +167,12 @@ class Encoder:
         self.dim: int = 0
 
     # --- the two steps -------------------------------------------------------------------
+    def _staged(self, tensor):
+        """Pin a prepared CPU tensor when the device is CUDA, so the copy in embed overlaps."""
+        if self.device.type == "cuda":
+            return tensor.pin_memory()
+        return tensor
+
     def prepare(self, inputs: Any):  # pragma: no cover - abstract
         """CPU-side preprocessing; thread-safe. Returns what :meth:`embed` takes."""
         raise NotImplementedError

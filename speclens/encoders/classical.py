@@ -64,7 +64,7 @@ class _WeightFreeEncoder(Encoder):
         super().__init__(spec, device, amp=False)
 
     def prepare(self, inputs):
-        return as_image_batch(inputs, self.id)
+        return self._staged(as_image_batch(inputs, self.id))
 
     def _images(self, x):
         """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` in [0, 1]."""

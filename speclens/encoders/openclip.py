@@ -1,0 +1,231 @@
+"""open_clip towers: ``open_clip:<arch>@<tag>`` (image) and ``open_clip-text:<arch>@<tag>`` (text).
+
+Weights come from a pretrained tag resolved in the local cache (see :mod:`.weights`), a local
+checkpoint file, or ``random`` (the architecture with weights drawn from a seeded generator).
+open_clip is always handed a local file, never a tag, so it never starts a download itself.
+
+The image tower's preprocessing is open_clip's own eval transform for that tag (size, mean/std,
+interpolation, resize mode), done batched on uint8 tensors by :mod:`.preprocess`. The unused tower
+is dropped after loading to save device memory.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+import threading
+from typing import Any
+
+from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
+from .preprocess import open_clip_preprocess
+from .weights import checkpoint_path, locate_pretrained, sha256_file
+
+_PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
+
+
+def _check_arch(spec: EncoderSpec):
+    import open_clip
+
+    models = open_clip.list_models()
+    if spec.arch not in models:
+        close = difflib.get_close_matches(spec.arch, models, n=6, cutoff=0.5)
+        hint = f"close matches: {', '.join(close)}" if close else f"e.g. {', '.join(models[:6])}"
+        raise EncoderError(
+            f"{spec}: open_clip has no architecture {spec.arch!r} ({hint}; all "
+            f"{len(models)} are listed by open_clip.list_models())."
+        )
+    cfg = open_clip.get_model_config(spec.arch)
+    needs_hf = "hf_model_name" in cfg.get("text_cfg", {}) or "hf_tokenizer_name" in cfg.get(
+        "text_cfg", {}
+    )
+    if needs_hf:
+        try:
+            import transformers  # noqa: F401
+        except ImportError as exc:
+            raise EncoderError(
+                f"{spec}: open_clip architecture {spec.arch} uses a Hugging Face text model, "
+                "which needs the 'transformers' package; install it or pick a CLIP-style "
+                "architecture such as ViT-B-32."
+            ) from exc
+    return cfg
+
+
+def _build_model(spec: EncoderSpec, seed: int, allow_download: bool):
+    """The full open_clip model on the CPU in eval mode, its weight provenance and config."""
+    import open_clip
+    import torch
+
+    model_cfg = _check_arch(spec)
+    kwargs: dict[str, Any] = {"pretrained_image": False, "pretrained_text": False}
+    info: dict[str, Any] = {}
+    if spec.tag_kind == "random":
+        pretrained = None
+        info["weights_sha256"] = f"random:{seed}"
+        info["weights_source"] = f"seeded random init (torch.manual_seed({seed}))"
+    elif spec.tag_kind == "path":
+        path = checkpoint_path(spec.tag, str(spec))
+        pretrained = str(path)
+        info["weights_file"] = str(path)
+        info["weights_source"] = "local checkpoint"
+    else:
+        pcfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
+        if not pcfg:
+            tags = open_clip.list_pretrained_tags_by_model(spec.arch)
+            listed = ", ".join(tags) if tags else "none"
+            raise EncoderError(
+                f"{spec}: open_clip has no pretrained tag {spec.tag!r} for {spec.arch} "
+                f"(known tags: {listed}; or use @random or @/path/to/model.safetensors)."
+            )
+        hf_repo, filenames = _hf_location(pcfg.get("hf_hub", ""))
+        path, source = locate_pretrained(
+            str(spec),
+            spec.arch,
+            spec.tag,
+            hf_repo=hf_repo,
+            hf_filenames=filenames,
+            url=pcfg.get("url") or None,
+            url_cache_dir="~/.cache/clip",
+            allow_download=allow_download,
+        )
+        pretrained = path
+        info["weights_file"] = path
+        info["weights_source"] = source
+        kwargs["force_quick_gelu"] = bool(pcfg.get("quick_gelu", False))
+        kwargs["force_preprocess_cfg"] = {k: pcfg[k] for k in _PREPROCESS_KEYS if k in pcfg}
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            model = open_clip.create_model(spec.arch, pretrained=pretrained, **kwargs)
+        except Exception as exc:  # unreadable file, missing or unexpected keys, shape mismatch
+            if spec.tag_kind == "random":
+                raise
+            first = (str(exc).splitlines() or [""])[0][:200]
+            raise EncoderError(
+                f"{spec}: the checkpoint {pretrained} could not be loaded into open_clip "
+                f"architecture {spec.arch} ({type(exc).__name__}: {first}); pass a checkpoint "
+                "saved from this architecture."
+            ) from exc
+    model.eval().requires_grad_(False)
+    return model, info, model_cfg
+
+
+def _hf_location(hf_hub: str) -> tuple[str | None, list[str]]:
+    """open_clip's ``org/repo/[filename]`` hub entry -> repo id and the filenames to look for."""
+    if not hf_hub:
+        return None, []
+    repo, filename = posixpath.split(hf_hub)
+    if not filename:
+        # open_clip's default file, and the safetensors twin it prefers
+        return repo, ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+    stem, ext = posixpath.splitext(filename)
+    if ext in (".bin", ".pth", ".pt"):
+        return repo, [stem + ".safetensors", filename]
+    return repo, [filename]
+
+
+class _OpenClipEncoder(Encoder):
+    def __init__(self, spec, device, seed: int, amp: bool, allow_download: bool):
+        super().__init__(spec, device, amp)
+        self.seed = seed
+        model, self._weights, model_cfg = _build_model(spec, seed, allow_download)
+        self.model = self._keep_tower(model).to(device)
+        self.dim = int(model_cfg["embed_dim"])
+
+    def _keep_tower(self, model):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def weights_sha256(self) -> str:
+        if "weights_file" in self._weights:
+            return sha256_file(self._weights["weights_file"])
+        return self._weights["weights_sha256"]
+
+    def _provenance_extra(self) -> dict[str, Any]:
+        extra = {k: v for k, v in self._weights.items() if k != "weights_sha256"}
+        if self.spec.tag_kind == "random":
+            extra["seed"] = self.seed
+        return extra
+
+
+class OpenClipImageEncoder(_OpenClipEncoder):
+    """The image tower: ``model.encode_image`` on open_clip-preprocessed images."""
+
+    modality = "image"
+
+    def __init__(self, spec, device, seed=0, amp=True, allow_download=True):
+        super().__init__(spec, device, seed, amp, allow_download)
+
+    def _keep_tower(self, model):
+        import open_clip
+        import torch
+
+        try:
+            self.transform = open_clip_preprocess(open_clip.get_model_preprocess_cfg(model))
+        except ValueError as exc:
+            raise EncoderError(f"{self.spec}: {exc}; pick another architecture.") from exc
+        self.input_size = self.transform.size
+        # encode_image only touches `visual`: free the text tower
+        for name in ("transformer", "token_embedding", "ln_final", "text"):
+            if isinstance(getattr(model, name, None), torch.nn.Module):
+                setattr(model, name, None)
+        return model
+
+    def prepare(self, inputs):
+        return self._staged(self.transform.resize_crop(as_image_batch(inputs, self.id)))
+
+    def _forward(self, x):
+        return self.model.encode_image(self.transform.normalize(x), normalize=False)
+
+    def preprocessing(self) -> dict[str, Any]:
+        return self.transform.describe()
+
+
+class OpenClipTextEncoder(_OpenClipEncoder):
+    """The text tower: open_clip's tokenizer, then ``model.encode_text``."""
+
+    modality = "text"
+    input_size = None
+
+    def __init__(self, spec, device, seed=0, amp=True, allow_download=True):
+        super().__init__(spec, device, seed, amp, allow_download)
+
+    def _keep_tower(self, model):
+        import open_clip
+        import torch
+
+        try:
+            self.tokenizer = open_clip.get_tokenizer(self.spec.arch)
+        except Exception as exc:  # a HF tokenizer that is not cached, typically
+            raise EncoderError(
+                f"{self.spec}: the tokenizer for {self.spec.arch} could not be loaded "
+                f"({type(exc).__name__}); make it available in the local Hugging Face cache "
+                "or pick a CLIP-style architecture."
+            ) from exc
+        self._tok_lock = threading.Lock()
+        self.context_length = int(getattr(self.tokenizer, "context_length", 77))
+        if isinstance(getattr(model, "visual", None), torch.nn.Module):
+            model.visual = None  # encode_text never touches the image tower
+        return model
+
+    def prepare(self, inputs):
+        if isinstance(inputs, str) or not all(isinstance(t, str) for t in inputs):
+            raise EncoderError(
+                f"{self.id}: texts must be a list of strings (use '' for a missing caption)."
+            )
+        if len(inputs) == 0:
+            raise EncoderError(f"{self.id}: texts must hold at least one string.")
+        with self._tok_lock:
+            tokens = self.tokenizer(list(inputs))
+        return self._staged(tokens)
+
+    def _forward(self, tokens):
+        return self.model.encode_text(tokens, normalize=False)
+
+    def preprocessing(self) -> dict[str, Any]:
+        return {
+            "input": "list[str]",
+            "tokenizer": type(self.tokenizer).__name__,
+            "context_length": self.context_length,
+            "truncation": "longer texts are truncated to context_length tokens",
+            "follows": "open_clip.get_tokenizer",
+        }

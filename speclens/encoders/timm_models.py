@@ -1,0 +1,208 @@
+"""timm image models: ``timm:<model>@<tag>``, pooled features (``num_classes=0``).
+
+Tags: ``random`` (seeded random init), a local checkpoint path, ``pretrained`` (timm's default
+pretrained tag for the model), or one of timm's own pretrained tags, e.g.
+``timm:vit_small_patch14_dinov2@lvd142m``. A full timm name with its tag
+(``timm:vit_small_patch14_dinov2.lvd142m@pretrained``) is accepted too.
+
+Weights are always loaded by us from a local file with ``strict=True`` (after dropping the
+classifier, and applying the model's own checkpoint filter when the file is in a foreign layout),
+so a checkpoint that does not fit the architecture is an error, never a silent partial load.
+Preprocessing follows timm's eval transform for the model's data config (resize to
+``size / crop_pct``, centre crop ``size``, mean/std), batched on uint8 tensors.
+"""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from typing import Any
+
+from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
+from .preprocess import timm_preprocess
+from .weights import checkpoint_path, load_state_dict, locate_pretrained, sha256_file
+
+DEFAULT_TAGS = ("pretrained", "default")
+
+
+def _split(spec: EncoderSpec) -> tuple[str, str | None]:
+    """The architecture and the timm pretrained tag the id asks for (None for random/path)."""
+    import timm
+
+    arch, _, name_tag = spec.arch.partition(".")
+    if not timm.is_model(arch):
+        models = timm.list_models()
+        close = difflib.get_close_matches(arch, models, n=6, cutoff=0.6)
+        hint = f"close matches: {', '.join(close)}" if close else "see timm.list_models()"
+        raise EncoderError(f"{spec}: timm has no model {arch!r} ({hint}).")
+    if spec.tag_kind != "pretrained":
+        return arch, name_tag or None
+    if spec.tag in DEFAULT_TAGS:
+        return arch, name_tag or None
+    if name_tag and name_tag != spec.tag:
+        raise EncoderError(
+            f"{spec}: the id names two timm tags ({name_tag!r} and {spec.tag!r}); "
+            f"use timm:{arch}@{spec.tag}."
+        )
+    return arch, spec.tag
+
+
+def _pretrained_cfg(spec: EncoderSpec, arch: str, tag: str | None):
+    import timm
+    from timm.models import get_pretrained_cfg
+
+    full = f"{arch}.{tag}" if tag else arch
+    try:
+        cfg = get_pretrained_cfg(full)
+    except RuntimeError:
+        cfg = None
+    if cfg is None or not cfg.has_weights:
+        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
+        listed = ", ".join(t for t in tags if t) or "none"
+        raise EncoderError(
+            f"{spec}: timm has no pretrained weights {full!r} (tags for {arch}: {listed}; "
+            "or use @pretrained, @random or @/path/to/model.safetensors)."
+        )
+    return full, cfg
+
+
+def _locate_weights(spec: EncoderSpec, name: str, tag, cfg, allow_download: bool):
+    """``(path, source)`` of the checkpoint an id asks for; ``(None, None)`` for ``@random``."""
+    if spec.tag_kind == "random":
+        return None, None
+    if spec.tag_kind == "path":
+        return str(checkpoint_path(spec.tag, str(spec))), "local checkpoint"
+    if cfg.hf_hub_filename:
+        filenames = [cfg.hf_hub_filename]
+    else:
+        filenames = ["model.safetensors", "pytorch_model.bin"]  # timm prefers safetensors
+    hub_id, _, revision = (cfg.hf_hub_id or "").partition("@")
+    return locate_pretrained(
+        str(spec),
+        name,
+        tag or cfg.tag or "pretrained",
+        hf_repo=hub_id or None,
+        hf_filenames=filenames,
+        url=cfg.url if isinstance(cfg.url, str) else None,
+        url_cache_dir=_torch_hub_checkpoints(),
+        allow_download=allow_download,
+        hf_revision=revision or None,
+    )
+
+
+def _strict_load(spec: EncoderSpec, model, arch: str, state_dict: dict, source: str):
+    """Load ``state_dict`` minus the classifier with strict key matching, or raise."""
+    import timm
+
+    own = model.state_dict()
+
+    def without_head(sd):
+        # the pooled-feature model has no classifier: drop head keys it does not own
+        return {k: v for k, v in sd.items() if k in own or not _is_head_key(model, k)}
+
+    attempts = [state_dict]
+    module = sys.modules.get(timm.models.model_entrypoint(arch).__module__)
+    filter_fn = getattr(module, "checkpoint_filter_fn", None)
+    if filter_fn is not None:
+        attempts.append(None)  # computed lazily, only if the plain load fails
+    last: Exception | None = None
+    for sd in attempts:
+        if sd is None:
+            try:
+                sd = filter_fn(dict(state_dict), model)
+            except Exception as exc:  # a filter that does not apply to this layout
+                last = exc
+                continue
+        try:
+            model.load_state_dict(without_head(sd), strict=True)
+            return
+        except RuntimeError as exc:
+            last = exc
+    first = str(last).splitlines()[0][:200] if last else ""
+    raise EncoderError(
+        f"{spec}: the checkpoint {source} does not fit timm model {arch} ({first}); pass a "
+        "checkpoint saved from this architecture."
+    )
+
+
+def _is_head_key(model, key: str) -> bool:
+    heads = model.pretrained_cfg.get("classifier") or "head"
+    heads = (heads,) if isinstance(heads, str) else tuple(heads)
+    return any(key == h or key.startswith(h + ".") for h in heads)
+
+
+class TimmEncoder(Encoder):
+    """A timm backbone with the classifier removed; output is its pooled feature vector."""
+
+    modality = "image"
+
+    def __init__(self, spec, device, seed=0, amp=True, allow_download=True):
+        import timm
+        import torch
+
+        super().__init__(spec, device, amp)
+        self.seed = seed
+        arch, tag = _split(spec)
+        self._weights: dict[str, Any] = {}
+        name = arch
+        cfg = None
+        if spec.tag_kind == "pretrained":
+            name, cfg = _pretrained_cfg(spec, arch, tag)
+        elif tag:
+            name = f"{arch}.{tag}"  # data config of that tag, weights from elsewhere
+        # find the weights before building: a missing file must fail in milliseconds, not after
+        # a large model's random init
+        path, source = _locate_weights(spec, name, tag, cfg, allow_download)
+        if path is None:
+            self._weights["weights_sha256"] = f"random:{seed}"
+            self._weights["weights_source"] = f"seeded random init (torch.manual_seed({seed}))"
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = timm.create_model(name, pretrained=False, num_classes=0)
+        if path is not None:
+            self._weights["weights_file"] = path
+            self._weights["weights_source"] = source
+            if cfg is not None and cfg.custom_load:
+                model.load_pretrained(path)
+            else:
+                _strict_load(spec, model, arch, load_state_dict(path, str(spec)), path)
+        self.timm_name = name
+        model.eval().requires_grad_(False)
+        self.model = model.to(device)
+        data_cfg = timm.data.resolve_model_data_config(model)
+        try:
+            self.transform = timm_preprocess(data_cfg)
+        except ValueError as exc:
+            raise EncoderError(f"{spec}: {exc}; pick another model.") from exc
+        self.input_size = self.transform.size
+        self.dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
+
+    def prepare(self, inputs):
+        return self._staged(self.transform.resize_crop(as_image_batch(inputs, self.id)))
+
+    def _forward(self, x):
+        return self.model(self.transform.normalize(x))
+
+    def preprocessing(self) -> dict[str, Any]:
+        return self.transform.describe()
+
+    def weights_sha256(self) -> str:
+        if "weights_file" in self._weights:
+            return sha256_file(self._weights["weights_file"])
+        return self._weights["weights_sha256"]
+
+    def _provenance_extra(self) -> dict[str, Any]:
+        extra = {k: v for k, v in self._weights.items() if k != "weights_sha256"}
+        extra["timm_name"] = self.timm_name
+        extra["pooling"] = "timm forward with num_classes=0 (model's own global pool)"
+        if self.spec.tag_kind == "random":
+            extra["seed"] = self.seed
+        return extra
+
+
+def _torch_hub_checkpoints() -> str:
+    import os
+
+    import torch.hub
+
+    return os.path.join(torch.hub.get_dir(), "checkpoints")

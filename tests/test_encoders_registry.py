@@ -1,0 +1,154 @@
+"""Encoder ids, error sentences, and failing fast when weights are not on the machine."""
+
+import time
+
+import pytest
+
+from speclens.encoders import (
+    EncoderError,
+    EncoderSpec,
+    get_encoder,
+    list_encoders,
+    parse_encoder_id,
+)
+from speclens.encoders import weights as weights_mod
+
+
+@pytest.fixture
+def empty_caches(tmp_path, monkeypatch):
+    """Every weights cache points at an empty folder, whatever this machine has cached."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    return tmp_path
+
+
+def test_list_encoders_names_weight_free_ids_and_templates():
+    ids = list_encoders()
+    assert ids[:3] == ["pixels", "hue-hist", "grad-hist"]
+    assert {"open_clip:<arch>@<tag>", "open_clip-text:<arch>@<tag>", "timm:<model>@<tag>"} <= set(
+        ids
+    )
+
+
+@pytest.mark.parametrize(
+    "text,spec",
+    [
+        ("hue-hist", EncoderSpec("hue-hist")),
+        (" pixels ", EncoderSpec("pixels")),
+        ("open_clip:ViT-B-32@openai", EncoderSpec("open_clip", "ViT-B-32", "openai", "pretrained")),
+        ("open_clip:ViT-B-32@random", EncoderSpec("open_clip", "ViT-B-32", "random", "random")),
+        (
+            "open_clip-text:ViT-B-32@/ckpt/model.safetensors",
+            EncoderSpec("open_clip-text", "ViT-B-32", "/ckpt/model.safetensors", "path"),
+        ),
+        ("timm:resnet18@weights.pt", EncoderSpec("timm", "resnet18", "weights.pt", "path")),
+        (
+            "timm:vit_small_patch14_dinov2@lvd142m",
+            EncoderSpec("timm", "vit_small_patch14_dinov2", "lvd142m", "pretrained"),
+        ),
+    ],
+)
+def test_parse_encoder_id(text, spec):
+    parsed = parse_encoder_id(text)
+    assert parsed == spec
+    assert parse_encoder_id(str(parsed)) == parsed  # the canonical id round-trips
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [
+        ("clip:ViT-B-32@openai", r"unknown encoder .*known ids are pixels, hue-hist, grad-hist"),
+        ("hue-hist@random", "weight-free encoders take no tag"),
+        ("open_clip:ViT-B-32", r"no weights tag; write open_clip:ViT-B-32@<tag>"),
+        ("timm:@random", "names no architecture"),
+        ("", "non-empty string"),
+    ],
+)
+def test_bad_ids_are_one_sentence_errors(text, match):
+    with pytest.raises(EncoderError, match=match) as err:
+        parse_encoder_id(text)
+    assert isinstance(err.value, ValueError)
+    assert str(err.value).count(". ") == 0  # one sentence
+
+
+def test_unknown_architectures_and_tags_list_what_exists():
+    pytest.importorskip("open_clip")
+    with pytest.raises(EncoderError, match="close matches: ViT-B-32"):
+        get_encoder("open_clip:ViT-B-33@random", device="cpu")
+    with pytest.raises(EncoderError, match=r"known tags: openai, laion400m_e31"):
+        get_encoder("open_clip:ViT-B-32@nonsense", device="cpu")
+    with pytest.raises(EncoderError, match="timm has no model 'resnet181'"):
+        get_encoder("timm:resnet181@random", device="cpu")
+    with pytest.raises(EncoderError, match=r"tags for resnet18: a1_in1k"):
+        get_encoder("timm:resnet18@nonsense", device="cpu")
+
+
+def test_missing_checkpoint_file_names_the_path(tmp_path):
+    missing = tmp_path / "nope.safetensors"
+    with pytest.raises(EncoderError, match=f"checkpoint file {missing} does not exist"):
+        get_encoder(f"open_clip:ViT-B-32@{missing}", device="cpu")
+    with pytest.raises(EncoderError, match="does not exist"):
+        get_encoder(f"timm:resnet18@{missing}", device="cpu")
+
+
+def test_unreadable_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(EncoderError, match=f"could not read checkpoint {bad}"):
+        get_encoder(f"timm:resnet10t@{bad}", device="cpu")
+
+
+@pytest.mark.parametrize(
+    "encoder_id,model,tag",
+    [
+        ("open_clip:ViT-B-32@openai", "ViT-B-32", "openai"),
+        ("open_clip-text:ViT-B-32@laion2b_s34b_b79k", "ViT-B-32", "laion2b_s34b_b79k"),
+        ("timm:vit_small_patch14_dinov2@lvd142m", "vit_small_patch14_dinov2", "lvd142m"),
+    ],
+)
+def test_missing_weights_fail_fast_offline(empty_caches, monkeypatch, encoder_id, model, tag):
+    pytest.importorskip("open_clip")  # imported before the clock starts: only the lookup is timed
+    pytest.importorskip("timm")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    start = time.monotonic()
+    with pytest.raises(EncoderError) as err:
+        get_encoder(encoder_id, device="cpu")
+    assert time.monotonic() - start < 5.0
+    message = str(err.value)
+    family, arch = encoder_id.split(":")[0], encoder_id.split(":")[1].split("@")[0]
+    for part in (model, repr(tag), "HF_HUB_OFFLINE is set", "hf download", str(empty_caches)):
+        assert part in message
+    assert f"{family}:{arch}@/path/to/model.safetensors" in message
+    assert message.count(". ") == 0 and message.endswith(".")
+
+
+def test_missing_weights_fail_fast_when_the_hub_is_unreachable(empty_caches, monkeypatch):
+    """No HF_HUB_OFFLINE, but no network: a 2 s probe, not the libraries' minute of retries."""
+    pytest.importorskip("open_clip")
+    # a non-routable documentation address: the probe either fails at once or times out
+    monkeypatch.setattr(weights_mod, "hub_endpoint", lambda: "https://192.0.2.1")
+    weights_mod._probe_cache.clear()
+    start = time.monotonic()
+    with pytest.raises(EncoderError, match="192.0.2.1 cannot be reached"):
+        get_encoder("open_clip:ViT-B-32@openai", device="cpu")
+    assert time.monotonic() - start < 5.0
+    with pytest.raises(EncoderError, match="downloads are turned off"):
+        get_encoder("open_clip:ViT-B-32@openai", device="cpu", allow_download=False)
+
+
+def test_device_errors():
+    import torch
+
+    with pytest.raises(EncoderError, match="not understood"):
+        get_encoder("pixels", device="gpu0")
+    if not torch.cuda.is_available():
+        with pytest.raises(EncoderError, match="CUDA is not available"):
+            get_encoder("pixels", device="cuda")
+    assert get_encoder("pixels", device="auto").device.type == (
+        "cuda" if torch.cuda.is_available() else "cpu"
+    )
