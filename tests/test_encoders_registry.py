@@ -130,6 +130,8 @@ def test_missing_weights_fail_fast_offline(empty_caches, monkeypatch, encoder_id
 def test_missing_weights_fail_fast_when_the_hub_is_unreachable(empty_caches, monkeypatch):
     """No HF_HUB_OFFLINE, but no network: a 2 s probe, not the libraries' minute of retries."""
     pytest.importorskip("open_clip")
+    for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
     # a non-routable documentation address: the probe either fails at once or times out
     monkeypatch.setattr(weights_mod, "hub_endpoint", lambda: "https://192.0.2.1")
     weights_mod._probe_cache.clear()

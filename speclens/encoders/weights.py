@@ -14,6 +14,7 @@ import os
 import socket
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -132,15 +133,21 @@ def offline() -> bool:
 
 
 def reachable(url: str, timeout: float = PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to ``url``'s host opens within ``timeout`` s (memoised 60 s).
+    """Whether a TCP connection to ``url``'s host (or its proxy) opens within ``timeout`` s.
 
-    Runs in a daemon thread so that a hanging DNS lookup cannot block the caller either.
+    Memoised for 60 s per host; runs in a daemon thread so that a hanging DNS lookup cannot
+    block the caller either.
     """
     parts = urlparse(url)
     host = parts.hostname
     if not host:
         return False
     port = parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        # behind a proxy the hub itself is not directly reachable: probe the proxy instead
+        proxy_parts = urlparse(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxy_parts.hostname or host, proxy_parts.port or 8080
     now = time.monotonic()
     cached = _probe_cache.get(host)
     if cached and now - cached[0] < 60:
