@@ -46,7 +46,10 @@ def tiny_configs(tmp_path_factory):
     (folder / f"{TINY}.json").write_text(json.dumps(tiny_cfg(32)))
     (folder / f"{TINY_OTHER}.json").write_text(json.dumps(tiny_cfg(48)))
     open_clip.add_model_config(folder)
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(2, threads))  # small models: more threads only add overhead
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

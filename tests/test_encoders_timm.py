@@ -18,7 +18,10 @@ SMALL = "resnet10t"  # ~5M parameters, builds in ~0.1 s
 
 @pytest.fixture(autouse=True, scope="module")
 def few_threads():
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(min(2, threads))  # small models: more threads only add overhead
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
