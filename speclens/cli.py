@@ -9,6 +9,9 @@ from __future__ import annotations
 import typer
 
 from speclens.commands import demo as demo_cmd
+from speclens.commands import embed as embed_cmd
+from speclens.commands import info as info_cmd
+from speclens.commands import ingest as ingest_cmd
 
 app = typer.Typer(
     name="speclens",
@@ -17,6 +20,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command("demo")(demo_cmd.demo)
+app.add_typer(ingest_cmd.app, name="ingest")
+app.command("info")(info_cmd.info)
+app.add_typer(embed_cmd.app, name="embed")
 
 
 def main() -> None:  # console-script entry point

@@ -23,9 +23,25 @@ from .weights import checkpoint_path, locate_pretrained, sha256_file
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
 
 
+#: Architectures shipped with speclens (``configs/*.json``): ``speclens-tiny-vit`` is a
+#: 2-layer ViT/text transformer that builds in milliseconds, for demos and plumbing tests.
+CONFIG_DIR = posixpath.join(posixpath.dirname(__file__), "configs")
+_registered = threading.Lock()
+
+
+def register_configs() -> None:
+    """Register speclens' own open_clip architectures (idempotent)."""
+    import open_clip
+
+    with _registered:
+        if "speclens-tiny-vit" not in open_clip.list_models():
+            open_clip.add_model_config(CONFIG_DIR)
+
+
 def _check_arch(spec: EncoderSpec):
     import open_clip
 
+    register_configs()
     models = open_clip.list_models()
     if spec.arch not in models:
         close = difflib.get_close_matches(spec.arch, models, n=6, cutoff=0.5)

@@ -1,0 +1,149 @@
+"""The embed flow: a dataset store -> one embedding store per encoder.
+
+Reads like its table of contents, for each encoder:
+
+1. ``plan-embed``: check the dataset is complete, build the encoder, create the embedding
+   store (or reopen it to resume), list the shards still to do.
+2. ``embed-shard`` x pending shards: batched inference with the next batch prepared on a
+   loader thread; rows then marker, one writer per shard.
+3. ``finalize-embed``: counts and timings into the manifest; a summary artifact.
+
+By default shards run in this process (``concurrency`` at a time, 1: one model per device);
+with ``address`` they run on an existing Dask cluster, and with a CUDA device each task asks
+for one ``GPU`` resource, so a GPU worker started with ``--resources GPU=1`` runs one at a time.
+Call :func:`embed` from Python; ``speclens embed ...`` on the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.futures import as_completed
+from prefect.states import Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+from tqdm import tqdm
+
+from speclens.encoders import EncoderError
+from speclens.flows.runtime import prefect_api, task_runner
+from speclens.storage.embedding_store import default_embedding_url
+from speclens.storage.errors import InputError
+from speclens.tasks.embed import embed_shard, finalize_embed, plan_embed
+
+
+class EmbedIncomplete(RuntimeError):
+    """Some shards failed after their retries; rerunning the same command redoes only them."""
+
+
+@flow(name="embed")
+def embed_flow(dataset: str, encoders: list[str], outs: list[str], device: str = "auto",
+               batch_size: int = 64, normalize: bool = False, seed: int = 0,
+               overwrite: bool = False, progress: bool = True):
+    logger = get_run_logger()
+    summaries = []
+    for encoder_id, out in zip(encoders, outs, strict=True):
+        try:
+            plan = plan_embed(dataset, out, encoder_id, device, batch_size, normalize, seed,
+                              overwrite)
+        except (InputError, EncoderError) as exc:
+            logger.error(str(exc))
+            return Failed(message=str(exc), data=InputError(str(exc)))
+        logger.info("%s -> %s: %d shards, %d to embed%s", plan["encoder_id"], out,
+                    plan["n_shards"], len(plan["pending"]), " (resuming)" if plan["resumed"] else "")
+        t0 = time.perf_counter()
+        futures = {}
+        with _gpu_annotation(device):
+            for shard_id in plan["pending"]:
+                fut = embed_shard.submit(dataset, out, encoder_id, shard_id, device, batch_size,
+                                         normalize, seed)
+                futures[fut] = shard_id
+        failed = {}
+        with tqdm(total=plan["pending_rows"], unit="img", desc=f"embed {encoder_id}",
+                  file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
+            for fut in as_completed(list(futures)):
+                try:
+                    marker = fut.result()
+                except Exception as exc:
+                    failed[futures[fut]] = f"{type(exc).__name__}: {exc}"
+                    continue
+                bar.update(marker["stop"] - marker["start"])
+        if failed:
+            first = min(failed)
+            message = (f"{len(failed)} of {plan['n_shards']} shards of {out} failed (shard {first}: "
+                       f"{failed[first]}); rerun the same command to redo only those shards.")
+            logger.error(message)
+            return Failed(message=message, data=EmbedIncomplete(message))
+        seconds = time.perf_counter() - t0
+        summary = {**finalize_embed(out), "seconds": round(seconds, 3),
+                   "rows_written": plan["pending_rows"],
+                   "images_per_s": round(plan["pending_rows"] / seconds, 1) if seconds else 0.0}
+        create_markdown_artifact(markdown=summary_markdown(summary), key="embed-summary",
+                                 description=f"embedding {encoder_id} of {dataset}")
+        logger.info(" | ".join(summary_lines(summary)))
+        summaries.append(summary)
+    return summaries
+
+
+@contextlib.contextmanager
+def _gpu_annotation(device: str):
+    if not str(device).startswith("cuda"):
+        yield
+        return
+    import dask
+
+    with dask.annotate(resources={"GPU": 1}):
+        yield
+
+
+def summary_lines(s: dict) -> list[str]:
+    t = s.get("timings", {})
+    return [
+        f"{s['encoder_id']} -> {s['out']}: {s['valid']} vectors of dim {s['dim']} "
+        f"({s['invalid']} rows without one)",
+        f"this run: {s['rows_written']} rows in {s['seconds']:.1f} s ({s['images_per_s']:.0f}/s); "
+        f"read {t.get('read_s', 0):.1f} s, prepare {t.get('prepare_s', 0):.1f} s, "
+        f"compute {t.get('compute_s', 0):.1f} s",
+    ]
+
+
+def summary_markdown(s: dict) -> str:
+    return "\n".join([f"# Embedding `{s['encoder_id']}`", "", *[f"- {x}" for x in summary_lines(s)],
+                      f"- store: `{s['out']}`", f"- dataset input hash: `{s['dataset_input_hash']}`"]) + "\n"
+
+
+def embed(dataset: str, encoders: list[str] | str, *, outs: list[str] | None = None,
+          device: str = "auto", batch_size: int = 64, normalize: bool = False, seed: int = 0,
+          overwrite: bool = False, concurrency: int = 1, address: str | None = None,
+          progress: bool = True) -> list[dict]:
+    """Embed ``dataset`` with each encoder; returns one summary per encoder.
+
+    Raises :class:`InputError` (bad input, one sentence) or :class:`EmbedIncomplete`.
+    """
+    from speclens.encoders import parse_encoder_id
+
+    encoders = [encoders] if isinstance(encoders, str) else list(encoders)
+    if not encoders:
+        raise InputError("no encoder given; pass --encoder ID (e.g. --encoder hue-hist).")
+    try:
+        for e in encoders:
+            parse_encoder_id(e)
+    except EncoderError as exc:
+        raise InputError(str(exc)) from None
+    outs = outs or [default_embedding_url(dataset, e) for e in encoders]
+    runner = (task_runner(address) if address
+              else ThreadPoolTaskRunner(max_workers=max(1, int(concurrency))))
+    with prefect_api():
+        state = embed_flow.with_options(task_runner=runner)(
+            dataset=str(dataset), encoders=encoders, outs=outs, device=device,
+            batch_size=batch_size, normalize=normalize, seed=seed, overwrite=overwrite,
+            progress=progress, return_state=True)
+    if state.is_failed():
+        exc = state.data if isinstance(state.data, BaseException) else None
+        if isinstance(exc, InputError | EmbedIncomplete):
+            raise exc
+        state.result()
+        raise EmbedIncomplete(state.message or f"embedding of {dataset} failed")
+    return state.result()

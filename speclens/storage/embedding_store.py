@@ -1,0 +1,215 @@
+"""Embedding store: one Zarr v3 group per (dataset, encoder), row-aligned with the dataset.
+
+Layout under the store URL (any fsspec URL), default
+``<root>/embeddings/<dataset>/<encoder-slug>.zarr``::
+
+    zarr.json               group; attrs["speclens"]: provenance (encoder id, weights sha256,
+                            preprocessing, normalisation, library versions, dataset URL and
+                            input hash, seed, batch size)
+    embedding               float32 (N, d): row i embeds dataset row i; NaN where not valid.
+                            One chunk per dataset shard, so a shard has exactly one writer.
+    valid                   bool (N,): the row is ok in the dataset and its vector is finite
+    sample_id               str (N,): copied from the dataset; the join key for compare
+    captions/<shard>.parquet   text encoders only: sample_id, caption_index, embedding
+                            (one row per caption); ``embedding`` above is the per-image mean
+    _shards/<shard>.json    commit marker of a shard, written last
+    manifest.json           state "planned" then "complete", counts
+
+Quarantined dataset rows are excluded consistently: their rows stay NaN and ``valid`` False,
+and every reader goes through ``valid``. A store is tied to its dataset's input hash and its
+encoder id; reopening it for another dataset or encoder is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import zarr
+
+from speclens.storage import urls
+from speclens.storage.dataset_store import STRING_DTYPE, shard_name
+from speclens.storage.errors import InputError
+
+MANIFEST_FILE = "manifest.json"
+
+
+def encoder_slug(encoder_id: str) -> str:
+    """A file-name-safe, readable, unique name for an encoder id."""
+    slug = re.sub(r"[^A-Za-z0-9._@+=-]+", "_", encoder_id).strip("_")
+    if slug != encoder_id.replace(":", "_"):
+        slug += "-" + hashlib.sha256(encoder_id.encode()).hexdigest()[:8]
+    return slug
+
+
+def dataset_name(dataset_url: str) -> str:
+    name = str(dataset_url).rstrip("/").rsplit("/", 1)[-1]
+    return name[:-5] if name.endswith(".zarr") else name
+
+
+def default_embedding_url(dataset_url: str, encoder_id: str) -> str:
+    """``<root>/embeddings/<dataset>/<slug>.zarr`` beside ``<root>/datasets/<dataset>.zarr``
+    (or beside the dataset store itself when it is not in a ``datasets`` folder)."""
+    parent = str(dataset_url).rstrip("/").rsplit("/", 1)[0] if "/" in str(dataset_url) else "."
+    if parent.rstrip("/").endswith("/datasets") or parent == "datasets":
+        parent = parent.rstrip("/")[: -len("datasets")].rstrip("/") or "."
+    return urls.join(parent, "embeddings", dataset_name(dataset_url), encoder_slug(encoder_id) + ".zarr")
+
+
+class EmbeddingStore:
+    """Create with :meth:`create`, open with :meth:`open`."""
+
+    def __init__(self, url: str, group: zarr.Group):
+        self.url = str(url)
+        self.group = group
+        self.meta: dict = dict(group.attrs["speclens"])
+
+    @classmethod
+    def exists(cls, url: str) -> bool:
+        return urls.exists(urls.join(url, MANIFEST_FILE))
+
+    @classmethod
+    def create(cls, url: str, *, n_samples: int, dim: int, shard_size: int, sample_id: np.ndarray,
+               provenance: dict) -> EmbeddingStore:
+        group = zarr.open_group(url, mode="w")
+        group.create_array("embedding", shape=(n_samples, dim), chunks=(shard_size, dim),
+                           dtype="float32", fill_value=np.nan)
+        group.create_array("valid", shape=(n_samples,), chunks=(shard_size,), dtype="bool",
+                           fill_value=False)
+        ids = group.create_array("sample_id", shape=(n_samples,), chunks=(shard_size,),
+                                 dtype=STRING_DTYPE)
+        ids[:] = np.asarray(sample_id, dtype=STRING_DTYPE)
+        meta = {**provenance, "n_samples": int(n_samples), "dim": int(dim),
+                "shard_size": int(shard_size)}
+        group.attrs["speclens"] = meta
+        store = cls(url, group)
+        store.write_manifest({"state": "planned"})
+        return store
+
+    @classmethod
+    def open(cls, url: str, mode: str = "r") -> EmbeddingStore:
+        if not cls.exists(url):
+            raise InputError(
+                f"{url} is not a speclens embedding store; create it with "
+                f"`speclens embed --dataset URL --encoder ID` or `speclens embed import`."
+            )
+        return cls(url, zarr.open_group(url, mode=mode))
+
+    # ---- properties ---------------------------------------------------------------------
+    @property
+    def n_samples(self) -> int:
+        return int(self.meta["n_samples"])
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    @property
+    def shard_size(self) -> int:
+        return int(self.meta["shard_size"])
+
+    @property
+    def n_shards(self) -> int:
+        return -(-self.n_samples // self.shard_size)
+
+    @property
+    def encoder_id(self) -> str:
+        return self.meta["encoder_id"]
+
+    @property
+    def dataset_input_hash(self) -> str:
+        return self.meta["dataset_input_hash"]
+
+    def shard_range(self, shard_id: int) -> tuple[int, int]:
+        start = shard_id * self.shard_size
+        return start, min(start + self.shard_size, self.n_samples)
+
+    # ---- markers ------------------------------------------------------------------------
+    def _marker_url(self, shard_id: int) -> str:
+        return urls.join(self.url, "_shards", shard_name(shard_id) + ".json")
+
+    def marker(self, shard_id: int) -> dict | None:
+        try:
+            m = urls.read_json(self._marker_url(shard_id))
+        except (FileNotFoundError, ValueError):
+            return None
+        return m if m.get("dataset_input_hash") == self.dataset_input_hash else None
+
+    def markers(self) -> dict[int, dict]:
+        out = {}
+        for name in urls.list_names(urls.join(self.url, "_shards")):
+            if name.endswith(".json") and name[:-5].isdigit() and (m := self.marker(int(name[:-5]))):
+                out[int(name[:-5])] = m
+        return out
+
+    def pending(self) -> list[int]:
+        done = set(self.markers())
+        return [i for i in range(self.n_shards) if i not in done]
+
+    # ---- writes -------------------------------------------------------------------------
+    def write_shard(self, shard_id: int, vectors: np.ndarray, valid: np.ndarray, stats: dict,
+                    captions_table=None) -> dict:
+        """Write one shard's rows (whole chunk), its caption rows, then its marker (last)."""
+        start, stop = self.shard_range(shard_id)
+        if vectors.shape != (stop - start, self.dim) or valid.shape != (stop - start,):
+            raise ValueError(f"shard {shard_id}: got {vectors.shape}, expected ({stop - start}, {self.dim})")
+        block = np.where(valid[:, None], vectors, np.nan).astype(np.float32)
+        self.group["embedding"][start:stop] = block
+        self.group["valid"][start:stop] = valid
+        if captions_table is not None:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            sink = pa.BufferOutputStream()
+            pq.write_table(captions_table, sink)
+            urls.write_bytes(urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
+                             sink.getvalue().to_pybytes())
+        marker = {"shard": shard_id, "start": start, "stop": stop, "valid": int(valid.sum()),
+                  "sha256": hashlib.sha256(block.tobytes()).hexdigest(),
+                  "dataset_input_hash": self.dataset_input_hash, **stats}
+        urls.write_json(self._marker_url(shard_id), marker)
+        return marker
+
+    def write_manifest(self, extra: dict) -> dict:
+        manifest = {"encoder_id": self.meta["encoder_id"], "dataset_url": self.meta.get("dataset_url"),
+                    "dataset_input_hash": self.dataset_input_hash, "n_samples": self.n_samples,
+                    "dim": self.dim, **extra}
+        urls.write_json(urls.join(self.url, MANIFEST_FILE), manifest)
+        return manifest
+
+    def manifest(self) -> dict:
+        return urls.read_json(urls.join(self.url, MANIFEST_FILE))
+
+    @property
+    def complete(self) -> bool:
+        return self.manifest().get("state") == "complete" and not self.pending()
+
+    # ---- reads --------------------------------------------------------------------------
+    def rows(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors, valid) for rows ``start:stop``."""
+        return self.group["embedding"][start:stop], self.group["valid"][start:stop]
+
+    def valid(self) -> np.ndarray:
+        return self.group["valid"][:]
+
+    def sample_ids(self) -> np.ndarray:
+        return self.group["sample_id"][:]
+
+    def vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        """All valid rows as (vectors, row indices); for small data and tests."""
+        vec, valid = self.rows()
+        idx = np.flatnonzero(valid)
+        return vec[idx], idx
+
+    def caption_rows(self):
+        """Per-caption embeddings of a text encoder (sample_id, caption_index, embedding)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        tables = []
+        for shard_id in sorted(self.markers()):
+            url = urls.join(self.url, "captions", shard_name(shard_id) + ".parquet")
+            if urls.exists(url):
+                tables.append(pq.read_table(pa.BufferReader(urls.read_bytes(url))))
+        return pa.concat_tables(tables) if tables else None
