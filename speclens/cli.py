@@ -12,6 +12,7 @@ from speclens.commands import demo as demo_cmd
 from speclens.commands import embed as embed_cmd
 from speclens.commands import info as info_cmd
 from speclens.commands import ingest as ingest_cmd
+from speclens.commands import query as query_cmd
 
 app = typer.Typer(
     name="speclens",
@@ -23,6 +24,7 @@ app.command("demo")(demo_cmd.demo)
 app.add_typer(ingest_cmd.app, name="ingest")
 app.command("info")(info_cmd.info)
 app.add_typer(embed_cmd.app, name="embed")
+app.command("query")(query_cmd.query)
 
 
 def main() -> None:  # console-script entry point

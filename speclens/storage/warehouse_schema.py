@@ -1,0 +1,297 @@
+"""Explicit pyarrow schemas of the warehouse tables, and the checks every write goes through.
+
+Four tables, each hive-partitioned by ``run_id``: ``runs`` (one row per run), ``modes``
+(one row per reported eigenpair), ``members`` (top samples of each mode) and
+``pair_scores`` (SPEC-diff of each encoder pair). Types are flat and warehouse-portable
+(string, int32, int64, float64, timestamp[us, UTC]); nested values (library versions, stage
+timings) are JSON strings, so BigQuery / Trino external tables read them as plain strings.
+
+Each field carries its meaning in its metadata (``doc``), so ``schema_markdown()`` renders
+the tables that ``docs/warehouse.md`` shows, and a test keeps the two equal. Further field
+metadata: ``values`` (allowed values, comma separated) and ``json`` (a JSON text column:
+dicts and lists are serialised, strings must parse). Schema metadata ``key`` names the
+columns unique within one run's partition.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+DIRECTIONS = ("x_over_y", "y_over_x")
+STATUSES = ("running", "succeeded", "failed")
+
+
+def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = False, **meta: str) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc, **meta})
+
+
+def _schema(key: str, *fields: pa.Field) -> pa.Schema:
+    return pa.schema(fields, metadata={"key": key})
+
+
+RUN_ID = _f("run_id", pa.string(), "Run id; the hive partition (`run_id=<id>/`).")
+
+SCHEMAS: dict[str, pa.Schema] = {
+    "runs": _schema(
+        "run_id",
+        RUN_ID,
+        _f("created_at", TIMESTAMP, "When the run started (UTC)."),
+        _f("status", pa.string(), "`running`, `succeeded` or `failed`.", values=",".join(STATUSES)),
+        _f("dataset", pa.string(), "Dataset name or store URL."),
+        _f("dataset_hash", pa.string(), "Input hash of the dataset store's manifest.", True),
+        _f("n", pa.int64(), "Samples compared (rows joined on `sample_id`)."),
+        _f("encoder_x", pa.string(), "Encoder id of embedding X."),
+        _f("encoder_y", pa.string(), "Encoder id of embedding Y."),
+        _f("kernel_x", pa.string(), "Kernel on X: `gaussian` or `cosine`."),
+        _f("kernel_y", pa.string(), "Kernel on Y: `gaussian` or `cosine`."),
+        _f("sigma_x", pa.float64(), "Gaussian bandwidth on X as used (null for cosine).", True),
+        _f("sigma_y", pa.float64(), "Gaussian bandwidth on Y as used (null for cosine).", True),
+        _f("rff_dim", pa.int32(), "Random frequencies per Gaussian kernel (null: none).", True),
+        _f("eta", pa.float64(), "Weight of Y's kernel in `K_X - eta K_Y`."),
+        _f("n_modes", pa.int32(), "Modes reported at each end of the spectrum."),
+        _f("seed", pa.int64(), "Seed of the random frequencies and bandwidth subsample."),
+        _f("group_id", pa.string(), "Comparison of several encoders this pair belongs to.", True),
+        _f("parent_run_id", pa.string(), "Run this one derives from (align: before run).", True),
+        _f("library_versions", pa.string(), 'JSON object, e.g. `{"numpy": "2.1.0"}`.', True,
+           json="1"),
+        _f("stage_timings", pa.string(), 'JSON object of seconds per stage, e.g. `{"gram": 3.2}`.',
+           True, json="1"),
+    ),
+    "modes": _schema(
+        "mode",
+        RUN_ID,
+        _f("mode", pa.int32(), "Mode index: position in the run's eigenvalue list (from 0)."),
+        _f("eigenvalue", pa.float64(), "Eigenvalue of `K_X/n - eta K_Y/n`."),
+        _f("direction", pa.string(), "`x_over_y` (eigenvalue > 0: captured by X, not by Y) or "
+           "`y_over_x` (the reverse).", values=",".join(DIRECTIONS)),
+        _f("mass_share", pa.float64(), "abs(eigenvalue) / sum of abs(eigenvalues) of the spectrum."),
+        _f("label", pa.string(), "Most frequent label among the mode's top members.", True),
+        _f("label_share", pa.float64(), "Fraction of the top members that carry `label`.", True),
+        _f("summary", pa.string(), "Short summary of the members' labels or caption words."),
+    ),
+    "members": _schema(
+        "mode,rank",
+        RUN_ID,
+        _f("mode", pa.int32(), "Mode index (see `modes.mode`)."),
+        _f("rank", pa.int32(), "Rank within the mode, 1 = highest score."),
+        _f("sample_id", pa.string(), "Sample id in the dataset store (join key)."),
+        _f("score", pa.float64(), "Entry of the mode's unit eigenvector for this sample."),
+        _f("label", pa.string(), "Class label of the sample.", True),
+        _f("caption", pa.string(), "Caption of the sample.", True),
+    ),
+    "pair_scores": _schema(
+        "encoder_x,encoder_y",
+        RUN_ID,
+        _f("encoder_x", pa.string(), "Encoder id of embedding X."),
+        _f("encoder_y", pa.string(), "Encoder id of embedding Y."),
+        _f("spec_diff_x_over_y", pa.float64(), "Largest eigenvalue: what X captures, Y misses."),
+        _f("spec_diff_y_over_x", pa.float64(), "Minus the smallest: what Y captures, X misses."),
+        _f("spec_diff", pa.float64(), "The larger of the two."),
+    ),
+}
+
+TYPE_NAMES = {
+    pa.string(): "string",
+    pa.int32(): "int32",
+    pa.int64(): "int64",
+    pa.float64(): "float64",
+    TIMESTAMP: "timestamp[us, UTC]",
+}
+
+
+def meta(field: pa.Field, key: str) -> str | None:
+    raw = (field.metadata or {}).get(key.encode())
+    return raw.decode() if raw is not None else None
+
+
+def table_key(table: str) -> list[str]:
+    return meta_schema(SCHEMAS[table], "key").split(",")
+
+
+def meta_schema(schema: pa.Schema, key: str) -> str:
+    return (schema.metadata or {})[key.encode()].decode()
+
+
+def file_schema(table: str) -> pa.Schema:
+    """The schema inside each Parquet file: the table's, less ``run_id`` (it is the path)."""
+    schema = SCHEMAS[table]
+    return schema.remove(schema.get_field_index("run_id"))
+
+
+def schema_markdown(table: str) -> str:
+    """The table's columns as a Markdown table: column, type, null, meaning."""
+    lines = ["| column | type | null | meaning |", "| --- | --- | --- | --- |"]
+    for field in SCHEMAS[table]:
+        null = "yes" if field.nullable else "no"
+        lines.append(f"| `{field.name}` | {TYPE_NAMES[field.type]} | {null} | {meta(field, 'doc')} |")
+    return "\n".join(lines)
+
+
+def check_table_name(table: str) -> None:
+    if table not in SCHEMAS:
+        raise ValueError(
+            f"unknown warehouse table {table!r}; use one of {', '.join(SCHEMAS)}."
+        )
+
+
+def conform(table: str, run_id: str, rows: list[dict] | pa.Table) -> pa.Table:
+    """``rows`` as a table with exactly ``file_schema(table)``, or a ValueError that names the
+    table, the column and the fix. ``run_id`` may be absent from the rows; where present it
+    must equal ``run_id``."""
+    check_table_name(table)
+    if isinstance(rows, pa.Table):
+        columns = {name: rows.column(name) for name in rows.column_names}
+    else:
+        columns = _columns_from_rows(table, rows)
+    given = columns.pop("run_id", None)
+    if given is not None and any(v != run_id for v in _pylist(given)):
+        raise ValueError(
+            f"warehouse table {table!r}: column 'run_id' holds a value other than {run_id!r}; "
+            "drop the column or write each run id separately."
+        )
+    schema = file_schema(table)
+    extra = sorted(set(columns) - set(schema.names))
+    if extra:
+        raise _extra_column(table, extra[0])
+    arrays = [_column(table, field, columns) for field in schema]
+    out = pa.Table.from_arrays(arrays, schema=schema)
+    _check_rows(table, out)
+    return out
+
+
+def _columns_from_rows(table: str, rows: list[dict]) -> dict[str, list]:
+    if not isinstance(rows, list | tuple) or not all(isinstance(r, dict) for r in rows):
+        raise ValueError(
+            f"warehouse table {table!r}: rows must be a list of dicts or a pyarrow.Table, "
+            f"got {type(rows).__name__}."
+        )
+    if not rows:  # no rows: an empty partition (it still replaces the run's old rows)
+        return {name: [] for name in SCHEMAS[table].names}
+    names = list(dict.fromkeys(k for r in rows for k in r))
+    for name in names:
+        if name not in SCHEMAS[table].names:
+            raise _extra_column(table, name)
+    for i, row in enumerate(rows):
+        missing = [k for k in names if k not in row]
+        if missing:
+            raise ValueError(
+                f"warehouse table {table!r}: row {i} has no column {missing[0]!r} (other rows "
+                "have it); give every row the same keys, None for a missing value."
+            )
+    return {k: [r[k] for r in rows] for k in names}
+
+
+def _pylist(values) -> list:
+    return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
+
+
+def _column(table: str, field: pa.Field, columns: dict) -> pa.Array:
+    name, type_name = field.name, TYPE_NAMES[field.type]
+    where = f"warehouse table {table!r}: column {name!r}"
+    if name not in columns:
+        raise ValueError(
+            f"{where} is missing; add it ({type_name}: {meta(field, 'doc')})."
+        )
+    values = columns[name]
+    if meta(field, "json"):
+        values = [_json_text(where, v) for v in _pylist(values)]
+    try:
+        if isinstance(values, pa.ChunkedArray | pa.Array):
+            array = _cast(values, field.type)
+        else:
+            _check_numbers(values, field.type)
+            array = pa.array(values, type=field.type)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
+        raise ValueError(
+            f"{where} must hold {type_name} values ({_first_line(exc)}); convert it to "
+            f"{type_name}."
+        ) from None
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if not field.nullable and array.null_count:
+        row = array.is_null().to_pylist().index(True)
+        raise ValueError(f"{where} has no value in row {row}; it may not be null.")
+    allowed = meta(field, "values")
+    if allowed:
+        bad = sorted({v for v in array.to_pylist() if v is not None} - set(allowed.split(",")))
+        if bad:
+            raise ValueError(f"{where} holds {bad[0]!r}; use one of {allowed.replace(',', ', ')}.")
+    return array
+
+
+def _check_numbers(values: list, target: pa.DataType) -> None:
+    """What pyarrow would convert silently: bools to numbers, 1.5 to the integer 1."""
+    if not (pa.types.is_integer(target) or pa.types.is_floating(target)):
+        return
+    for v in values:
+        if isinstance(v, bool | np.bool_):
+            raise TypeError(f"got the bool {v!r}")
+        if pa.types.is_integer(target) and isinstance(v, float | np.floating) and v != int(v):
+            raise TypeError(f"got the fraction {v!r}")
+
+
+def _cast(values, target: pa.DataType):
+    """Casts a table column may take: the same type, integers to wider integers or float64,
+    float32 to float64, other timestamps (converted to UTC microseconds), large strings."""
+    source = values.type
+    ok = (
+        source == target
+        or (pa.types.is_integer(source) and (pa.types.is_integer(target) or target == pa.float64()))
+        or (pa.types.is_floating(source) and pa.types.is_floating(target))
+        or (pa.types.is_timestamp(source) and pa.types.is_timestamp(target) and source.tz)
+        or (pa.types.is_null(source))
+        or (pa.types.is_large_string(source) and pa.types.is_string(target))
+    )
+    if not ok:
+        raise TypeError(f"got {TYPE_NAMES.get(source, str(source))}")
+    return values.cast(target, safe=True)
+
+
+def _json_text(where: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            json.loads(value)
+        except ValueError:
+            raise ValueError(f"{where} must hold JSON text; {value[:40]!r} does not parse.") from None
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{where}: {exc}; pass plain dicts of str, numbers, lists.") from None
+
+
+def _check_rows(table: str, data: pa.Table) -> None:
+    if table == "runs" and data.num_rows != 1:
+        raise ValueError(
+            f"warehouse table 'runs' takes exactly one row per run id, got {data.num_rows}."
+        )
+    key = [k for k in table_key(table) if k != "run_id"]
+    if not key:
+        return
+    seen: set[tuple] = set()
+    for row in zip(*(data.column(k).to_pylist() for k in key), strict=True):
+        if row in seen:
+            shown = ", ".join(f"{k}={v!r}" for k, v in zip(key, row, strict=True))
+            raise ValueError(
+                f"warehouse table {table!r}: two rows have {shown}; ({', '.join(key)}) must be "
+                "unique within a run."
+            )
+        seen.add(row)
+
+
+def _extra_column(table: str, name: str) -> ValueError:
+    return ValueError(
+        f"warehouse table {table!r}: column {name!r} is not in the schema; remove it, "
+        f"or add it to SCHEMAS[{table!r}] and docs/warehouse.md."
+    )
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
