@@ -71,3 +71,13 @@ def test_exact_modes_refuses_large_n():
     X = np.zeros((11, 2)) + np.arange(11)[:, None]
     with pytest.raises(ValueError, match="refuses n=11 > 10.*use SPEC"):
         exact_modes(X, X, max_samples=10)
+
+
+def test_spectrum_is_the_whole_nonzero_spectrum(pair):
+    X, Y = pair
+    exact, _ = exact_modes(X, Y, "cosine", "cosine")
+    for solver in ("eigh", "lanczos"):
+        spec = SPEC("cosine", "cosine", n_modes=2, dtype="float64", solver=solver).fit(X, Y)
+        nonzero = exact[np.abs(exact) > 1e-10]
+        np.testing.assert_allclose(spec.spectrum_, nonzero, atol=1e-9)
+        assert np.abs(spec.spectrum_).sum() == pytest.approx(np.abs(exact).sum(), abs=1e-8)

@@ -22,6 +22,8 @@ from scipy.linalg.lapack import dpstrf
 SOLVERS = ("auto", "eigh", "lanczos")
 #: 'auto' uses the full eigh up to this reduced size and Lanczos above it.
 AUTO_EIGH_MAX = 1200
+#: The whole spectrum (for each mode's share of the absolute mass) is computed up to this rank.
+SPECTRUM_MAX = 8192
 
 
 @dataclass
@@ -34,6 +36,7 @@ class Modes:
     rank: int
     factorization: str
     solver: str
+    spectrum: np.ndarray  #: every nonzero-rank eigenvalue, descending (empty above SPECTRUM_MAX)
 
 
 def factor_gram(G: np.ndarray, n_samples: int | None = None) -> tuple[np.ndarray, str]:
@@ -86,6 +89,7 @@ def solve_modes(
     use_eigh = solver == "eigh" or (solver == "auto" and r <= AUTO_EIGH_MAX) or 2 * n_modes + 1 >= r
     if use_eigh:
         evals, U = scipy.linalg.eigh(T, check_finite=False)
+        spectrum = evals[::-1]
         top, bottom = np.arange(r - 1, r - 1 - n_modes, -1), np.arange(n_modes)
         eigenvalues = np.concatenate([evals[top], evals[bottom]])
         U = np.concatenate([U[:, top], U[:, bottom]], axis=1)
@@ -93,8 +97,10 @@ def solve_modes(
     else:
         eigenvalues, U = _lanczos_ends(T, n_modes, random_state)
         used = "lanczos"
+        spectrum = (scipy.linalg.eigvalsh(T, check_finite=False)[::-1] if r <= SPECTRUM_MAX
+                    else np.empty(0))
     directions = s[:, None] * (B.T @ U)
-    return Modes(eigenvalues, directions, r, how, used)
+    return Modes(eigenvalues, directions, r, how, used, spectrum)
 
 
 def _lanczos_ends(T: np.ndarray, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:

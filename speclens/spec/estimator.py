@@ -71,6 +71,9 @@ class SPEC:
     eigenvalues_ : (2 * n_modes,) the n_modes largest (descending) then the n_modes smallest
         (ascending, i.e. decreasing magnitude for negative values).
     spec_diff_ : {'x_over_y': largest eigenvalue, 'y_over_x': minus the smallest, 'max': larger}.
+    spectrum_ : every eigenvalue of the reduced problem (the nonzero spectrum of Lambda),
+        descending; empty above rank ``SPECTRUM_MAX``. ``abs(eigenvalues_) / abs(spectrum_).sum()``
+        is each mode's share of the spectrum's absolute mass.
     sigma_x_, sigma_y_, feature_x_, feature_y_, gram_state_, n_samples_, rank_, weights_.
     """
 
@@ -154,8 +157,17 @@ class SPEC:
             raise ValueError("SPEC has seen no data; call fit(X, Y) or partial_fit(x, y) first.")
         return self.solve(self.accumulator_.state())
 
-    def solve(self, state) -> SPEC:
-        """Solve from an accumulated ``GramState`` (e.g. merged from distributed workers)."""
+    def solve(self, state, feature_x=None, feature_y=None) -> SPEC:
+        """Solve from an accumulated ``GramState`` (e.g. merged from distributed workers).
+
+        Pass the feature maps the state was accumulated with to ``transform`` afterwards.
+        """
+        if feature_x is not None and feature_y is not None:
+            self.feature_x_, self.feature_y_ = feature_x, feature_y
+            backend, device = resolve_device(self.device)
+            self.accumulator_ = GramAccumulator(
+                feature_x, feature_y, self.dtype, backend, device, self.chunk_rows
+            )
         self._validate_params()
         G = gram_from_state(state, self.eta)
         modes = solve_modes(G, state.m_x, self.n_modes, self.solver, self.random_state, state.count)
@@ -165,6 +177,7 @@ class SPEC:
         self.factorization_ = modes.factorization
         self.solver_ = modes.solver
         self.eigenvalues_ = modes.eigenvalues
+        self.spectrum_ = modes.spectrum
         self.directions_ = modes.directions
         self.weights_ = score_weights(
             modes.directions, modes.eigenvalues, state.m_x, self.eta, state.count
