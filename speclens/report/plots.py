@@ -1,0 +1,79 @@
+"""Pictures of the report as PNG bytes: the eigenvalue spectrum (matplotlib, Agg) and member
+thumbnails (Pillow). User strings never reach matplotlib's math parser."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+
+X_COLOUR = "#2563eb"  # captured by X, not by Y (eigenvalue > 0)
+Y_COLOUR = "#ea580c"  # captured by Y, not by X (eigenvalue < 0)
+THUMB_MAX = 160
+
+
+def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes:
+    """Bar chart of the reported eigenvalues, sorted from largest to smallest, each bar named
+    by its mode number and coloured by direction."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
+    eig = np.asarray(eigenvalues, dtype=np.float64)
+    ids = list(mode_ids)
+    order = np.argsort(-np.nan_to_num(eig, nan=0.0), kind="stable")
+    values = eig[order]
+    colours = [X_COLOUR if v > 0 else Y_COLOUR for v in values]
+    fig = Figure(figsize=(9, 3.0), dpi=130, layout="constrained")
+    ax = fig.add_subplot()
+    pos = np.arange(len(values))
+    ax.bar(pos, np.nan_to_num(values), color=colours, width=0.7)
+    ax.axhline(0, color="#334155", linewidth=0.8)
+    ax.set_xticks(pos, [f"#{ids[i]}" for i in order], fontsize=8)
+    ax.set_xlim(-0.7, max(len(values), 1) - 0.3)
+    ax.set_ylabel("eigenvalue")
+    ax.set_xlabel("mode")
+    ax.grid(axis="y", color="#e2e8f0", linewidth=0.7)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    legend = ax.legend(
+        handles=[Patch(color=X_COLOUR), Patch(color=Y_COLOUR)],
+        labels=[f"captured by {encoder_x}, not by {encoder_y}",
+                f"captured by {encoder_y}, not by {encoder_x}"],
+        loc="upper right", fontsize=8, frameon=False,
+    )
+    for text in legend.get_texts():
+        text.set_parse_math(False)  # encoder ids may hold '$' or '_'
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def as_rgb(images) -> np.ndarray:
+    """(k, H, W[, C]) images as (k, H, W, 3) uint8: grey is repeated, alpha dropped, floats
+    in [0, 1] scaled."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
+        raise ValueError(f"images must have shape (k, H, W, 3) (or 1 or 4 channels), got {arr.shape}.")
+    if arr.dtype != np.uint8:
+        scale = 255.0 if np.issubdtype(arr.dtype, np.floating) and np.nanmax(arr, initial=0) <= 1 else 1.0
+        arr = np.clip(np.nan_to_num(arr.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+    if arr.shape[-1] == 1:
+        arr = np.repeat(arr, 3, axis=-1)
+    return arr[..., :3]
+
+
+def thumbnail_png(image: np.ndarray) -> bytes:
+    """One (H, W, 3) uint8 image as PNG, shrunk to at most THUMB_MAX pixels a side."""
+    from PIL import Image
+
+    img = Image.fromarray(np.ascontiguousarray(image))
+    img.thumbnail((THUMB_MAX, THUMB_MAX))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", optimize=True)
+    return buf.getvalue()
