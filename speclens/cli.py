@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from speclens.commands import compare as compare_cmd
 from speclens.commands import demo as demo_cmd
 from speclens.commands import embed as embed_cmd
 from speclens.commands import info as info_cmd
@@ -24,6 +25,8 @@ app.command("demo")(demo_cmd.demo)
 app.add_typer(ingest_cmd.app, name="ingest")
 app.command("info")(info_cmd.info)
 app.add_typer(embed_cmd.app, name="embed")
+app.command("compare")(compare_cmd.compare)
+app.command("report")(compare_cmd.report)
 app.command("query")(query_cmd.query)
 
 

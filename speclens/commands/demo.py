@@ -1,46 +1,68 @@
-"""`speclens demo`: the engine on a planted problem, printing the modes it finds.
+"""`speclens demo`: the end-to-end audit on the embedded sample (or, with ``--planted``, the
+engine alone on a planted problem).
 
-The planted problem has one group of samples tight in X only and one tight in Y only; the
-demo shows SPEC putting the first at the top of the spectrum (captured by X, not by Y) and
-the second at the bottom, and compares the streaming eigenvalues with the exact n x n ones.
+The audit generates the sample (coloured shapes with known colour, shape, size and texture),
+embeds it with ``hue-hist`` (sees colour), ``grad-hist`` (sees shape) and a random-weights
+open_clip ViT, compares every pair, and prints the top modes and where the report and the
+warehouse tables are.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
 import numpy as np
 import typer
 
-from speclens.spec import SPEC, exact_modes, planted_pair
+DEMO_ENCODERS = ["hue-hist", "grad-hist", "open_clip:speclens-tiny-vit@random"]
 
 
 def demo(
-    n: int = typer.Option(2000, help="Samples in the planted problem."),
-    rff_dim: int = typer.Option(1000, help="Random Fourier features per kernel."),
-    n_modes: int = typer.Option(3, help="Modes reported at each end of the spectrum."),
-    seed: int = typer.Option(0, help="Seed of the data and the features."),
+    root: Annotated[str, typer.Option("--root", help="Output root.")] = "speclens-out",
+    n: Annotated[int, typer.Option("--n", help="Samples.")] = 2000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    rff_dim: Annotated[int, typer.Option("--rff-dim")] = 1000,
+    n_modes: Annotated[int, typer.Option("--n-modes")] = 4,
+    planted: Annotated[bool, typer.Option("--planted", help="Only the engine, on a planted "
+                       "problem with known answer.")] = False,
 ) -> None:
-    """Run SPEC on a planted example and print the modes it finds."""
+    """Run the end-to-end audit on the embedded sample and print what differs."""
+    if planted:
+        return planted_demo(n, rff_dim, n_modes, seed)
+    from speclens.commands.compare import fail, print_runs
+    from speclens.datasets.sources import IngestSource
+    from speclens.flows.audit import audit
+    from speclens.storage.errors import InputError
+
+    t0 = time.perf_counter()
+    try:
+        results = audit(IngestSource.sample(n, seed), "sample", DEMO_ENCODERS, root=root,
+                        compare_params={"rff_dim": rff_dim, "n_modes": n_modes, "seed": seed},
+                        run_id=f"demo-sample-{seed}", device="cpu")
+    except InputError as exc:
+        fail(exc)
+    typer.echo(f"\nAudit of the embedded sample ({n} images) in {time.perf_counter() - t0:.0f} s.")
+    print_runs(results)
+    typer.echo(f"\nWarehouse: {root}/warehouse  (try: speclens query --warehouse {root}/warehouse "
+               f"\"select run_id, mode, eigenvalue, summary from modes order by run_id, mode\")")
+
+
+def planted_demo(n: int, rff_dim: int, n_modes: int, seed: int) -> None:
+    from speclens.spec import SPEC, exact_modes, planted_pair
+
     p = planted_pair(n=n, dx=32, dy=48, group_size=max(2, n // 10), random_state=seed)
-    typer.echo(
-        f"Planted problem: n={n}, X 32-d, Y 48-d; group A ({p.group_x.size} samples) tight in X only, "
-        f"group B ({p.group_y.size}) tight in Y only."
-    )
+    typer.echo(f"Planted problem: n={n}, X 32-d, Y 48-d; group A ({p.group_x.size} samples) "
+               f"tight in X only, group B ({p.group_y.size}) tight in Y only.")
     t0 = time.perf_counter()
     spec = SPEC(rff_dim=rff_dim, n_modes=n_modes, random_state=seed).fit(p.X, p.Y)
-    scores = spec.transform(p.X, p.Y)
-    members = spec.members(scores, p.group_x.size)
-    elapsed = time.perf_counter() - t0
-    typer.echo(
-        f"SPEC (Gaussian RFF, rff_dim={rff_dim}, sigma_x={spec.sigma_x_:.3f}, "
-        f"sigma_y={spec.sigma_y_:.3f}) in {elapsed:.2f} s:"
-    )
+    members = spec.members(spec.transform(p.X, p.Y), p.group_x.size)
+    typer.echo(f"SPEC (Gaussian RFF, rff_dim={rff_dim}, sigma_x={spec.sigma_x_:.3f}, "
+               f"sigma_y={spec.sigma_y_:.3f}) in {time.perf_counter() - t0:.2f} s:")
     typer.echo(f"  {'mode':>4}  {'eigenvalue':>11}  {'direction':<9}  members in A  members in B")
     for j, lam in enumerate(spec.eigenvalues_):
         direction = "x_over_y" if j < n_modes else "y_over_x"
-        in_a = np.isin(members[j], p.group_x).mean()
-        in_b = np.isin(members[j], p.group_y).mean()
+        in_a, in_b = np.isin(members[j], p.group_x).mean(), np.isin(members[j], p.group_y).mean()
         typer.echo(f"  {j:>4}  {lam:>11.5f}  {direction:<9}  {in_a:>11.0%}  {in_b:>11.0%}")
     d = spec.spec_diff_
     typer.echo(f"SPEC-diff: x_over_y={d['x_over_y']:.5f}  y_over_x={d['y_over_x']:.5f}")

@@ -1,0 +1,156 @@
+"""Benchmark the compare stages on synthetic embeddings stored in Zarr, at n and 4n.
+
+For each size, in its own process: write two embedding stores (dx, dy) shard by shard
+(generated per shard, never held whole; not timed), then run the compare stages on a local
+Dask cluster exactly as the flow does (``plan_pair`` -> ``accumulate_gram`` ->
+``solve_spectrum`` -> ``score_members``) and print per-stage and total seconds, the ratio
+time(4n)/time(n), and the peak resident memory of the whole process tree (client, scheduler
+and workers, sampled every 0.1 s) at n and 4n. Worker imports (torch, zarr) are warmed up
+before the clock starts.
+
+    python benchmarks/compare.py                 # n = 100,000, dx 512, dy 768, rff_dim 1000
+    python benchmarks/compare.py --n 20000       # quicker
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
+
+import numpy as np  # noqa: E402
+
+
+class PeakRSS:
+    """Peak summed RSS of this process and all its descendants."""
+
+    def __init__(self, interval: float = 0.1):
+        import psutil
+
+        self.proc, self.peak, self.interval = psutil.Process(), 0, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+
+        while not self._stop.is_set():
+            total = 0
+            for p in [self.proc, *self.proc.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except psutil.Error:
+                    pass
+            self.peak = max(self.peak, total)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def write_store(url: str, n: int, d: int, shard: int, seed: int) -> None:
+    from speclens.storage.embedding_store import EmbeddingStore
+
+    ids = np.array([f"s{i:08d}" for i in range(n)])
+    store = EmbeddingStore.create(url, n_samples=n, dim=d, shard_size=shard, sample_id=ids,
+                                  provenance={"encoder_id": f"synthetic-{d}", "seed": seed,
+                                              "dataset_input_hash": "synthetic"})
+    rng = np.random.default_rng(seed)
+    for s in range(store.n_shards):
+        a, b = store.shard_range(s)
+        store.write_shard(s, rng.standard_normal((b - a, d), dtype=np.float32),
+                          np.ones(b - a, dtype=bool), {})
+    store.write_manifest({"state": "complete"})
+
+
+def _warm_up(address: str) -> None:
+    from distributed import Client
+
+    def imports():
+        import speclens.spec.features as f
+        import speclens.tasks.mapreduce  # noqa: F401
+
+        f._torch_or_none()
+
+    with Client(address) as client:
+        client.run(imports)
+
+
+def child(a) -> dict:
+    from speclens.flows.compare import DEFAULTS, dask_cluster
+    from speclens.tasks.compare import accumulate_gram, plan_pair, score_members, solve_spectrum
+
+    tmp = tempfile.mkdtemp(prefix="speclens-bench-")
+    t0 = time.perf_counter()
+    write_store(f"{tmp}/x.zarr", a.n, a.dx, a.shard, 1)
+    write_store(f"{tmp}/y.zarr", a.n, a.dy, a.shard, 2)
+    write_s = time.perf_counter() - t0
+    params = {**DEFAULTS, "rff_dim": a.rff_dim, "n_modes": 5}
+    run = f"{tmp}/run"
+    t = {}
+    with PeakRSS() as peak, dask_cluster(None, a.workers) as address:
+        _warm_up(address)  # imports (torch, zarr) once per worker, outside the timings
+        t0 = time.perf_counter()
+        prep = plan_pair(f"{tmp}/x.zarr", f"{tmp}/y.zarr", run, params)
+        t["plan"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        gram = accumulate_gram.fn(address, prep["blocks"], prep["freq_url"], "float32", run)
+        t["gram"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        solve_spectrum.fn(gram["gram_url"], params, prep, run)
+        t["solve"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        score_members.fn(address, prep["blocks"], prep["freq_url"], run, 50, "float32")
+        t["scores"] = time.perf_counter() - t0
+    assert gram["count"] == a.n
+    return {"stages": t, "total": sum(t.values()), "peak_mb": peak.peak / 2**20, "write_s": write_s}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=100_000)
+    p.add_argument("--dx", type=int, default=512)
+    p.add_argument("--dy", type=int, default=768)
+    p.add_argument("--rff-dim", type=int, default=1000)
+    p.add_argument("--shard", type=int, default=8192)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--child", action="store_true")
+    a = p.parse_args()
+    if a.child:
+        print(json.dumps(child(a)))
+        return
+    print(f"compare benchmark: dx={a.dx} dy={a.dy} rff_dim={a.rff_dim} (m={4 * a.rff_dim}), "
+          f"shards of {a.shard} rows, {a.workers} Dask workers x 1 thread, float32 features")
+    res = {}
+    for n in (a.n, 4 * a.n):
+        cmd = [sys.executable, __file__, "--child", "--n", str(n), "--dx", str(a.dx), "--dy",
+               str(a.dy), "--rff-dim", str(a.rff_dim), "--shard", str(a.shard), "--workers", str(a.workers)]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        res[n] = json.loads(out.stdout.strip().splitlines()[-1])
+        r = res[n]
+        stages = "  ".join(f"{k} {v:6.2f}s" for k, v in r["stages"].items())
+        print(f"  n={n:>9,}: total {r['total']:7.2f} s  ({stages})  peak RSS {r['peak_mb']:7.0f} MB"
+              f"  [writing the stores, not timed: {r['write_s']:.1f} s]")
+    n, n4 = res[a.n], res[4 * a.n]
+    print(f"  time(4n)/time(n)   total {n4['total'] / n['total']:.3f}   gram "
+          f"{n4['stages']['gram'] / n['stages']['gram']:.3f}   scores "
+          f"{n4['stages']['scores'] / n['stages']['scores']:.3f}   (linear: 4)")
+    print(f"  peak RSS 4n / n    {n4['peak_mb'] / n['peak_mb']:.3f}   (flat in n: 1)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""The audit flow, end to end: ingest -> embed -> compare -> report, skipping what is done.
+
+Each stage resumes by its own contract: ingest and embed redo only uncommitted shards (a
+complete store costs one planning pass), compare overwrites only its run's partitions. One
+Dask cluster (the one at ``address``, or a LocalCluster for the audit) serves ingest and
+compare; embedding runs in this process, one model per device.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+
+from speclens.datasets.sources import IngestSource
+from speclens.flows.compare import DEFAULTS, compare, dask_cluster
+from speclens.flows.embed import embed
+from speclens.flows.ingest import ingest
+from speclens.flows.runtime import prefect_api
+from speclens.storage import urls
+from speclens.storage.errors import InputError
+
+
+@flow(name="audit")
+def audit_flow(source: IngestSource, name: str, encoders: list[str], root: str = "speclens-out",
+               compare_params: dict | None = None, run_id: str | None = None,
+               device: str = "auto", batch_size: int = 64, image_size: int | None = None,
+               shard_size: int = 256, address: str | None = None, progress: bool = True) -> list[dict]:
+    logger = get_run_logger()
+    dataset = urls.join(root, "datasets", f"{name}.zarr")
+    with dask_cluster(address) as addr:
+        summary = ingest(source, dataset, image_size=image_size, shard_size=shard_size,
+                         address=addr, progress=progress)
+        logger.info("ingest: %s", summary.get("counts"))
+        for s in embed(dataset, encoders, device=device, batch_size=batch_size, progress=progress):
+            logger.info("embed %s: %d vectors", s["encoder_id"], s["valid"])
+        return compare(dataset, encoders, root=root, run_id=run_id, address=addr,
+                       **(compare_params or {}))
+
+
+def audit(source: IngestSource, name: str, encoders: list[str], **kwargs) -> list[dict]:
+    """Run :func:`audit_flow`; raises :class:`InputError` for bad input (one sentence)."""
+    unknown = set(kwargs.get("compare_params") or {}) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"unknown compare parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+    with prefect_api():
+        state = audit_flow(source=source, name=name, encoders=list(encoders), **kwargs,
+                           return_state=True)
+    if state.is_failed():
+        try:
+            state.result()
+        except InputError:
+            raise
+        raise RuntimeError(state.message or "audit failed")
+    return state.result()

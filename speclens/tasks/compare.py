@@ -1,0 +1,172 @@
+"""Prefect tasks of the compare flow. Each passes URLs, ids and small lists; the arrays (Gram
+state, frequencies, solution, members) live under ``<root>/runs/<run_id>/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+
+import numpy as np
+from prefect import task
+
+from speclens.spec import SPEC, GramState, make_feature_map, resolve_sigma
+from speclens.storage import urls
+from speclens.storage.arrays import load_npz, save_npz
+from speclens.storage.dataset_store import DatasetStore
+from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.errors import InputError
+from speclens.tasks.mapreduce import blocks_for, gram_mapreduce, members_mapreduce
+
+
+@contextlib.contextmanager
+def dask_client(address: str):
+    from distributed import Client
+
+    client = Client(address, set_as_default=False, timeout="30s")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def resolve_embedding(dataset_url: str, encoder: str) -> str:
+    """An embedding store URL from an encoder id (its default location) or a store URL."""
+    if encoder.endswith(".zarr") or "://" in encoder or encoder.startswith("/"):
+        if EmbeddingStore.exists(encoder):
+            return encoder
+    url = default_embedding_url(dataset_url, encoder)
+    if not EmbeddingStore.exists(url):
+        raise InputError(
+            f"no embedding of {dataset_url} by {encoder!r} at {url}; run `speclens embed "
+            f"--dataset {dataset_url} --encoder {encoder}` first, or pass a store URL."
+        )
+    return url
+
+
+def _sample_rows(store: EmbeddingStore, rows: np.ndarray) -> np.ndarray:
+    return store.group["embedding"].get_orthogonal_selection((rows, slice(None)))
+
+
+@task(name="prepare-compare")
+def prepare_compare(dataset_url: str, x_url: str, y_url: str, run_url: str, params: dict) -> dict:
+    """Join check, bandwidths, frequencies (drawn once, saved), and the row blocks."""
+    dataset = DatasetStore.open(dataset_url)
+    sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
+    for store, url in ((sx, x_url), (sy, y_url)):
+        if not store.complete:
+            raise InputError(f"{url} is incomplete ({len(store.pending())} shard(s) pending); "
+                             f"rerun its `speclens embed` command, then compare.")
+    ids = dataset.sample_ids()
+    for store, url in ((sx, x_url), (sy, y_url)):
+        if store.dataset_input_hash != dataset.input_hash or not np.array_equal(store.sample_ids(), ids):
+            raise InputError(
+                f"{url} embeds other samples than {dataset_url} (its sample_ids or input hash "
+                f"differ); embed both encoders from the same dataset store.")
+    return plan_pair(x_url, y_url, run_url, params)
+
+
+def plan_pair(x_url: str, y_url: str, run_url: str, params: dict) -> dict:
+    """Bandwidths (heuristic on a seeded sample of rows valid in both), frequencies drawn once
+    and saved under ``run_url``, and the row blocks (whole shards) of the map-reduce."""
+    sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
+    valid = sx.valid() & sy.valid()
+    n = int(valid.sum())
+    if n < 2 * params["n_modes"] + 1:
+        raise InputError(f"only {n} samples have both embeddings; compare needs more than "
+                         f"2 * n_modes = {2 * params['n_modes']} (lower --n-modes or embed more).")
+    rng = np.random.default_rng(params["seed"])
+    sample = np.sort(rng.choice(np.flatnonzero(valid), size=min(n, 1000), replace=False))
+    seed, scale = params["seed"], params["sigma_scale"]
+    sigma_x = resolve_sigma(_sample_rows(sx, sample), params["kernel_x"], params["sigma_x"],
+                            "sigma_x", scale, 1000, seed)
+    sigma_y = resolve_sigma(_sample_rows(sy, sample), params["kernel_y"], params["sigma_y"],
+                            "sigma_y", scale, 1000, seed)
+    fx = make_feature_map(params["kernel_x"], sigma_x, params["rff_dim"], seed).fit(sx.dim)
+    fy = make_feature_map(params["kernel_y"], sigma_y, params["rff_dim"], seed).fit(sy.dim)
+    arrays = {f"x_{k}": v for k, v in fx.get_state().items() if v is not None}
+    arrays.update({f"y_{k}": v for k, v in fy.get_state().items() if v is not None})
+    freq_url = save_npz(urls.join(run_url, "frequencies.npz"), **arrays)
+    blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.get("block_shards", 1))
+    return {"n": n, "sigma_x": sigma_x, "sigma_y": sigma_y, "freq_url": freq_url,
+            "blocks": blocks, "dx": sx.dim, "dy": sy.dim}
+
+
+@task(name="accumulate-gram", retries=1, retry_condition_fn=lambda t, r, s: _is_io(s))
+def accumulate_gram(address: str, blocks: list, freq_url: str, dtype: str, run_url: str) -> dict:
+    with dask_client(address) as client:
+        state = gram_mapreduce(client, blocks, freq_url, dtype)
+    url = save_npz(urls.join(run_url, "gram.npz"), gram_sum=state.gram_sum,
+                   count=np.int64(state.count), m_x=np.int64(state.m_x))
+    return {"gram_url": url, "count": state.count, "m": int(state.gram_sum.shape[0])}
+
+
+def _is_io(state) -> bool:
+    try:
+        state.result()
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def spec_for(params: dict, prep: dict) -> SPEC:
+    return SPEC(kernel_x=params["kernel_x"], kernel_y=params["kernel_y"],
+                sigma_x=prep["sigma_x"], sigma_y=prep["sigma_y"], rff_dim=params["rff_dim"],
+                eta=params["eta"], n_modes=params["n_modes"], solver=params["solver"],
+                random_state=params["seed"], dtype=params["dtype"])
+
+
+@task(name="solve-spectrum")
+def solve_spectrum(gram_url: str, params: dict, prep: dict, run_url: str) -> dict:
+    a = load_npz(gram_url)
+    state = GramState(a["gram_sum"], int(a["count"]), int(a["m_x"]))
+    spec = spec_for(params, prep).solve(state)
+    save_npz(urls.join(run_url, "solution.npz"), eigenvalues=spec.eigenvalues_,
+             weights=spec.weights_, spectrum=spec.spectrum_)
+    return {"eigenvalues": spec.eigenvalues_.tolist(), "spec_diff": spec.spec_diff_,
+            "rank": spec.rank_, "solver": spec.solver_, "factorization": spec.factorization_,
+            "abs_mass": float(np.abs(spec.spectrum_).sum()) if spec.spectrum_.size else None}
+
+
+@task(name="score-members", retries=1, retry_condition_fn=lambda t, r, s: _is_io(s))
+def score_members(address: str, blocks: list, freq_url: str, run_url: str, k: int,
+                  dtype: str) -> str:
+    weights = load_npz(urls.join(run_url, "solution.npz"))["weights"]
+    with dask_client(address) as client:
+        signs, rows, scores = members_mapreduce(client, blocks, freq_url, weights, k, dtype)
+    return save_npz(urls.join(run_url, "members.npz"), signs=signs, rows=rows, scores=scores)
+
+
+def describe_members(dataset: DatasetStore, rows: np.ndarray) -> dict:
+    """Labels, captions and (for generated data) factor purities of a mode's members."""
+    names = dataset.label_names
+    labels = dataset.array("label").get_orthogonal_selection(rows)
+    label_names = [names[i] if 0 <= i < len(names) else "" for i in labels]
+    counts = Counter(n for n in label_names if n)
+    top = counts.most_common(3)
+    summary = ", ".join(f"{name} {c / len(rows):.0%}" for name, c in top)
+    factors = []
+    for fname, codes in dataset.factor_names().items():
+        if codes is None:
+            continue
+        values = dataset.array(f"factors/{fname}").get_orthogonal_selection(rows)
+        value, c = Counter(values.tolist()).most_common(1)[0]
+        factors.append((c / len(rows), f"{fname}={codes[int(value)]} {c / len(rows):.0%}"))
+    if factors:
+        summary = "; ".join(t for _, t in sorted(factors, key=lambda f: -f[0])[:2]) + (
+            f" | {summary}" if summary else "")
+    if not summary:
+        captions = dataset.array("caption").get_orthogonal_selection(rows).tolist()
+        words = Counter(w for c in captions for w in set(c.lower().split()) if len(w) > 3)
+        summary = "words: " + ", ".join(w for w, _ in words.most_common(5))
+    return {"labels": label_names, "summary": summary,
+            "label": top[0][0] if top else None, "label_share": top[0][1] / len(rows) if top else None,
+            "captions": dataset.array("caption").get_orthogonal_selection(rows).tolist(),
+            "sample_ids": dataset.array("sample_id").get_orthogonal_selection(rows).tolist()}
+
+
+def now() -> float:
+    return time.perf_counter()
