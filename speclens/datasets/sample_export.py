@@ -1,8 +1,8 @@
 """Write the embedded sample as real files: an ImageNet-layout copy and a COCO-layout copy.
 
 Used by the tests (so the real readers are tested on real JPEG files) and the benchmark.
-Classes get stand-in WordNet ids ``n9000000`` + label; the class-index file names them
-("n9000000 red circle"). Ground truth for a copy is :func:`sample.draw_factors` with the
+Classes get stand-in WordNet ids ``n09000000`` + label; the class-index file names them
+("n09000000 red circle"). Ground truth for a copy is :func:`sample.draw_factors` with the
 same ``n`` and ``seed``; :func:`index_of` maps a file's sample_id back to its sample index.
 """
 
@@ -28,7 +28,7 @@ def index_of(sample_id: str) -> int:
 
 
 def _save(img: np.ndarray, path: str, quality: int) -> None:
-    Image.fromarray(img).save(path, format="JPEG", quality=quality)
+    Image.fromarray(img).save(path, format="JPEG", quality=quality, subsampling=0)
 
 
 def export_imagenet(root: str, n: int, seed: int = 0, *, size: int = sample.DEFAULT_SIZE,

@@ -1,0 +1,87 @@
+"""Where flows run: one Prefect API for the flow and its Dask workers, and the task runner.
+
+Every speclens flow (ingest, embed, compare, ...) runs through :func:`run_flow`:
+
+* :func:`prefect_api` makes sure a Prefect API is reachable by URL. If ``PREFECT_API_URL``
+  is set (a real server, or the test harness), it is used. Otherwise the temporary local
+  server Prefect would start anyway is started once per process and its URL exported, so
+  Dask worker processes report to the same server instead of each starting its own.
+* :func:`task_runner` builds a ``DaskTaskRunner``: a ``distributed.LocalCluster`` by default
+  (``n_workers`` processes of one thread each; threads in one process with
+  ``processes=False``, needed for ``memory://`` stores), or the existing scheduler at
+  ``address``.
+
+Both only configure; nothing starts at import (a LocalCluster started at import time, without
+a ``__main__`` guard, fails in its spawned workers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+
+# No telemetry, no outside lookups: the server inherits these when it starts.
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+# The temporary server takes ~5 s to start, far longer on a loaded machine: wait up to 2 min.
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+# Dask's own INFO chatter (workers starting and stopping) stays off the terminal.
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+
+from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
+from prefect_dask import DaskTaskRunner  # noqa: E402
+
+
+@contextlib.contextmanager
+def prefect_api() -> Iterator[str]:
+    """Yield the URL of a Prefect API that this process and its Dask workers share."""
+    url = PREFECT_API_URL.value()
+    if url:
+        yield url
+        return
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the default instance; Prefect stops it at exit
+    server.start()
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = server.api_url
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+
+
+def task_runner(
+    address: str | None = None,
+    *,
+    n_workers: int | None = None,
+    threads_per_worker: int = 1,
+    processes: bool = True,
+    **cluster_kwargs,
+) -> DaskTaskRunner:
+    """A DaskTaskRunner on the scheduler at ``address``, or on a new LocalCluster."""
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    if address:
+        return DaskTaskRunner(address=address)
+    kwargs = {"n_workers": n_workers, "threads_per_worker": threads_per_worker,
+              "processes": processes, **cluster_kwargs}
+    if n_workers is None:
+        kwargs["n_workers"] = max(1, (os.cpu_count() or 1) // threads_per_worker)
+    return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
+
+
+def run_flow(flow, *, address: str | None = None, n_workers: int | None = None,
+             processes: bool = True, **parameters):
+    """Run ``flow(**parameters)`` on a Dask task runner against a shared Prefect API.
+
+    Returns the flow's final state (never raises for a failed run; the caller decides).
+    """
+    runner = task_runner(address, n_workers=n_workers, processes=processes)
+    with prefect_api():
+        return flow.with_options(task_runner=runner)(**parameters, return_state=True)
