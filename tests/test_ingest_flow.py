@@ -143,3 +143,22 @@ def test_cli_empty_dataset_is_one_sentence_and_non_zero(tmp_path, dask_address):
         f"error: image folder {tmp_path}/empty holds no images; it needs files ending in "
         ".jpg, .jpeg, .png, .bmp, .gif, .webp or .tif.")
     assert not out.exists()
+
+
+def test_failed_shards_end_the_run_with_one_sentence_and_a_rerun_redoes_them(tmp_path,
+                                                                               dask_address):
+    from speclens.flows.ingest import IngestIncomplete
+
+    out = str(tmp_path / "s.zarr")
+    source = IngestSource.sample(60, 0)
+    prepare(source, out, IngestOptions(shard_size=20))
+    plan = tmp_path / "s.zarr" / "_plan.parquet"
+    good = plan.read_bytes()
+    plan.write_bytes(b"not parquet")  # every shard fails on a non-I/O error: no retries
+    with pytest.raises(IngestIncomplete, match=r"^3 of 3 shards of .* failed \(shard 0: .*\); "
+                                               r"rerun the same command to redo only those"):
+        ingest(source, out, shard_size=20, address=dask_address, progress=False)
+    assert DatasetStore.open(out).summary()["state"] == "partial"
+    plan.write_bytes(good)
+    summary = ingest(source, out, shard_size=20, address=dask_address, progress=False)
+    assert summary["shards_written"] == 3 and summary["state"] == "complete"
