@@ -61,3 +61,16 @@ def test_rerun_skips_committed_stages_and_reproduces_the_run(audited, dask_addre
     assert wh.read("modes", "audit-test").equals(before)
     text = open(f"{root}/reports/audit-test/index.html", encoding="utf-8").read()
     assert "captured by hue-hist, not by grad-hist" in text and "modes/mode_00/" in text
+
+
+def test_readme_queries_run_against_an_audits_warehouse(audited):
+    import pathlib
+    import re
+
+    root, _ = audited
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    queries = re.findall(r"```sql\n(.*?)```", readme, re.S)
+    assert len(queries) >= 3
+    wh = Warehouse(f"{root}/warehouse")
+    for sql in queries:
+        assert wh.query(sql).num_rows > 0, sql

@@ -70,23 +70,23 @@ def compare_pair(dataset: str, x_enc: str, y_enc: str, x_url: str, y_url: str, r
     run_url = urls.join(root, "runs", run_id)
     timings, t0 = {}, time.perf_counter()
     prep = prepare_compare(dataset, x_url, y_url, run_url, params)
-    timings["prepare_s"] = time.perf_counter() - t0
+    timings["prepare"] = time.perf_counter() - t0
     logger.info("%s: %s vs %s, n=%d, sigma_x=%s, sigma_y=%s, %d blocks", run_id, x_enc, y_enc,
                 prep["n"], prep["sigma_x"], prep["sigma_y"], len(prep["blocks"]))
     t0 = time.perf_counter()
     gram = accumulate_gram(address, prep["blocks"], prep["freq_url"], params["dtype"], run_url)
-    timings["gram_s"] = time.perf_counter() - t0
+    timings["gram"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     solved = solve_spectrum(gram["gram_url"], params, prep, run_url)
-    timings["solve_s"] = time.perf_counter() - t0
+    timings["solve"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     members_url = score_members(address, prep["blocks"], prep["freq_url"], run_url,
                                 params["members_k"], params["dtype"])
-    timings["scores_s"] = time.perf_counter() - t0
+    timings["scores"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     run = publish_run(dataset, x_enc, y_enc, run_id, group_id, root, params, prep, solved,
                       members_url, timings)
-    timings["publish_s"] = time.perf_counter() - t0
+    timings["publish"] = time.perf_counter() - t0
     report = write_run_report(dataset, root, run_id)
     logger.info("%s: SPEC-diff x_over_y=%.5f y_over_x=%.5f; report %s", run_id,
                 solved["spec_diff"]["x_over_y"], solved["spec_diff"]["y_over_x"], report)
