@@ -38,6 +38,8 @@ class IngestIncomplete(RuntimeError):
 @flow(name="ingest")
 def ingest_flow(source: IngestSource, out: str, options: IngestOptions | None = None,
                 overwrite: bool = False, progress: bool = True):
+    """Plan, one task per pending shard, finalize, summary. Returns the summary dict, or a
+    Failed state whose data is an InputError or IngestIncomplete."""
     logger = get_run_logger()
     options = options or IngestOptions()
     planned = plan_ingest(source, out, options, overwrite)
@@ -50,7 +52,8 @@ def ingest_flow(source: IngestSource, out: str, options: IngestOptions | None = 
         planned["n_shards"], len(pending),
         f", {planned['n_shards'] - len(pending)} already committed" if planned["resumed"] else "",
     )
-    _start_workers()
+    if pending:
+        _start_workers()
     t0 = time.perf_counter()
     futures = {ingest_shard.submit(out, shard_id): shard_id for shard_id in pending}
     written, failed = [], {}
@@ -87,10 +90,12 @@ def _start_workers() -> None:
     starts, so the throughput measured is the workers' own."""
     runner = getattr(FlowRunContext.get(), "task_runner", None)
     if runner is not None and hasattr(runner, "client"):
-        runner.client.run(_load_task_code)
+        runner.client.run(load_task_code)
 
 
-def _load_task_code() -> None:
+def load_task_code() -> None:
+    """Import the task code (and Prefect's task engine) in a worker: what its first task
+    would otherwise pay inside the measured time."""
     import prefect.task_engine  # noqa: F401
 
     import speclens.tasks.ingest  # noqa: F401
