@@ -30,8 +30,15 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Dask's own INFO chatter (workers starting and stopping) stays off the terminal.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
-from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
+from prefect.settings import (  # noqa: E402
+    PREFECT_API_URL,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    temporary_settings,
+)
 from prefect_dask import DaskTaskRunner  # noqa: E402
+
+#: Prefect's own default (20 s) is too short on a busy machine; the server is started once.
+SERVER_STARTUP_TIMEOUT_S = 120
 
 
 @contextlib.contextmanager
@@ -44,7 +51,14 @@ def prefect_api() -> Iterator[str]:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()  # the default instance; Prefect stops it at exit
-    server.start()
+    timeout = max(SERVER_STARTUP_TIMEOUT_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+    try:
+        server.start(timeout=timeout)
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"the temporary Prefect server did not start within {timeout} s ({exc}); start one "
+            "with `prefect server start` and set PREFECT_API_URL to its /api URL."
+        ) from exc
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
