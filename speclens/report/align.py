@@ -1,0 +1,38 @@
+"""The align report: before / after SPEC-diff of the held-out comparisons, label-probe
+accuracy before / after, and links to both compare runs' full reports (sibling folders)."""
+
+from __future__ import annotations
+
+from speclens.report.html import esc, fmt, page
+from speclens.storage import urls
+
+
+def write_align_report(out_dir: str, s: dict) -> str:
+    b, a = s["before"], s["after"]
+    rows = [
+        ("SPEC-diff: reference over encoder (what the encoder misses)",
+         b["spec_diff"]["x_over_y"], a["spec_diff"]["x_over_y"]),
+        ("SPEC-diff: encoder over reference (what the reference misses)",
+         b["spec_diff"]["y_over_x"], a["spec_diff"]["y_over_x"]),
+    ]
+    for probe, label in (("knn", "k-NN label accuracy (k = 10)"),
+                         ("linear_probe", "linear-probe label accuracy")):
+        if s.get("probes"):
+            rows.append((label, s["probes"]["before"][probe], s["probes"]["after"][probe]))
+    table = "".join(
+        f"<tr><td>{esc(name)}</td><td>{fmt(x)}</td><td>{fmt(y)}</td>"
+        f"<td>{fmt(y - x, '+.4g')}</td></tr>" for name, x, y in rows)
+    body = (
+        f"<h1>SPEC-align run {esc(s['run_id'])}</h1>"
+        f"<p>Aligned <b>{esc(s['encoder'])}</b> to the reference <b>{esc(s['reference'])}</b> "
+        f"with an adapter trained on {s['train']} samples; measured on {s['held_out']} "
+        f"held-out samples. The aligned embedding is stored as <code>{esc(s['aligned_id'])}</code>.</p>"
+        "<div class=\"card\"><table><thead><tr><th></th><th>before</th><th>after</th>"
+        f"<th>change</th></tr></thead><tbody>{table}</tbody></table></div>"
+        "<p>Spectra and the groups of each comparison: "
+        f"<a href=\"../{esc(b['run_id'])}/index.html\">before ({esc(b['run_id'])})</a>, "
+        f"<a href=\"../{esc(a['run_id'])}/index.html\">after ({esc(a['run_id'])})</a>.</p>"
+    )
+    url = urls.join(out_dir, "index.html")
+    urls.write_bytes(url, page(f"SPEC-align {s['run_id']}", body).encode("utf-8"))
+    return url
