@@ -14,7 +14,7 @@ from speclens.flows.ingest import ingest
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.errors import InputError
-from speclens.tasks.ingest import retry_on_io_error
+from speclens.tasks.retries import retry_on_io_error
 
 pytestmark = pytest.mark.integration
 N, SEED, SHARD = 300, 7, 64

@@ -18,6 +18,7 @@ from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
 from speclens.storage.errors import InputError
 from speclens.tasks.mapreduce import blocks_for, gram_mapreduce, members_mapreduce
+from speclens.tasks.retries import retry_on_io_error
 
 
 @contextlib.contextmanager
@@ -93,23 +94,13 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: dict) -> dict:
             "blocks": blocks, "dx": sx.dim, "dy": sy.dim}
 
 
-@task(name="accumulate-gram", retries=1, retry_condition_fn=lambda t, r, s: _is_io(s))
+@task(name="accumulate-gram", retries=1, retry_condition_fn=retry_on_io_error)
 def accumulate_gram(address: str, blocks: list, freq_url: str, dtype: str, run_url: str) -> dict:
     with dask_client(address) as client:
         state = gram_mapreduce(client, blocks, freq_url, dtype)
     url = save_npz(urls.join(run_url, "gram.npz"), gram_sum=state.gram_sum,
                    count=np.int64(state.count), m_x=np.int64(state.m_x))
     return {"gram_url": url, "count": state.count, "m": int(state.gram_sum.shape[0])}
-
-
-def _is_io(state) -> bool:
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:
-        return False
-    return False
 
 
 def spec_for(params: dict, prep: dict) -> SPEC:
@@ -131,7 +122,7 @@ def solve_spectrum(gram_url: str, params: dict, prep: dict, run_url: str) -> dic
             "abs_mass": float(np.abs(spec.spectrum_).sum()) if spec.spectrum_.size else None}
 
 
-@task(name="score-members", retries=1, retry_condition_fn=lambda t, r, s: _is_io(s))
+@task(name="score-members", retries=1, retry_condition_fn=retry_on_io_error)
 def score_members(address: str, blocks: list, freq_url: str, run_url: str, k: int,
                   dtype: str) -> str:
     weights = load_npz(urls.join(run_url, "solution.npz"))["weights"]

@@ -18,6 +18,7 @@ from speclens.storage import urls
 from speclens.storage.dataset_store import STATUS_OK, DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
 from speclens.storage.errors import InputError
+from speclens.tasks.retries import retry_on_io_error
 
 #: Seconds to sleep after each shard: a fault-injection knob for the kill-and-resume tests.
 DELAY_ENV = "SPECLENS_SHARD_DELAY_S"
@@ -28,17 +29,6 @@ def load_encoder(encoder_id: str, device: str, seed: int):
     from speclens.encoders import get_encoder
 
     return get_encoder(encoder_id, device=device, seed=seed)
-
-
-def _io_error(task, task_run, state) -> bool:
-    """Retry only I/O failures; a bad input or a bug fails at once."""
-    try:
-        state.result()
-    except OSError:
-        return True
-    except Exception:
-        return False
-    return False
 
 
 def embedding_provenance(encoder, dataset: DatasetStore, normalize: bool, seed: int,
@@ -126,7 +116,7 @@ def _normalise(v: np.ndarray) -> np.ndarray:
     return np.divide(v, norms, out=np.full_like(v, np.nan), where=norms > 0)
 
 
-@task(name="embed-shard", retries=2, retry_delay_seconds=1, retry_condition_fn=_io_error)
+@task(name="embed-shard", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error)
 def embed_shard(dataset_url: str, out: str, encoder_id: str, shard_id: int, device: str,
                 batch_size: int, normalize: bool, seed: int) -> dict:
     """Embed the ok rows of one dataset shard and commit it (rows, then marker)."""

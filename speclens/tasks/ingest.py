@@ -12,17 +12,7 @@ from prefect.cache_policies import NO_CACHE
 from speclens.datasets import ingest as steps
 from speclens.datasets.sources import IngestSource
 from speclens.storage.errors import InputError
-
-
-def retry_on_io_error(task, task_run, state) -> bool:
-    """retry_condition_fn: retry when the run failed with an OSError, else give up."""
-    exc = state.data
-    if not isinstance(exc, BaseException):
-        try:
-            exc = state.result(raise_on_failure=False)
-        except Exception as err:  # the result could not be read: judge that error
-            exc = err
-    return isinstance(exc, OSError)
+from speclens.tasks.retries import retry_on_io_error
 
 
 @task(name="plan-ingest", cache_policy=NO_CACHE, persist_result=False)
