@@ -184,3 +184,23 @@ def test_import_mismatch_is_refused(dataset, tmp_path, case, pattern):
     with pytest.raises(InputError, match=pattern):
         import_vectors(str(tmp_path / "v.npz"), dataset, "mine", out=out)
     assert not urls.exists(out)  # nothing written
+
+
+def test_loader_thread_and_inline_prepare_give_the_same_vectors():
+    """On CPU each batch is prepared inline; on an accelerator on the loader thread. The
+    threaded path (otherwise run only on CUDA machines) must give the same rows in order."""
+    from types import SimpleNamespace
+
+    from speclens.datasets import sample
+    from speclens.tasks.embed import _batches, _run_pipelined
+
+    enc = get_encoder("hue-hist", device="cpu")
+    images = sample.generate(23, SEED)[0]
+    batches = _batches(np.arange(23), 5)
+    inline, t_inline = _run_pipelined(enc, lambda b: images[b], batches, enc.dim)
+    accelerator = SimpleNamespace(device=SimpleNamespace(type="cuda"), prepare=enc.prepare,
+                                  embed=enc.embed)
+    threaded, t_threaded = _run_pipelined(accelerator, lambda b: images[b], batches, enc.dim)
+    np.testing.assert_array_equal(inline, threaded)
+    np.testing.assert_array_equal(inline, enc.embed(enc.prepare(images)))
+    assert set(t_inline) == set(t_threaded) == {"prepare_s", "compute_s"}
