@@ -7,6 +7,8 @@ from typing import Annotated
 import typer
 
 Root = Annotated[str, typer.Option("--root", help="Output root: runs/, warehouse/, reports/.")]
+WarehouseOpt = Annotated[str | None, typer.Option("--warehouse", help="Warehouse URL, when not "
+                         "<root>/warehouse.")]
 
 
 def fail(exc: Exception, code: int = 2):
@@ -30,8 +32,8 @@ def print_runs(results: list[dict], top: int = 3) -> None:
         typer.echo(f"\n{r['run_id']}: {r['encoder_x']} vs {r['encoder_y']} (n={r['n']})")
         typer.echo(f"  SPEC-diff: {sd['x_over_y']:.4f} ({r['encoder_x']} over {r['encoder_y']}), "
                    f"{sd['y_over_x']:.4f} (the reverse)")
-        root = r["report"].rsplit("/reports/", 1)[0]
-        modes = Warehouse(warehouse_url(root)).read("modes", r["run_id"]).sort_by("mode").to_pylist()
+        wh = r.get("warehouse") or warehouse_url(r["report"].rsplit("/reports/", 1)[0])
+        modes = Warehouse(wh).read("modes", r["run_id"]).sort_by("mode").to_pylist()
         for direction, who, other in (("x_over_y", r["encoder_x"], r["encoder_y"]),
                                       ("y_over_x", r["encoder_y"], r["encoder_x"])):
             typer.echo(f"  captured by {who}, not by {other}:")
@@ -45,6 +47,7 @@ def compare(
     encoder: Annotated[list[str], typer.Option("--encoder", help="Encoder id or embedding "
                        "store URL; two or more (every pair is compared).")],
     root: Root = "speclens-out",
+    warehouse: WarehouseOpt = None,
     kernel: Annotated[str, typer.Option("--kernel", help="gaussian or cosine (both sides).")] = "gaussian",
     sigma_x: Annotated[float | None, typer.Option("--sigma-x")] = None,
     sigma_y: Annotated[float | None, typer.Option("--sigma-y")] = None,
@@ -66,6 +69,7 @@ def compare(
 
     try:
         results = run_compare(dataset, encoder, root=root, run_id=run_id, address=dask_address,
+                              warehouse=warehouse,
                               kernel_x=kernel, kernel_y=kernel, sigma_x=sigma_x, sigma_y=sigma_y,
                               sigma_scale=sigma_scale, rff_dim=rff_dim, eta=eta, n_modes=n_modes,
                               members_k=members, seed=seed)
@@ -77,6 +81,7 @@ def compare(
 def report(
     run_id: Annotated[str, typer.Argument(help="A published run id.")],
     root: Root = "speclens-out",
+    warehouse: WarehouseOpt = None,
 ) -> None:
     """(Re)write the HTML report of a published run from the warehouse."""
     from speclens.flows.runtime import prefect_api
@@ -84,10 +89,10 @@ def report(
     from speclens.storage.warehouse import Warehouse
     from speclens.tasks.publish import warehouse_url, write_run_report
 
-    runs = Warehouse(warehouse_url(root)).read("runs", run_id).to_pylist()
+    runs = Warehouse(warehouse_url(root, warehouse)).read("runs", run_id).to_pylist()
     if not runs:
-        fail(InputError(f"no run {run_id!r} in {warehouse_url(root)}; list runs with "
+        fail(InputError(f"no run {run_id!r} in {warehouse_url(root, warehouse)}; list runs with "
                         f"`speclens query \"select run_id from runs\"`."))
     with prefect_api():
-        path = write_run_report.fn(runs[0]["dataset"], root, run_id)
+        path = write_run_report.fn(runs[0]["dataset"], root, run_id, warehouse)
     typer.echo(path)

@@ -1,7 +1,8 @@
 """The audit flow, end to end: ingest -> embed -> compare -> report, skipping what is done.
 
 Each stage resumes by its own contract: ingest and embed redo only uncommitted shards (a
-complete store costs one planning pass), compare overwrites only its run's partitions. One
+complete store costs one planning pass), compare overwrites only its run's partitions. With
+``dataset`` (an ingested store) and no ``source`` the ingest stage is skipped. One
 Dask cluster (the one at ``address``, or a LocalCluster for the audit) serves ingest and
 compare; embedding runs in this process, one model per device.
 """
@@ -20,23 +21,26 @@ from speclens.storage.errors import InputError
 
 
 @flow(name="audit")
-def audit_flow(source: IngestSource, name: str, encoders: list[str], root: str = "speclens-out",
-               compare_params: dict | None = None, run_id: str | None = None,
-               device: str = "auto", batch_size: int = 64, image_size: int | None = None,
-               shard_size: int = 256, address: str | None = None, progress: bool = True) -> list[dict]:
+def audit_flow(source: IngestSource | None, name: str, encoders: list[str],
+               root: str = "speclens-out", compare_params: dict | None = None,
+               run_id: str | None = None, device: str = "auto", batch_size: int = 64,
+               image_size: int | None = None, shard_size: int = 256, address: str | None = None,
+               progress: bool = True, dataset: str | None = None,
+               warehouse: str | None = None) -> list[dict]:
     logger = get_run_logger()
-    dataset = urls.join(root, "datasets", f"{name}.zarr")
+    dataset = dataset or urls.join(root, "datasets", f"{name}.zarr")
     with dask_cluster(address) as addr:
-        summary = ingest(source, dataset, image_size=image_size, shard_size=shard_size,
-                         address=addr, progress=progress)
-        logger.info("ingest: %s", summary.get("counts"))
+        if source is not None:
+            summary = ingest(source, dataset, image_size=image_size, shard_size=shard_size,
+                             address=addr, progress=progress)
+            logger.info("ingest: %s", summary.get("counts"))
         for s in embed(dataset, encoders, device=device, batch_size=batch_size, progress=progress):
             logger.info("embed %s: %d vectors", s["encoder_id"], s["valid"])
         return compare(dataset, encoders, root=root, run_id=run_id, address=addr,
-                       **(compare_params or {}))
+                       warehouse=warehouse, **(compare_params or {}))
 
 
-def audit(source: IngestSource, name: str, encoders: list[str], **kwargs) -> list[dict]:
+def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs) -> list[dict]:
     """Run :func:`audit_flow`; raises :class:`InputError` for bad input (one sentence)."""
     unknown = set(kwargs.get("compare_params") or {}) - set(DEFAULTS)
     if unknown:
@@ -51,3 +55,13 @@ def audit(source: IngestSource, name: str, encoders: list[str], **kwargs) -> lis
             raise
         raise RuntimeError(state.message or "audit failed")
     return state.result()
+
+
+def audit_config(config, progress: bool = True) -> list[dict]:
+    """Run the audit a validated :class:`speclens.config.AuditConfig` describes."""
+    return audit(config.ingest_source(), config.name or config.source.kind, config.encoders,
+                 root=config.root, compare_params=config.compare.params(),
+                 run_id=config.run_id, device=config.device, batch_size=config.batch_size,
+                 image_size=config.image_size, shard_size=config.shard_size,
+                 address=config.dask_address, progress=progress, dataset=config.dataset,
+                 warehouse=config.warehouse)

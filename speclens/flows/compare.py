@@ -36,7 +36,7 @@ from speclens.tasks.compare import (
     score_members,
     solve_spectrum,
 )
-from speclens.tasks.publish import publish_group, publish_run, write_run_report
+from speclens.tasks.publish import publish_group, publish_run, warehouse_url, write_run_report
 
 DEFAULTS = {"kernel_x": "gaussian", "kernel_y": "gaussian", "sigma_x": None, "sigma_y": None,
             "sigma_scale": 0.5, "rff_dim": 1000, "eta": 1.0, "n_modes": 5, "solver": "auto",
@@ -66,7 +66,8 @@ def dask_cluster(address: str | None, n_workers: int | None = None):
 
 
 def compare_pair(dataset: str, x_enc: str, y_enc: str, x_url: str, y_url: str, root: str,
-                 run_id: str, group_id: str, params: dict, address: str, logger) -> dict:
+                 run_id: str, group_id: str, params: dict, address: str, logger,
+                 warehouse: str | None = None, parent_run_id: str | None = None) -> dict:
     run_url = urls.join(root, "runs", run_id)
     timings, t0 = {}, time.perf_counter()
     prep = prepare_compare(dataset, x_url, y_url, run_url, params)
@@ -85,17 +86,18 @@ def compare_pair(dataset: str, x_enc: str, y_enc: str, x_url: str, y_url: str, r
     timings["scores"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     run = publish_run(dataset, x_enc, y_enc, run_id, group_id, root, params, prep, solved,
-                      members_url, timings)
+                      members_url, timings, parent_run_id, warehouse=warehouse)
     timings["publish"] = time.perf_counter() - t0
-    report = write_run_report(dataset, root, run_id)
+    report = write_run_report(dataset, root, run_id, warehouse)
     logger.info("%s: SPEC-diff x_over_y=%.5f y_over_x=%.5f; report %s", run_id,
                 solved["spec_diff"]["x_over_y"], solved["spec_diff"]["y_over_x"], report)
-    return {**run, "report": report, "eigenvalues": solved["eigenvalues"]}
+    return {**run, "report": report, "eigenvalues": solved["eigenvalues"],
+            "warehouse": warehouse_url(root, warehouse)}
 
 
 @flow(name="compare")
 def compare_flow(dataset: str, encoders: list[str], root: str, run_id: str,
-                 params: dict, address: str | None = None):
+                 params: dict, address: str | None = None, warehouse: str | None = None):
     logger = get_run_logger()
     try:
         stores = [resolve_embedding(dataset, e) for e in encoders]
@@ -109,7 +111,8 @@ def compare_flow(dataset: str, encoders: list[str], root: str, run_id: str,
             pair_id = run_id if len(pairs) == 1 else f"{run_id}--{i}-{j}"
             try:
                 results.append(compare_pair(dataset, encoders[i], encoders[j], stores[i],
-                                            stores[j], root, pair_id, run_id, params, addr, logger))
+                                            stores[j], root, pair_id, run_id, params, addr, logger,
+                                            warehouse))
             except InputError as exc:
                 logger.error(str(exc))
                 return Failed(message=str(exc), data=exc)
@@ -119,9 +122,11 @@ def compare_flow(dataset: str, encoders: list[str], root: str, run_id: str,
 
 
 def compare(dataset: str, encoders: list[str], *, root: str = "speclens-out",
-            run_id: str | None = None, address: str | None = None, **params) -> list[dict]:
+            run_id: str | None = None, address: str | None = None,
+            warehouse: str | None = None, **params) -> list[dict]:
     """Compare every pair of ``encoders`` (ids or embedding store URLs) on ``dataset``.
 
+    Tables go to ``warehouse`` when given, else to ``<root>/warehouse``.
     ``params`` override :data:`DEFAULTS` (kernels, sigmas, rff_dim, eta, n_modes, seed,
     dtype, members_k). Returns one record per pair (and one for the group when K > 2).
     Raises :class:`InputError` for bad input (one sentence).
@@ -138,7 +143,8 @@ def compare(dataset: str, encoders: list[str], *, root: str = "speclens-out",
     run_id = run_id or make_run_id(dataset, encoders, full)
     with prefect_api():
         state = compare_flow(dataset=str(dataset), encoders=list(encoders), root=str(root),
-                             run_id=run_id, params=full, address=address, return_state=True)
+                             run_id=run_id, params=full, address=address, warehouse=warehouse,
+                             return_state=True)
     if state.is_failed():
         exc = state.data if isinstance(state.data, BaseException) else None
         if isinstance(exc, InputError):

@@ -18,8 +18,9 @@ from speclens.tasks.compare import describe_members
 REPORT_IMAGES = 16
 
 
-def warehouse_url(root: str) -> str:
-    return urls.join(root, "warehouse")
+def warehouse_url(root: str, warehouse: str | None = None) -> str:
+    """The warehouse: ``warehouse`` when given (its own root), else ``<root>/warehouse``."""
+    return str(warehouse) if warehouse else urls.join(root, "warehouse")
 
 
 def report_url(root: str, run_id: str) -> str:
@@ -43,14 +44,15 @@ def _versions() -> str:
 @task(name="publish-run")
 def publish_run(dataset_url: str, encoder_x: str, encoder_y: str, run_id: str, group_id: str,
                 root: str, params: dict, prep: dict, solved: dict, members_url: str,
-                timings: dict, parent_run_id: str | None = None) -> dict:
+                timings: dict, parent_run_id: str | None = None,
+                warehouse: str | None = None) -> dict:
     """Write this run's partitions of runs, modes, members and pair_scores (idempotent)."""
     dataset = DatasetStore.open(dataset_url)
     members = load_npz(members_url)
     eig = np.asarray(solved["eigenvalues"])
     k = params["n_modes"]
     mass = solved["abs_mass"]
-    wh = Warehouse(warehouse_url(root))
+    wh = Warehouse(warehouse_url(root, warehouse))
     run = {
         "run_id": run_id, "group_id": group_id, "parent_run_id": parent_run_id,
         "created_at": datetime.now(UTC), "dataset": dataset_url,
@@ -98,11 +100,12 @@ def _member_images(dataset: DatasetStore, members_url: str) -> dict[int, np.ndar
 
 
 @task(name="write-report")
-def write_run_report(dataset_url: str, root: str, run_id: str) -> str:
+def write_run_report(dataset_url: str, root: str, run_id: str,
+                     warehouse: str | None = None) -> str:
     """The HTML report of a published run, and its Prefect markdown artifact."""
     from speclens.report import run_markdown, write_report
 
-    wh = Warehouse(warehouse_url(root))
+    wh = Warehouse(warehouse_url(root, warehouse))
     run = wh.read("runs", run_id).to_pylist()[0]
     modes = wh.read("modes", run_id).sort_by("mode").to_pylist()
     members = wh.read("members", run_id).sort_by([("mode", "ascending"), ("rank", "ascending")]).to_pylist()
