@@ -1,0 +1,105 @@
+"""`speclens audit`: ingest -> embed -> compare -> warehouse and report, in one command.
+
+From an audit config (``--config audit.yaml``, as the scheduled deployment reads it), from
+flags (``--sample N`` or ``--dataset URL`` ..., ``--encoder A --encoder B``), or both: flags
+override the file's keys. Runs locally on a temporary Prefect API; no server is needed. A
+config with problems prints one line per problem (the key and the fix), exits 2, runs nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+Opt = typer.Option
+
+
+def _source(sample, dataset, folder, imagenet, labels, class_index, coco_images, captions):
+    """The source mapping the flags name (None: none named); exits 2 when several are."""
+    named = {"--sample": sample is not None, "--dataset": bool(dataset), "--folder": bool(folder),
+             "--imagenet": bool(imagenet or labels or class_index),
+             "--coco-images": bool(coco_images or captions)}
+    given = [flag for flag, on in named.items() if on]
+    if len(given) > 1:
+        typer.echo(f"error: {' and '.join(given)} both name a dataset; pass one source.", err=True)
+        raise typer.Exit(2)
+    if sample is not None:
+        return {"kind": "sample", "n": sample}
+    if dataset:
+        return {"kind": "dataset", "url": dataset}
+    if folder:
+        return {"kind": "folder", "path": folder}
+    if named["--imagenet"]:
+        extra = {k: v for k, v in (("labels", labels), ("class_index", class_index)) if v}
+        return {"kind": "imagenet", "path": imagenet, **extra}
+    if named["--coco-images"]:
+        return {"kind": "coco", "images": coco_images, "captions": captions}
+    return None
+
+
+def audit(
+    config: Annotated[str | None, Opt("--config", help="Audit config YAML (see "
+                      "deployments/audit.yaml); flags below override its keys.")] = None,
+    sample: Annotated[int | None, Opt("--sample", help="Source: N images of the embedded "
+                      "sample.")] = None,
+    dataset: Annotated[str | None, Opt("--dataset", help="Source: an ingested dataset store "
+                       "URL (skips ingest).")] = None,
+    folder: Annotated[str | None, Opt("--folder", help="Source: a folder of images.")] = None,
+    imagenet: Annotated[str | None, Opt("--imagenet", help="Source: an ImageNet split folder.")] = None,
+    labels: Annotated[str | None, Opt("--labels", help="ImageNet val labels file.")] = None,
+    class_index: Annotated[str | None, Opt("--class-index", help="ImageNet class index.")] = None,
+    coco_images: Annotated[str | None, Opt("--coco-images", help="Source: COCO image folder.")] = None,
+    captions: Annotated[str | None, Opt("--captions", help="COCO captions JSON.")] = None,
+    name: Annotated[str | None, Opt("--name", help="Dataset store name under <root>/datasets.")] = None,
+    encoder: Annotated[list[str] | None, Opt("--encoder", help="Encoder id; two or more.")] = None,
+    root: Annotated[str | None, Opt("--root", help="Output root (default: speclens-out).")] = None,
+    warehouse: Annotated[str | None, Opt("--warehouse", help="Warehouse URL "
+                         "(default: <root>/warehouse).")] = None,
+    run_id: Annotated[str | None, Opt("--run-id")] = None,
+    kernel: Annotated[str | None, Opt("--kernel", help="gaussian or cosine.")] = None,
+    rff_dim: Annotated[int | None, Opt("--rff-dim")] = None,
+    eta: Annotated[float | None, Opt("--eta")] = None,
+    n_modes: Annotated[int | None, Opt("--n-modes")] = None,
+    members: Annotated[int | None, Opt("--members")] = None,
+    seed: Annotated[int | None, Opt("--seed")] = None,
+    device: Annotated[str | None, Opt("--device", help="auto, cpu, cuda or cuda:N.")] = None,
+    dask_address: Annotated[str | None, Opt("--dask-address", help="tcp://HOST:PORT of a "
+                            "Dask scheduler (default: a local cluster).")] = None,
+    progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
+) -> None:
+    """Audit a dataset end to end: ingest, embed with each encoder, compare every pair."""
+    from speclens.commands.compare import fail, print_runs
+    from speclens.config import ConfigError, merge, read_config, validate_config
+    from speclens.flows.audit import audit_config
+    from speclens.storage.errors import InputError
+
+    compare = {"kernel": kernel, "rff_dim": rff_dim, "eta": eta, "n_modes": n_modes,
+               "members": members, "seed": seed}
+    top = {"name": name, "encoders": encoder or None, "root": root, "warehouse": warehouse,
+           "run_id": run_id, "device": device, "dask_address": dask_address,
+           "compare": {k: v for k, v in compare.items() if v is not None} or None}
+    source = _source(sample, dataset, folder, imagenet, labels, class_index, coco_images, captions)
+    try:
+        raw = read_config(config) if config else {}
+        if isinstance(raw, dict):
+            raw = merge(raw, {k: v for k, v in top.items() if v is not None})
+            raw = {**raw, "source": source} if source else raw
+        cfg = validate_config(raw, config or "audit flags")
+    except ConfigError as exc:
+        typer.echo(f"error: {config or 'audit flags'}: {len(exc.problems)} problem(s), nothing "
+                   f"was run:", err=True)
+        for line in exc.problems:
+            typer.echo(f"  {line}", err=True)
+        raise typer.Exit(2) from None
+    t0 = time.perf_counter()
+    try:
+        results = audit_config(cfg, progress=progress)
+    except InputError as exc:
+        fail(exc)
+    except RuntimeError as exc:  # shards failed after retries: the same command redoes them
+        fail(exc, 1)
+    typer.echo(f"\nAudit of {cfg.dataset} in {time.perf_counter() - t0:.0f} s.")
+    print_runs(results)
+    typer.echo(f"\nWarehouse: {cfg.warehouse_url}")

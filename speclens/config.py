@@ -1,0 +1,257 @@
+"""Audit configuration: one YAML file says what to audit, with which encoders, how, and where.
+
+``load_config(path, overrides, defaults)`` reads the file, lays ``overrides`` over it and the
+file over ``defaults`` (key by key), and validates the result with pydantic. Every problem is
+collected and reported at once, one line each, naming the key and the fix
+(``compare.rff_dim: must be greater than 0, got -5; set ...``); :class:`ConfigError` carries
+the lines and nothing has run. Relative paths are relative to the working directory (the
+repository root in deployments). The shipped example is ``deployments/audit.yaml``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+)
+
+from speclens.config_messages import format_errors
+
+SAFE_NAME = r"^[A-Za-z0-9._-]+$"
+Kernel = Literal["gaussian", "cosine"]
+
+
+class ConfigError(ValueError):
+    """An audit config with problems; ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str], source: str = "audit config"):
+        self.problems = list(problems)
+        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(problems))
+
+
+def _local(url: str) -> str | None:
+    """The local path of ``url`` (plain or file://), or None for other file systems."""
+    if url.startswith("file://"):
+        return url[len("file://"):]
+    return None if "://" in url else os.path.expanduser(url)
+
+
+def _exists(want_dir: bool):
+    def check(url: str) -> str:
+        path = _local(url)
+        if path is None:
+            return url
+        thing = "folder" if want_dir else "file"
+        if not os.path.exists(path):
+            raise ValueError(f"no {thing} at {url}; pass an existing {thing}")
+        if os.path.isdir(path) != want_dir:
+            raise ValueError(f"{url} is a {'file' if want_dir else 'folder'}, not a {thing}; "
+                             f"pass a {thing}")
+        return url
+    return AfterValidator(check)
+
+
+Folder = Annotated[str, _exists(want_dir=True)]
+File = Annotated[str, _exists(want_dir=False)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SampleSource(_Strict):
+    kind: Literal["sample"]
+    n: PositiveInt = 2000
+    seed: NonNegativeInt = 0
+
+
+class ImageNetSource(_Strict):
+    kind: Literal["imagenet"]
+    path: Folder
+    labels: File | None = None
+    class_index: File | None = None
+
+
+class CocoSource(_Strict):
+    kind: Literal["coco"]
+    images: Folder
+    captions: File
+
+
+class FolderSource(_Strict):
+    kind: Literal["folder"]
+    path: Folder
+
+
+class DatasetSource(_Strict):
+    kind: Literal["dataset"]
+    url: Folder
+
+
+Source = Annotated[SampleSource | ImageNetSource | CocoSource | FolderSource | DatasetSource,
+                   Field(discriminator="kind")]
+
+
+class CompareConfig(_Strict):
+    kernel: Kernel = "gaussian"
+    kernel_x: Kernel | None = None
+    kernel_y: Kernel | None = None
+    sigma_x: PositiveFloat | None = None
+    sigma_y: PositiveFloat | None = None
+    sigma_scale: PositiveFloat = 0.5
+    rff_dim: PositiveInt = 1000
+    eta: PositiveFloat = 1.0
+    n_modes: PositiveInt = 5
+    members: PositiveInt = 50
+    seed: NonNegativeInt = 0
+
+    def params(self) -> dict[str, Any]:
+        """The compare flow's keyword parameters (``speclens.flows.compare.DEFAULTS`` keys)."""
+        return {"kernel_x": self.kernel_x or self.kernel, "kernel_y": self.kernel_y or self.kernel,
+                "sigma_x": self.sigma_x, "sigma_y": self.sigma_y, "sigma_scale": self.sigma_scale,
+                "rff_dim": self.rff_dim, "eta": self.eta, "n_modes": self.n_modes,
+                "members_k": self.members, "seed": self.seed}
+
+
+def _check_encoders(ids: list[str]) -> list[str]:
+    from speclens.encoders import EncoderError, parse_encoder_id
+
+    problems = []
+    for i, encoder_id in enumerate(ids):
+        try:
+            parse_encoder_id(encoder_id)
+        except EncoderError as exc:
+            problems.append(f"[{i}]\t{str(exc).rstrip('.')}")
+    if len(ids) < 2:
+        problems.append(f"\tneeds at least two encoder ids, got {len(ids)}; add another "
+                        f"(e.g. {'grad-hist' if 'grad-hist' not in ids else 'hue-hist'})")
+    dupes = sorted({e for e in ids if ids.count(e) > 1})
+    if dupes:
+        problems.append(f"\t{', '.join(dupes)} named twice; list distinct encoders")
+    if problems:
+        raise ValueError("\n".join(problems))
+    return [e.strip() for e in ids]
+
+
+def _check_cron(cron: str | None) -> str | None:
+    if cron is None:
+        return None
+    from prefect.client.schemas.schedules import CronSchedule
+
+    try:
+        CronSchedule(cron=cron)
+    except ValueError:
+        raise ValueError(f"{cron!r} is not a cron expression; write five fields, minute hour "
+                         "day-of-month month day-of-week (e.g. '0 3 * * *', daily at 03:00)") from None
+    return cron
+
+
+class AuditConfig(_Strict):
+    """A validated audit: ingest ``source`` (unless it is a dataset store), embed it with each
+    encoder, compare every pair, publish to the warehouse."""
+
+    name: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
+    source: Source
+    encoders: Annotated[list[str], AfterValidator(_check_encoders)]
+    compare: CompareConfig = Field(default_factory=CompareConfig)
+    root: Annotated[str, Field(min_length=1)] = "speclens-out"
+    warehouse: Annotated[str, Field(min_length=1)] | None = None
+    run_id: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
+    device: Annotated[str, Field(pattern=r"^(auto|cpu|cuda(:\d+)?)$")] = "auto"
+    batch_size: PositiveInt = 64
+    image_size: PositiveInt | None = None
+    shard_size: PositiveInt = 256
+    dask_address: Annotated[str, Field(pattern=r"^([a-z]+://)?[^\s/:]+:\d+$")] | None = None
+    schedule: Annotated[str | None, AfterValidator(_check_cron)] = None
+
+    @property
+    def dataset(self) -> str:
+        """The dataset store: the source's URL, or ``<root>/datasets/<name>.zarr``."""
+        from speclens.storage import urls
+
+        if isinstance(self.source, DatasetSource):
+            return self.source.url
+        return urls.join(self.root, "datasets", f"{self.name or self.source.kind}.zarr")
+
+    @property
+    def warehouse_url(self) -> str:
+        from speclens.tasks.publish import warehouse_url
+
+        return warehouse_url(self.root, self.warehouse)
+
+    def ingest_source(self):
+        """The :class:`IngestSource` to ingest, or None for an existing dataset store."""
+        from speclens.datasets.sources import IngestSource
+
+        s = self.source
+        if isinstance(s, SampleSource):
+            return IngestSource.sample(s.n, s.seed)
+        if isinstance(s, ImageNetSource):
+            return IngestSource.imagenet(s.path, s.labels, s.class_index)
+        if isinstance(s, CocoSource):
+            return IngestSource.coco(s.images, s.captions)
+        if isinstance(s, FolderSource):
+            return IngestSource.folder(s.path)
+        return None
+
+
+def merge(base: dict, top: dict) -> dict:
+    """``top`` laid over ``base``, mappings merged key by key (neither is changed)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def validate_config(raw: Any, source: str = "audit config") -> AuditConfig:
+    """Validate a mapping; raises :class:`ConfigError` with every problem."""
+    if not isinstance(raw, dict):
+        raise ConfigError([f"(top level): must be a mapping of keys (name, source, encoders, "
+                           f"...), got {type(raw).__name__}; see deployments/audit.yaml"], source)
+    try:
+        return AuditConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc.errors()), source) from None
+
+
+def read_config(path: str) -> dict:
+    """The YAML mapping in ``path`` (any fsspec URL); raises :class:`ConfigError`."""
+    import yaml
+
+    from speclens.storage import urls
+
+    try:
+        text = urls.read_bytes(path).decode("utf-8")
+    except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"(file): cannot read {path} ({type(exc).__name__}); pass --config "
+                           f"with an audit YAML file such as deployments/audit.yaml"], path) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError([f"(file): not valid YAML{where} ({getattr(exc, 'problem', exc)}); "
+                           f"fix the syntax there"], path) from None
+    return {} if raw is None else raw
+
+
+def load_config(path: str | None = None, overrides: dict | None = None,
+                defaults: dict | None = None) -> AuditConfig:
+    """Read ``path`` (optional), lay ``overrides`` over it and it over ``defaults``, validate."""
+    raw = read_config(path) if path else {}
+    if not isinstance(raw, dict):
+        return validate_config(raw, path or "audit config")
+    return validate_config(merge(merge(defaults or {}, raw), overrides or {}),
+                           path or "audit config")
