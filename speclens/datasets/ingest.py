@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 from pydantic import BaseModel
 
-from speclens.datasets import sample
+from speclens.datasets import mnist, sample
 from speclens.datasets.decode import (
     DEFAULT_MAX_PIXELS,
     POLICIES,
@@ -40,7 +40,7 @@ from speclens.storage.errors import InputError
 
 
 class IngestOptions(BaseModel):
-    image_size: int | None = None  # None: 64 for the sample, 224 otherwise
+    image_size: int | None = None  # None: 64 for the sample, 28 for mnist, 224 otherwise
     shard_size: int = 256
     resize_policy: str = "center-crop"
     max_pixels: int = DEFAULT_MAX_PIXELS
@@ -105,6 +105,9 @@ def fill_shard(out: str, shard_id: int) -> dict:
         factors = {name: plan.column(f"factor_{name}").to_numpy() for name in sample.FACTOR_NAMES}
         images[:] = sample.render(sample.SampleFactors(**factors), np.arange(start, stop),
                                   int(store.meta["source"]["seed"]), size)
+        sha = [sha256_hex(img.tobytes()) for img in images]
+    elif store.meta["source"]["kind"] == "mnist":
+        images[:] = mnist.render([mnist.row_of(s) for s in ids], size)
         sha = [sha256_hex(img.tobytes()) for img in images]
     else:
         for j, url in enumerate(sources):

