@@ -151,8 +151,12 @@ class DatasetStore:
         """Create an empty store for the planned rows ``plan`` (sorted by sample_id).
 
         Writes arrays (unfilled), the plan, then the manifest last: a store without a
-        manifest is an interrupted creation and is rebuilt by the next run.
+        manifest is an interrupted creation and is rebuilt by the next run. Replaces a
+        store already at ``url``; refuses a location holding anything else.
         """
+        if store_state(url) == "foreign":
+            raise InputError(f"{url} already holds files that are not a speclens dataset store; "
+                             "choose an empty or new location.")
         n = plan.num_rows
         size, shard = int(config["image_size"]), int(config["shard_size"])
         digest = input_hash(plan, config)
