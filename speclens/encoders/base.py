@@ -22,6 +22,7 @@ import numpy as np
 
 WEIGHT_FREE = ("pixels", "hue-hist", "grad-hist")
 MODEL_FAMILIES = ("open_clip", "open_clip-text", "timm")
+PACKAGED_FAMILY = "packaged"  # pretrained weights shipped inside an installed package
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 NORMALISATION = "none (raw features; the encoder does not L2-normalise)"
 
@@ -35,7 +36,9 @@ class EncoderSpec:
     """A parsed encoder id: ``family`` alone for weight-free encoders, else ``family:arch@tag``.
 
     ``tag_kind`` is ``"none"`` (weight-free), ``"random"`` (seeded random weights), ``"path"``
-    (a local checkpoint file) or ``"pretrained"`` (a named tag resolved from the local cache).
+    (a local checkpoint file), ``"pretrained"`` (a named tag resolved from the local cache) or
+    ``"packaged"`` (weights inside an installed package; ``tag`` then names a layer, or is
+    None for the model's default output, and the id prints as ``packaged:<model>``).
     """
 
     family: str
@@ -46,6 +49,8 @@ class EncoderSpec:
     def __str__(self) -> str:
         if self.arch is None:
             return self.family
+        if self.tag is None:
+            return f"{self.family}:{self.arch}"
         return f"{self.family}:{self.arch}@{self.tag}"
 
 

@@ -6,6 +6,10 @@ Ids::
     open_clip:<arch>@<tag>                  open_clip image tower
     open_clip-text:<arch>@<tag>             open_clip text tower (captions)
     timm:<model>@<tag>                      timm backbone, pooled features
+    packaged:<model>[@<layer>]              pretrained weights shipped inside an installed
+                                            package (optional extra 'pretrained'):
+                                            packaged:efficientnet-lite0,
+                                            packaged:vit-s14-dinov2init[@final|@block<k>]
 
     <tag> = random                          seeded random weights (plumbing tests)
           | /path/to/model.safetensors      a local checkpoint (.safetensors/.pt/.pth/.bin/.ckpt,
@@ -16,7 +20,15 @@ Ids::
 
 from __future__ import annotations
 
-from .base import MODEL_FAMILIES, WEIGHT_FREE, Encoder, EncoderError, EncoderSpec, resolve_device
+from .base import (
+    MODEL_FAMILIES,
+    PACKAGED_FAMILY,
+    WEIGHT_FREE,
+    Encoder,
+    EncoderError,
+    EncoderSpec,
+    resolve_device,
+)
 from .base import tag_kind as _tag_kind
 
 _TEMPLATES = (
@@ -27,8 +39,10 @@ _TEMPLATES = (
 
 
 def list_encoders() -> list[str]:
-    """The weight-free ids followed by the id templates of the model families."""
-    return [*WEIGHT_FREE, *_TEMPLATES]
+    """The weight-free ids, the id templates of the model families, then the packaged ids."""
+    from .packaged import PACKAGED_IDS
+
+    return [*WEIGHT_FREE, *_TEMPLATES, *PACKAGED_IDS]
 
 
 def _known() -> str:
@@ -45,6 +59,10 @@ def parse_encoder_id(encoder_id: str) -> EncoderSpec:
     if text in WEIGHT_FREE:
         return EncoderSpec(family=text)
     family, sep, rest = text.partition(":")
+    if sep and family == PACKAGED_FAMILY:
+        from .packaged import parse_packaged
+
+        return parse_packaged(text, rest)
     if not sep or family not in MODEL_FAMILIES:
         name = family if sep else text
         hint = " (weight-free encoders take no tag)" if name.split("@")[0] in WEIGHT_FREE else ""
@@ -86,6 +104,10 @@ def get_encoder(
         from .classical import WEIGHT_FREE_ENCODERS
 
         return WEIGHT_FREE_ENCODERS[spec.family](spec, dev)
+    if spec.family == PACKAGED_FAMILY:
+        from .packaged import build_packaged
+
+        return build_packaged(spec, dev)
     if spec.family == "open_clip":
         from .openclip import OpenClipImageEncoder
 
