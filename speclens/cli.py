@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from speclens.commands import align as align_cmd
 from speclens.commands import audit as audit_cmd
 from speclens.commands import compare as compare_cmd
 from speclens.commands import demo as demo_cmd
@@ -28,6 +29,7 @@ app.command("info")(info_cmd.info)
 app.add_typer(embed_cmd.app, name="embed")
 app.command("compare")(compare_cmd.compare)
 app.command("report")(compare_cmd.report)
+app.command("align")(align_cmd.align)
 app.command("query")(query_cmd.query)
 app.command("audit")(audit_cmd.audit)
 
