@@ -52,7 +52,7 @@ METHODS = ("power", "exact")
 
 def batch_sigma(a: torch.Tensor, scale: float = DEFAULT_SIGMA_SCALE) -> torch.Tensor:
     """``scale`` times the median pairwise Euclidean distance of the rows of ``a`` (differentiable)."""
-    d2 = _sq_dists(a)
+    d2 = pairwise_sq_dists(a)
     iu = torch.triu_indices(a.shape[0], a.shape[0], offset=1, device=a.device)
     dist = d2[iu[0], iu[1]].clamp_min(1e-30).sqrt()
     med = torch.quantile(dist, 0.5)
@@ -63,7 +63,8 @@ def batch_sigma(a: torch.Tensor, scale: float = DEFAULT_SIGMA_SCALE) -> torch.Te
     return scale * med
 
 
-def _sq_dists(a: torch.Tensor) -> torch.Tensor:
+def pairwise_sq_dists(a: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distances between all rows of ``a`` (b x b, clamped at 0)."""
     sq = (a * a).sum(dim=1)
     return (sq[:, None] + sq[None, :] - 2.0 * (a @ a.T)).clamp_min(0.0)
 
@@ -90,7 +91,7 @@ def exact_kernel(a: torch.Tensor, kernel: str, sigma) -> torch.Tensor:
     if kernel == "cosine":
         u = features(a, "cosine", None, None)
         return u @ u.T
-    return torch.exp(-_sq_dists(a) / (2.0 * sigma**2))
+    return torch.exp(-pairwise_sq_dists(a) / (2.0 * sigma**2))
 
 
 @dataclass
@@ -100,7 +101,8 @@ class SpecDiffState:
     ``w_top`` / ``w_bottom``: right eigenvectors (feature space, length m) of the top and
     bottom ends; ``omega_x`` / ``omega_y``: unit frequencies (Gaussian kernels);
     ``eigenvalues``: the last batch's ``{'top': ..., 'bottom': ...}``; ``iterations`` and
-    ``residuals``: power iterations used and final relative residual ``|A w - lam w| / |lam|``.
+    ``residuals``: power iterations used and final relative residual
+    ``|A w - lam w| / (|lam| + shift)`` (``w`` a unit vector).
     """
 
     w_top: torch.Tensor | None = None
@@ -145,7 +147,8 @@ def _start_vector(m, like, random_state, end):
 
 def _power_end(psi_d, m_x, sign, shift, w, n_iter, tol):
     """Shifted power iteration on ``sign * A + shift I`` (``A = S Psi^T Psi / b``); returns
-    the eigenvector ``w``, the eigenvalue of ``A``, iterations used and the relative residual."""
+    the eigenvector ``w``, the eigenvalue of ``A``, iterations used and the relative residual
+    (relative to ``|lam| + shift``, the scale of the shifted matrix, so a zero eigenvalue converges)."""
     b = psi_d.shape[0]
     s = torch.ones(psi_d.shape[1], dtype=psi_d.dtype, device=psi_d.device)
     s[m_x:] = -1.0
@@ -155,7 +158,7 @@ def _power_end(psi_d, m_x, sign, shift, w, n_iter, tol):
         z = s * (psi_d.T @ t) / b  # A w
         tt = float(t @ t)
         lam = float(b * (z @ (s * z)) / tt) if tt > 0 else 0.0  # Rayleigh quotient of v = Psi w
-        resid = float(torch.linalg.vector_norm(z - lam * w)) / max(abs(lam), 1e-12)
+        resid = float(torch.linalg.vector_norm(z - lam * w)) / (abs(lam) + shift)
         if resid < tol:
             return w, lam, it, resid
         w = sign * z + shift * w
