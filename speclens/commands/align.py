@@ -16,8 +16,9 @@ def align(
     mode: Annotated[str, typer.Option("--mode", help="adapter (trained on stored "
                     "embeddings).")] = "adapter",
     kind: Annotated[str, typer.Option("--kind", help="Adapter: linear or mlp.")] = "linear",
-    preserve_weight: Annotated[float, typer.Option("--preserve-weight", help="Weight of the "
-                               "term that keeps the encoder's own structure.")] = 1.0,
+    preserve_weight: Annotated[float | None, typer.Option("--preserve-weight", help="Weight of "
+                               "the term that keeps the encoder's own structure [default: the "
+                               "adapter's measured default].")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
     train_frac: Annotated[float, typer.Option("--train-frac", min=0.05, max=0.95)] = 0.5,
     root: Annotated[str, typer.Option("--root")] = "speclens-out",
@@ -36,8 +37,9 @@ def align(
     try:
         s = run_align(dataset, encoder, reference, root=root, run_id=run_id, mode=mode,
                       train_frac=train_frac, seed=seed, address=dask_address,
-                      adapter_options={"kind": kind, "preserve_weight": preserve_weight,
-                                       "epochs": epochs},
+                      adapter_options={"kind": kind, "epochs": epochs,
+                                       **({} if preserve_weight is None else
+                                          {"preserve_weight": preserve_weight})},
                       compare_params={"rff_dim": rff_dim, "n_modes": n_modes})
     except (InputError, ValueError) as exc:
         fail(exc)
