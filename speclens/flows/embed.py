@@ -4,8 +4,9 @@ Reads like its table of contents, for each encoder:
 
 1. ``plan-embed``: check the dataset is complete, build the encoder, create the embedding
    store (or reopen it to resume), list the shards still to do.
-2. ``embed-shard`` x pending shards: batched inference with the next batch prepared on a
-   loader thread; rows then marker, one writer per shard.
+2. ``embed-shard`` x pending shards: batched inference (on a GPU, the next batch is prepared
+   on a loader thread meanwhile; on a CPU inline, since both would share the cores); rows
+   then marker, one writer per shard.
 3. ``finalize-embed``: counts and timings into the manifest; a summary artifact.
 
 By default shards run in this process (``concurrency`` at a time, 1: one model per device);
