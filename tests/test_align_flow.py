@@ -1,0 +1,35 @@
+"""The align flow end to end on the embedded sample: pixels aligned to hue-hist."""
+
+from __future__ import annotations
+
+import pytest
+
+from speclens.datasets.sources import IngestSource
+from speclens.flows.align import align
+from speclens.flows.embed import embed
+from speclens.flows.ingest import ingest
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.warehouse import Warehouse
+
+pytestmark = pytest.mark.integration
+
+
+def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path, dask_address):
+    root = str(tmp_path)
+    dataset = f"{root}/datasets/sample.zarr"
+    ingest(IngestSource.sample(400, 4), dataset, shard_size=200, address=dask_address,
+           progress=False)
+    embed(dataset, ["pixels", "hue-hist"], device="cpu", progress=False)
+    s = align(dataset, "pixels", "hue-hist", root=root, run_id="al", seed=0, address=dask_address,
+              compare_params={"rff_dim": 300, "n_modes": 2, "members_k": 10})
+    assert s["train"] == 200 and s["held_out"] == 200
+    # the reference (X in both comparisons) captures less that the aligned encoder misses
+    assert s["after"]["spec_diff"]["x_over_y"] < 0.95 * s["before"]["spec_diff"]["x_over_y"]
+    aligned = EmbeddingStore.open(s["aligned_url"])
+    assert aligned.encoder_id == "pixels+aligned@al" and aligned.valid().sum() == 400
+    runs = {r["run_id"]: r for r in Warehouse(f"{root}/warehouse").read("runs").to_pylist()}
+    assert runs["al-after"]["parent_run_id"] == "al-before"
+    assert runs["al-after"]["encoder_y"] == "pixels+aligned@al" and runs["al-before"]["n"] == 200
+    assert set(s["probes"]) == {"before", "after"}
+    text = open(s["report"], encoding="utf-8").read()
+    assert "../al-before/index.html" in text and "k-NN label accuracy" in text
