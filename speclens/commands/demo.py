@@ -22,7 +22,7 @@ import typer
 
 DEMO_ENCODERS = ["hue-hist", "grad-hist", "open_clip:speclens-tiny-vit@random"]
 MNIST_ENCODERS = ["packaged:efficientnet-lite0", "packaged:vit-s14-dinov2init"]
-MNIST_N = 500  # 50 per digit: both models embed it on two CPU cores in about two minutes
+MNIST_N = 500  # 50 per digit: both models embed it on two CPU cores in about 2.5 minutes
 #: Gaussian bandwidths at 0.3 (not 0.5) of the median distance: digit classes are local
 #: neighbourhoods in both models (10-NN accuracy 0.84 and 0.81), and at 0.5 the largest
 #: differences are stroke-thickness groups that mix digits (mean share of a mode's top 16 held
