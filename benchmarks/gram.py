@@ -79,6 +79,7 @@ def run_accumulator(a) -> dict:
     assert state.count == a.n
     return {
         "compute_s": t_compute,
+        "cpu_s": cpu,
         "generate_s": t_generate,
         "wall_s": wall,
         "peak_mb": _peak_rss_mb(),
@@ -152,6 +153,10 @@ def main() -> None:
     print(
         f"  time n / 4n (wall, with input): {acc_n['wall_s']:.2f} s / {acc_4n['wall_s']:.2f} s  ratio {w_ratio:.3f}"
     )
+    cpu_ratio = acc_4n["cpu_s"] / acc_n["cpu_s"]
+    print(f"  CPU seconds n / 4n           : {acc_n['cpu_s']:.2f} s / {acc_4n['cpu_s']:.2f} s  "
+          f"ratio {cpu_ratio:.3f}   (robust to other load on the machine)")
+    print(f"  CPU rate ratio acc/plain     : {gemm['cpu_s'] / acc_n['cpu_s']:.3f}")
     print(
         f"  peak RSS n / 4n              : {acc_n['peak_mb']:.0f} MB / {acc_4n['peak_mb']:.0f} MB  "
         f"ratio {mem_ratio:.3f}   (target <= 1.2)"
