@@ -76,3 +76,14 @@ def sample_copies(tmp_path_factory):
         "imagenet_val": export_imagenet(str(root / "val"), SAMPLE_N, SAMPLE_SEED, split="val"),
         "coco": export_coco(str(root / "coco"), SAMPLE_N, SAMPLE_SEED),
     }
+
+
+@pytest.fixture(scope="module")
+def torch_one_thread():
+    """Small torch problems: one thread is faster, and much faster on a shared, busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

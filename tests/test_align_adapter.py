@@ -4,20 +4,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from speclens.spec import SPEC, planted_pair
 from speclens.spec.adapter import Adapter, fit_adapter
 from speclens.spec.probes import knn_accuracy, linear_probe_accuracy
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small problems: one thread is faster, and much faster on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
 def _planted(n=400, seed=0):

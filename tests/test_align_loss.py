@@ -13,16 +13,9 @@ from speclens.spec.align import (
     unit_frequencies,
 )
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 SIGMAS = {"sigma_x": 2.0, "sigma_y": 2.5}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small problems: one thread is faster, and much faster on a shared, busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

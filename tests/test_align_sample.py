@@ -16,7 +16,6 @@ reference's groups that X misses (what the align flow reports as the reference-o
 
 import numpy as np
 import pytest
-import torch
 
 from speclens.datasets import sample
 from speclens.encoders import get_encoder
@@ -24,15 +23,9 @@ from speclens.spec import SPEC
 from speclens.spec.adapter import fit_adapter
 from speclens.spec.probes import knn_accuracy
 
+pytestmark = pytest.mark.usefixtures("torch_one_thread")
+
 N = 600
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
