@@ -215,7 +215,16 @@ class Encoder:
         raise NotImplementedError
 
     def weights_sha256(self) -> str:
-        return "none"
+        """sha256 of the weights file, or the recorded digest (``random:<seed>``); "none" for
+        weight-free encoders. Model encoders keep their weight provenance in ``_weights``."""
+        weights = getattr(self, "_weights", None)
+        if not weights:
+            return "none"
+        if "weights_file" in weights:
+            from .weights import sha256_file
+
+            return sha256_file(weights["weights_file"])
+        return weights["weights_sha256"]
 
     def _provenance_extra(self) -> dict[str, Any]:
         return {}

@@ -18,7 +18,7 @@ from typing import Any
 
 from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
 from .preprocess import open_clip_preprocess
-from .weights import checkpoint_path, locate_pretrained, sha256_file
+from .weights import checkpoint_path, locate_pretrained
 
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
 
@@ -150,11 +150,6 @@ class _OpenClipEncoder(Encoder):
 
     def _keep_tower(self, model):  # pragma: no cover - abstract
         raise NotImplementedError
-
-    def weights_sha256(self) -> str:
-        if "weights_file" in self._weights:
-            return sha256_file(self._weights["weights_file"])
-        return self._weights["weights_sha256"]
 
     def _provenance_extra(self) -> dict[str, Any]:
         extra = {k: v for k, v in self._weights.items() if k != "weights_sha256"}

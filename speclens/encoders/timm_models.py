@@ -20,7 +20,7 @@ from typing import Any
 
 from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
 from .preprocess import timm_preprocess
-from .weights import checkpoint_path, load_state_dict, locate_pretrained, sha256_file
+from .weights import checkpoint_path, load_state_dict, locate_pretrained
 
 DEFAULT_TAGS = ("pretrained", "default")
 
@@ -185,11 +185,6 @@ class TimmEncoder(Encoder):
 
     def preprocessing(self) -> dict[str, Any]:
         return self.transform.describe()
-
-    def weights_sha256(self) -> str:
-        if "weights_file" in self._weights:
-            return sha256_file(self._weights["weights_file"])
-        return self._weights["weights_sha256"]
 
     def _provenance_extra(self) -> dict[str, Any]:
         extra = {k: v for k, v in self._weights.items() if k != "weights_sha256"}
