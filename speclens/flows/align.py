@@ -19,7 +19,7 @@ import json
 from prefect import flow, get_run_logger
 
 from speclens.flows.compare import DEFAULTS, compare_pair, dask_cluster, make_run_id
-from speclens.flows.runtime import prefect_api
+from speclens.flows.runtime import flow_result, prefect_api
 from speclens.storage import urls
 from speclens.storage.errors import InputError
 from speclens.tasks.align import label_probes, train_adapter, write_aligned
@@ -72,12 +72,4 @@ def align(dataset: str, encoder: str, reference: str, **kwargs) -> dict:
     with prefect_api():
         state = align_flow(dataset=dataset, encoder=encoder, reference=reference, **kwargs,
                            return_state=True)
-    if state.is_failed():
-        try:
-            state.result()
-        except InputError:
-            raise
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        raise RuntimeError(state.message or "align failed")
-    return state.result()
+    return flow_result(state, "align", value_errors_are_input=True)

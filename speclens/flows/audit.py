@@ -15,7 +15,7 @@ from speclens.datasets.sources import IngestSource
 from speclens.flows.compare import DEFAULTS, compare, dask_cluster
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
-from speclens.flows.runtime import prefect_api
+from speclens.flows.runtime import flow_result, prefect_api
 from speclens.storage import urls
 from speclens.storage.errors import InputError
 
@@ -48,13 +48,7 @@ def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs)
     with prefect_api():
         state = audit_flow(source=source, name=name, encoders=list(encoders), **kwargs,
                            return_state=True)
-    if state.is_failed():
-        try:
-            state.result()
-        except InputError:
-            raise
-        raise RuntimeError(state.message or "audit failed")
-    return state.result()
+    return flow_result(state, "audit")
 
 
 def audit_config(config, progress: bool = True) -> list[dict]:

@@ -99,3 +99,20 @@ def run_flow(flow, *, address: str | None = None, n_workers: int | None = None,
     runner = task_runner(address, n_workers=n_workers, processes=processes)
     with prefect_api():
         return flow.with_options(task_runner=runner)(**parameters, return_state=True)
+
+
+def flow_result(state, what: str, *, value_errors_are_input: bool = False):
+    """The result of a finished flow run: re-raise a user error as it was raised (a
+    ValueError as an InputError when asked), anything else as one RuntimeError."""
+    from speclens.storage.errors import InputError
+
+    if not state.is_failed():
+        return state.result()
+    try:
+        state.result()
+    except InputError:
+        raise
+    except ValueError as exc:
+        if value_errors_are_input:
+            raise InputError(str(exc)) from None
+    raise RuntimeError(state.message or f"{what} failed")
