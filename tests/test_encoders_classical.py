@@ -33,7 +33,9 @@ def dist(a, b):
     return float(np.linalg.norm(a - b))
 
 
-@pytest.mark.parametrize("name,dim", [("pixels", 768), ("hue-hist", 12), ("grad-hist", 18)])
+@pytest.mark.parametrize(
+    "name,dim", [("pixels", 768), ("hue-hist", 12), ("grad-hist", 18), ("hog", 288)]
+)
 def test_contract(name, dim):
     enc = get_encoder(name, device="cpu")
     assert (enc.id, enc.modality, enc.dim, enc.dtype, enc.input_size) == (
@@ -131,3 +133,28 @@ def test_grad_hist_orientation_is_unsigned():
     a = get_encoder("grad-hist", device="cpu").encode(np.concatenate([img, 255 - img]))
     np.testing.assert_allclose(a[0], a[1], atol=1e-6)
     assert a[0, [0, 17]].sum() > 1.0  # vertical edge: gradient along x, orientation ~ 0 degrees
+
+
+def test_hog_pools_to_grad_hist_exactly():
+    """Summing each orientation bin's square over the 16 cells gives grad-hist squared."""
+    images = batch(draw("square", RED), draw("circle", BLUE, 0.3, 0.7, seed=1))
+    odd = np.random.default_rng(0).integers(0, 256, (2, 37, 53, 3), dtype=np.uint8)
+    for imgs in (images, odd):
+        hog = get_encoder("hog", device="cpu").encode(imgs)
+        grad = get_encoder("grad-hist", device="cpu").encode(imgs)
+        pooled = (hog.reshape(len(imgs), 16, 18) ** 2).sum(axis=1)
+        np.testing.assert_allclose(pooled, grad**2, atol=1e-6)
+        np.testing.assert_allclose(np.linalg.norm(hog, axis=1), 1.0, atol=1e-5)
+
+
+def test_hog_sees_shape_and_position_not_colour():
+    enc = get_encoder("hog", device="cpu")
+    red_sq, blue_sq, moved_sq = enc.encode(
+        batch(draw("square", RED), draw("square", BLUE, seed=1), draw("square", RED, 0.3, 0.3, 2))
+    )
+    # the cells a centred square's edges fall in, and nothing in the far corner cell
+    cells = (red_sq.reshape(4, 4, 18) ** 2).sum(axis=2)
+    assert cells[0, 0] < 0.03 and cells[1:3, 1:3].sum() > 0.8
+    # recolouring moves it by pixel noise only; moving the square changes the cells
+    assert dist(red_sq, blue_sq) < 0.5
+    assert dist(red_sq, moved_sq) > 2 * dist(red_sq, blue_sq)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-WEIGHT_FREE = ("pixels", "hue-hist", "grad-hist")
+WEIGHT_FREE = ("pixels", "hue-hist", "grad-hist", "hog")
 MODEL_FAMILIES = ("open_clip", "open_clip-text", "timm")
 PACKAGED_FAMILY = "packaged"  # pretrained weights shipped inside an installed package
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")

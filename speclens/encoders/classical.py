@@ -1,7 +1,8 @@
-"""Weight-free encoders that see different image factors: raw pixels, colour, and shape.
+"""Weight-free encoders that see different image factors: raw pixels, colour, shape, and shape
+with position.
 
 They need no downloads, so the embedded default compares genuinely different embeddings on any
-machine. All three are vectorised torch code over the whole batch and run on the encoder's device
+machine. All four are vectorised torch code over the whole batch and run on the encoder's device
 (CPU or CUDA) in float32; ``prepare`` only wraps the uint8 batch without copying.
 
 * ``pixels``: area-downsample to 16x16, flatten in (y, x, channel) order, scale to [0, 1]; 768-d.
@@ -14,6 +15,12 @@ machine. All three are vectorised torch code over the whole batch and run on the
   only the strongest 10% of gradient magnitudes per image, magnitude-weighted, normalised to sum 1
   and square-rooted. Unsigned orientation and the per-pixel max channel make it see shape, not
   colour: a dark-on-light and a light-on-dark edge fall in the same bin.
+* ``hog``: the same strongest gradients as ``grad-hist``, histogrammed per cell of a 4x4 grid
+  over the image (18 orientation bins per cell, 288-d), normalised over the whole vector and
+  square-rooted: shape *and where it is*, like the cell histograms of HOG (without HOG's
+  overlapping block normalisation). Summing the squares of each orientation bin over the 16
+  cells gives ``grad-hist`` squared exactly: the position-invariant histogram is a pooling of
+  this one, which is what makes the pair a clean test of SPEC-align.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ HUE_BINS = 12
 ORIENTATION_BINS = 18
 TOP_FRACTION = 0.10
 PIXEL_GRID = 16
+CELL_GRID = 4
 _EPS = 1e-12
 
 
@@ -150,35 +158,80 @@ class GradHistEncoder(_WeightFreeEncoder):
     def _forward(self, x):
         import torch
 
-        img = self._images(x)
-        n, _, h, w = img.shape
-        if h < 3 or w < 3:
-            return torch.zeros(n, ORIENTATION_BINS, device=img.device)
-        # 3x3 Sobel as separable slices (smooth [1, 2, 1] across, difference along)
-        across_rows = img[:, :, :-2, :] + 2.0 * img[:, :, 1:-1, :] + img[:, :, 2:, :]
-        across_cols = img[:, :, :, :-2] + 2.0 * img[:, :, :, 1:-1] + img[:, :, :, 2:]
-        gx = across_rows[:, :, :, 2:] - across_rows[:, :, :, :-2]  # (n, 3, h-2, w-2)
-        gy = across_cols[:, :, 2:, :] - across_cols[:, :, :-2, :]
-        mag2 = gx * gx + gy * gy
-        # per pixel, keep the channel with the largest magnitude (elementwise, no reduction)
-        best_gx, best_gy, best_m2 = gx[:, 0], gy[:, 0], mag2[:, 0]
-        for ch in (1, 2):
-            take = mag2[:, ch] > best_m2
-            best_gx = torch.where(take, gx[:, ch], best_gx)
-            best_gy = torch.where(take, gy[:, ch], best_gy)
-            best_m2 = torch.where(take, mag2[:, ch], best_m2)
-        gx, gy = best_gx.flatten(1), best_gy.flatten(1)
-        mag = best_m2.flatten(1).sqrt()
-        k = max(1, math.ceil(TOP_FRACTION * mag.shape[1]))
-        top, idx = mag.topk(k, dim=1, sorted=False)
-        angle = torch.atan2(gy.gather(1, idx), gx.gather(1, idx)).remainder(math.pi)
-        pos = (angle / math.pi * ORIENTATION_BINS).remainder(ORIENTATION_BINS)
-        hist = _soft_histogram(pos, top, ORIENTATION_BINS)
-        return _hellinger(hist)
+        grads = _strongest_gradients(self._images(x))
+        if grads is None:
+            return torch.zeros(x.shape[0], ORIENTATION_BINS, device=x.device)
+        pos, weight, _ = grads
+        return _hellinger(_soft_histogram(pos, weight, ORIENTATION_BINS))
+
+
+class HogEncoder(_WeightFreeEncoder):
+    """Cell-grid histograms of the strongest gradient orientations (shape and position)."""
+
+    description = {
+        **GradHistEncoder.description,
+        "cells": f"{CELL_GRID}x{CELL_GRID} grid over the gradient image, one histogram each",
+        "layout": "(cell row, cell column, orientation bin) flattened",
+        "normalise": "whole vector sums to 1, then square root (Hellinger)",
+    }
+
+    def __init__(self, spec, device):
+        super().__init__(spec, device)
+        self.dim = CELL_GRID * CELL_GRID * ORIENTATION_BINS
+
+    def _forward(self, x):
+        import torch
+
+        grads = _strongest_gradients(self._images(x))
+        if grads is None:
+            return torch.zeros(x.shape[0], self.dim, device=x.device)
+        pos, weight, (rows, cols, idx) = grads
+        # cell of each kept gradient, offset so that one soft histogram covers all cells
+        flat_cell = (idx // cols) * CELL_GRID // rows * CELL_GRID + (idx % cols) * CELL_GRID // cols
+        hist = torch.zeros(x.shape[0], CELL_GRID * CELL_GRID, ORIENTATION_BINS, device=x.device)
+        for cell in range(CELL_GRID * CELL_GRID):
+            hist[:, cell] = _soft_histogram(pos, weight * (flat_cell == cell), ORIENTATION_BINS)
+        return _hellinger(hist.flatten(1))
+
+
+def _strongest_gradients(img):
+    """Orientation bin positions, magnitudes and flat indices of the strongest gradients.
+
+    ``img`` is float ``(B, 3, H, W)``. 3x3 Sobel per channel on the valid region, keeping the
+    channel of largest magnitude at each pixel (as HOG does); the strongest
+    :data:`TOP_FRACTION` of magnitudes per image. Returns ``(pos, magnitude, (rows, cols,
+    idx))`` with ``pos`` in orientation-bin units, or None for images under 3x3.
+    """
+    import torch
+
+    n, _, h, w = img.shape
+    if h < 3 or w < 3:
+        return None
+    # 3x3 Sobel as separable slices (smooth [1, 2, 1] across, difference along)
+    across_rows = img[:, :, :-2, :] + 2.0 * img[:, :, 1:-1, :] + img[:, :, 2:, :]
+    across_cols = img[:, :, :, :-2] + 2.0 * img[:, :, :, 1:-1] + img[:, :, :, 2:]
+    gx = across_rows[:, :, :, 2:] - across_rows[:, :, :, :-2]  # (n, 3, h-2, w-2)
+    gy = across_cols[:, :, 2:, :] - across_cols[:, :, :-2, :]
+    mag2 = gx * gx + gy * gy
+    # per pixel, keep the channel with the largest magnitude (elementwise, no reduction)
+    best_gx, best_gy, best_m2 = gx[:, 0], gy[:, 0], mag2[:, 0]
+    for ch in (1, 2):
+        take = mag2[:, ch] > best_m2
+        best_gx = torch.where(take, gx[:, ch], best_gx)
+        best_gy = torch.where(take, gy[:, ch], best_gy)
+        best_m2 = torch.where(take, mag2[:, ch], best_m2)
+    gx, gy = best_gx.flatten(1), best_gy.flatten(1)
+    mag = best_m2.flatten(1).sqrt()
+    k = max(1, math.ceil(TOP_FRACTION * mag.shape[1]))
+    top, idx = mag.topk(k, dim=1, sorted=False)
+    angle = torch.atan2(gy.gather(1, idx), gx.gather(1, idx)).remainder(math.pi)
+    pos = (angle / math.pi * ORIENTATION_BINS).remainder(ORIENTATION_BINS)
+    return pos, top, (h - 2, w - 2, idx)
 
 
 WEIGHT_FREE_ENCODERS = {
     "pixels": PixelsEncoder,
     "hue-hist": HueHistEncoder,
     "grad-hist": GradHistEncoder,
+    "hog": HogEncoder,
 }

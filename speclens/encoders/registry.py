@@ -2,7 +2,7 @@
 
 Ids::
 
-    pixels | hue-hist | grad-hist           weight-free, no downloads
+    pixels | hue-hist | grad-hist | hog     weight-free, no downloads
     open_clip:<arch>@<tag>                  open_clip image tower
     open_clip-text:<arch>@<tag>             open_clip text tower (captions)
     timm:<model>@<tag>                      timm backbone, pooled features
