@@ -10,7 +10,8 @@ of the rows to align X (``--x``) to the reference Y (``--y``) and measures, on t
   (``--sigma-scale``) to see whether a change depends on the bandwidth;
 * k-NN accuracy (k=10) of the label (colour x shape) and of each factor.
 
-    .venv/bin/python benchmarks/align.py                     # pixels aligned to hue-hist
+    .venv/bin/python benchmarks/align.py                     # hog aligned to grad-hist
+    .venv/bin/python benchmarks/align.py --x pixels --y hue-hist --kind mlp --preserve-weight 0
     .venv/bin/python benchmarks/align.py --x hue-hist --y grad-hist --which x_over_y
 """
 
@@ -37,7 +38,7 @@ def spec_diff(x, y, sigma_scale=0.5, sigma_x=None, seed=0):
     return spec.spec_diff_, spec.sigma_x_
 
 
-def measure(n=1200, x_id="pixels", y_id="hue-hist", seed=0, **adapter):
+def measure(n=2000, x_id="hog", y_id="grad-hist", seed=0, **adapter):
     images, factors, _ = sample.generate(n, seed=seed)
     X = get_encoder(x_id, device="cpu").encode(images)
     Y = get_encoder(y_id, device="cpu").encode(images)
@@ -63,21 +64,23 @@ def measure(n=1200, x_id="pixels", y_id="hue-hist", seed=0, **adapter):
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=1200)
-    p.add_argument("--x", default="pixels")
-    p.add_argument("--y", default="hue-hist")
-    p.add_argument("--kind", default="mlp")
+    p.add_argument("--n", type=int, default=2000)
+    p.add_argument("--x", default="hog")
+    p.add_argument("--y", default="grad-hist")
+    p.add_argument("--kind", default="linear")
     p.add_argument("--which", default="y_over_x")
     p.add_argument("--preserve", default="neighbours")
-    p.add_argument("--preserve-weight", type=float, default=0.0)
-    p.add_argument("--epochs", type=int, default=60)
+    p.add_argument("--preserve-weight", type=float, default=0.01)
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     r = measure(a.n, a.x, a.y, a.seed, kind=a.kind, which=a.which, preserve=a.preserve,
-                preserve_weight=a.preserve_weight, epochs=a.epochs, lr=a.lr)
+                preserve_weight=a.preserve_weight, epochs=a.epochs, lr=a.lr,
+                batch_size=a.batch_size)
     print(f"X={a.x} aligned to Y={a.y}: n={a.n} (half train, half held out), adapter {a.kind}, "
           f"which={a.which}, preserve={a.preserve} x {a.preserve_weight}, {r['seconds']:.1f} s")
     for scale in (0.5, 1.0):
