@@ -7,44 +7,74 @@ from typing import Annotated
 
 import typer
 
+_ADAPTER = "Adapter mode only: "
+_FINETUNE = "Finetune mode only: "
+
 
 def align(
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset store URL.")],
     encoder: Annotated[str, typer.Option("--encoder", help="Embedding to align (encoder id "
-                       "or store URL).")],
+                       "or store URL; with --mode finetune an open_clip:<arch>@<tag> id whose "
+                       "embedding is stored).")],
     reference: Annotated[str, typer.Option("--reference", help="Reference embedding.")],
-    mode: Annotated[str, typer.Option("--mode", help="adapter (trained on stored "
-                    "embeddings).")] = "adapter",
-    kind: Annotated[str, typer.Option("--kind", help="Adapter: linear or mlp.")] = "linear",
-    preserve_weight: Annotated[float | None, typer.Option("--preserve-weight", help="Weight of "
-                               "the term that keeps the encoder's own structure [default: the "
-                               "adapter's measured default].")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1)] = 30,
+    mode: Annotated[str, typer.Option("--mode", help="adapter: train an adapter on the stored "
+                    "embeddings; finetune: fine-tune the encoder's open_clip image tower on the "
+                    "images and captions (contrastive + SPEC-align loss), checkpointed and "
+                    "resumable by --run-id.")] = "adapter",
+    kind: Annotated[str, typer.Option("--kind", help=_ADAPTER + "linear or mlp.")] = "linear",
+    preserve_weight: Annotated[float | None, typer.Option("--preserve-weight", help=_ADAPTER +
+                               "weight of the term that keeps the encoder's own structure "
+                               "\\[default: the adapter's measured default].")] = None,
+    epochs: Annotated[int, typer.Option("--epochs", min=1, help=_ADAPTER + "training epochs.")] = 30,
+    steps: Annotated[int, typer.Option("--steps", min=1, help=_FINETUNE + "optimiser steps in "
+                     "all (a rerun of the run id resumes up to this many).")] = 500,
+    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help=_FINETUNE + "images "
+                          "per step (also the embedding batch of the fine-tuned model).")] = 64,
+    lr: Annotated[float, typer.Option("--lr", min=0.0, help=_FINETUNE + "AdamW learning "
+                  "rate.")] = 1e-5,
+    spec_weight: Annotated[float, typer.Option("--spec-weight", min=0.0, help=_FINETUNE +
+                           "weight of the SPEC-align loss beside the contrastive loss.")] = 1.0,
+    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help=_FINETUNE +
+                                "steps between checkpoints (one is always written at the "
+                                "end).")] = 100,
+    device: Annotated[str, typer.Option("--device", help=_FINETUNE + "auto (CUDA when "
+                      "present), cpu, cuda or cuda:N.")] = "auto",
     train_frac: Annotated[float, typer.Option("--train-frac", min=0.05, max=0.95)] = 0.5,
     root: Annotated[str, typer.Option("--root")] = "speclens-out",
-    run_id: Annotated[str | None, typer.Option("--run-id")] = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Name of the run; rerun a "
+                      "finetune run id to resume from its latest checkpoint.")] = None,
     rff_dim: Annotated[int, typer.Option("--rff-dim", min=1)] = 1000,
     n_modes: Annotated[int, typer.Option("--n-modes", min=1)] = 5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
     dask_address: Annotated[str | None, typer.Option("--dask-address")] = None,
 ) -> None:
-    """Train an adapter so the encoder also captures the reference's groups; compare
-    held-out samples before and after; publish both runs and an align report."""
+    """Align the encoder so it also captures the reference's groups (an adapter on the stored
+    embeddings, or a fine-tuned open_clip image tower); compare held-out samples before and
+    after; publish both runs and an align report."""
     from speclens.commands.compare import fail
     from speclens.flows.align import align as run_align
+    from speclens.flows.align import check_inputs
     from speclens.storage.errors import InputError
 
+    finetune_options = {"steps": steps, "batch_size": batch_size, "lr": lr,
+                        "spec_weight": spec_weight, "checkpoint_every": checkpoint_every}
     try:
+        check_inputs(mode, encoder, finetune_options)
         s = run_align(dataset, encoder, reference, root=root, run_id=run_id, mode=mode,
                       train_frac=train_frac, seed=seed, address=dask_address,
                       adapter_options={"kind": kind, "epochs": epochs,
                                        **({} if preserve_weight is None else
                                           {"preserve_weight": preserve_weight})},
+                      finetune_options=finetune_options, device=device,
                       compare_params={"rff_dim": rff_dim, "n_modes": n_modes})
     except (InputError, ValueError) as exc:
         fail(exc)
     b, a = s["before"]["spec_diff"], s["after"]["spec_diff"]
-    typer.echo(f"{s['run_id']}: aligned {encoder} to {reference} -> {s['aligned_id']}")
+    typer.echo(f"{s['run_id']}: aligned {encoder} to {reference} ({mode}) -> {s['aligned_id']}")
+    if mode == "finetune":
+        ft = s["finetune"]
+        typer.echo(f"  checkpoint: {ft['checkpoint']} (step {ft['checkpoint_step']}, "
+                   f"{ft['steps_run']} this run, sha256 {ft['checkpoint_sha256'][:12]})")
     typer.echo(f"  held-out SPEC-diff, {reference} over the encoder: {b['x_over_y']:.4f} -> "
                f"{a['x_over_y']:.4f}; the reverse: {b['y_over_x']:.4f} -> {a['y_over_x']:.4f}")
     if s["probes"]:

@@ -32,6 +32,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -42,27 +43,19 @@ from .base import EncoderError, as_image_batch, library_versions, resolve_device
 from .registry import parse_encoder_id
 
 #: A tiny CLIP architecture (ViT image tower, 1-layer text transformer) for tests; it builds
-#: in a few hundredths of a second. Register it with :func:`register_tiny_config`.
+#: in a few hundredths of a second. It ships as ``configs/speclens-tiny.json``, registered in
+#: every process that builds an open_clip model, so ``open_clip:speclens-tiny@random``
+#: resolves in flows and Dask workers as well as here.
 TINY_ARCH = "speclens-tiny"
-TINY_CONFIG = {
-    "embed_dim": 16,
-    "vision_cfg": {"image_size": 32, "layers": 1, "width": 32, "head_width": 16, "patch_size": 8},
-    "text_cfg": {"context_length": 16, "vocab_size": 49408, "width": 32, "heads": 2, "layers": 1},
-}
+TINY_CONFIG = json.loads((Path(__file__).parent / "configs" / f"{TINY_ARCH}.json").read_text())
 CHECKPOINT_PREFIX = "step-"
-_TINY_DIR: str | None = None
 
 
 def register_tiny_config() -> str:
-    """Register :data:`TINY_CONFIG` with open_clip (once per process); returns its name."""
-    global _TINY_DIR
-    import open_clip
+    """Register speclens' shipped open_clip architectures (idempotent); returns the tiny one's name."""
+    from .openclip import register_configs
 
-    if TINY_ARCH not in open_clip.list_models():
-        _TINY_DIR = tempfile.mkdtemp(prefix="speclens-open-clip-config-")
-        path = Path(_TINY_DIR) / f"{TINY_ARCH}.json"
-        path.write_text(json.dumps(TINY_CONFIG))
-        open_clip.add_model_config(path)
+    register_configs()
     return TINY_ARCH
 
 
@@ -98,7 +91,7 @@ class FineTuner:
 
         from speclens.spec.align import SpecDiffLoss
 
-        from .openclip import _build_model
+        from .openclip import build_model
         from .preprocess import open_clip_preprocess
 
         self.config = config
@@ -110,7 +103,7 @@ class FineTuner:
             )
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = resolve_device(device, config.encoder_id)
-        model, self.weights_info, _ = _build_model(self.spec, config.seed, allow_download)
+        model, self.weights_info, _ = build_model(self.spec, config.seed, allow_download)
         self.model = model.to(self.device)
         self.transform = open_clip_preprocess(open_clip.get_model_preprocess_cfg(model))
         self.tokenizer = open_clip.get_tokenizer(self.spec.arch)
@@ -274,15 +267,30 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
 
 def finetune(config: FinetuneConfig, batches, steps: int, checkpoint_dir: str | os.PathLike,
              checkpoint_every: int = 100, device: str = "auto",
-             allow_download: bool = True) -> FineTuner:
+             allow_download: bool = True,
+             on_step: Callable[[dict], None] | None = None) -> FineTuner:
     """Train until ``steps`` steps are done, resuming from the latest checkpoint in
     ``checkpoint_dir``; ``batches(step)`` (or ``batches[step]``) gives the batch of a step.
-    A checkpoint is written every ``checkpoint_every`` steps and after the last one."""
+    A checkpoint is written every ``checkpoint_every`` steps and after the last one.
+    ``on_step(record)`` is called after each step with its losses (for progress logs)."""
     tuner = FineTuner(config, checkpoint_dir, device, allow_download)
     get = batches if callable(batches) else batches.__getitem__
     while tuner.step < steps:
         images, captions, reference = get(tuner.step)
-        tuner.train_step(images, captions, reference)
+        record = tuner.train_step(images, captions, reference)
         if tuner.step % checkpoint_every == 0 or tuner.step == steps:
             tuner.save_checkpoint()
+        if on_step is not None:
+            on_step(record)
     return tuner
+
+
+def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
+    """What identifies a checkpoint folder: its path, step, and the sha256 of its weights."""
+    from .weights import sha256_file
+
+    folder = Path(path)
+    prov = json.loads((folder / "provenance.json").read_text())
+    weights = folder / "model.safetensors"
+    return {"path": str(folder), "weights": str(weights), "step": int(prov["step"]),
+            "sha256": sha256_file(str(weights))}

@@ -12,6 +12,7 @@ is dropped after loading to save device memory.
 from __future__ import annotations
 
 import difflib
+import os
 import posixpath
 import threading
 from typing import Any
@@ -24,18 +25,26 @@ _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
 
 
 #: Architectures shipped with speclens (``configs/*.json``): ``speclens-tiny-vit`` is a
-#: 2-layer ViT/text transformer that builds in milliseconds, for demos and plumbing tests.
+#: 2-layer ViT/text transformer that builds in milliseconds, for demos and plumbing tests;
+#: ``speclens-tiny`` (1 layer each) is smaller still, for the fine-tuning tests.
 CONFIG_DIR = posixpath.join(posixpath.dirname(__file__), "configs")
+SHIPPED_ARCHS = tuple(
+    sorted(name[:-5] for name in os.listdir(CONFIG_DIR) if name.endswith(".json"))
+)
 _registered = threading.Lock()
 
 
 def register_configs() -> None:
-    """Register speclens' own open_clip architectures (idempotent)."""
+    """Register speclens' own open_clip architectures (idempotent); every process does this
+    before it builds an open_clip model, so ``open_clip:speclens-tiny...`` ids resolve in any
+    process (flows, Dask workers), not only where a test registered them."""
     import open_clip
 
     with _registered:
-        if "speclens-tiny-vit" not in open_clip.list_models():
-            open_clip.add_model_config(CONFIG_DIR)
+        known = set(open_clip.list_models())
+        for name in SHIPPED_ARCHS:  # one file each: never override a config registered by name
+            if name not in known:
+                open_clip.add_model_config(posixpath.join(CONFIG_DIR, f"{name}.json"))
 
 
 def _check_arch(spec: EncoderSpec):
@@ -66,8 +75,10 @@ def _check_arch(spec: EncoderSpec):
     return cfg
 
 
-def _build_model(spec: EncoderSpec, seed: int, allow_download: bool):
-    """The full open_clip model on the CPU in eval mode, its weight provenance and config."""
+def build_model(spec: EncoderSpec, seed: int, allow_download: bool):
+    """The full open_clip model (both towers) on the CPU in eval mode with gradients off, its
+    weight provenance (``weights_sha256`` or ``weights_file``, ``weights_source``) and its
+    architecture config. The image and text encoders and the fine-tuner all build with it."""
     import open_clip
     import torch
 
@@ -144,7 +155,7 @@ class _OpenClipEncoder(Encoder):
     def __init__(self, spec, device, seed: int, amp: bool, allow_download: bool):
         super().__init__(spec, device, amp)
         self.seed = seed
-        model, self._weights, model_cfg = _build_model(spec, seed, allow_download)
+        model, self._weights, model_cfg = build_model(spec, seed, allow_download)
         self.model = self._keep_tower(model).to(device)
         self.dim = int(model_cfg["embed_dim"])
 

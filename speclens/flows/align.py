@@ -1,8 +1,16 @@
 """The align flow: SPEC-align one embedding to a reference, measured before and after.
 
-1. ``train-adapter``: a seeded train / held-out split of the samples both embed; the adapter
-   (linear or residual MLP, :mod:`speclens.spec.adapter`) is trained on the train rows.
-2. ``write-aligned``: the adapted embedding of every sample as a new encoder entry
+Two modes, which differ in steps 1 and 2 only:
+
+1. a seeded train / held-out split of the samples both embed, then on the train rows
+   ``train-adapter`` (``mode="adapter"``): an adapter (linear or residual MLP,
+   :mod:`speclens.spec.adapter`) on the stored embeddings; or ``finetune-encoder``
+   (``mode="finetune"``): the encoder's open_clip image tower fine-tuned on the images and
+   captions with the contrastive loss plus the SPEC-align loss against the reference's stored
+   vectors, checkpointed under ``<root>/runs/<run_id>/checkpoints/`` and resumed from there
+   when the run id is run again (:mod:`speclens.tasks.align_finetune`).
+2. ``write-aligned`` / ``write-finetuned``: the aligned embedding of every sample (adapter
+   output, or the fine-tuned checkpoint's embedding) as a new encoder entry
    ``<encoder>+aligned@<run_id>`` beside the others, and held-out views for the comparisons.
 3. compare on the held-out samples, before (reference vs encoder) and after (reference vs
    aligned encoder); both runs go to the warehouse, the after run's ``parent_run_id`` naming
@@ -23,27 +31,60 @@ from speclens.flows.runtime import flow_result, prefect_api
 from speclens.storage import urls
 from speclens.storage.errors import InputError
 from speclens.tasks.align import label_probes, train_adapter, write_aligned
+from speclens.tasks.align_finetune import (
+    check_finetune_encoder,
+    finetune_encoder,
+    finetune_settings,
+    write_finetuned,
+)
 from speclens.tasks.compare import resolve_embedding
+
+MODES = ("adapter", "finetune")
+
+
+def check_inputs(mode: str, encoder: str, finetune_options: dict | None = None) -> None:
+    """One sentence for an unknown mode, or a fine-tune of something that is not open_clip."""
+    if mode not in MODES:
+        raise InputError(f"align mode {mode!r} is unknown; pass --mode adapter (an adapter on "
+                         f"the stored embeddings) or --mode finetune (fine-tune an open_clip "
+                         f"image tower).")
+    if mode == "finetune":
+        check_finetune_encoder(encoder)
+        finetune_settings(finetune_options or {})
 
 
 @flow(name="align")
 def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens-out",
                run_id: str | None = None, mode: str = "adapter", train_frac: float = 0.5,
                seed: int = 0, adapter_options: dict | None = None,
-               compare_params: dict | None = None, address: str | None = None) -> dict:
+               compare_params: dict | None = None, address: str | None = None,
+               finetune_options: dict | None = None, device: str = "auto") -> dict:
     logger = get_run_logger()
-    if mode != "adapter":
-        raise InputError(f"align mode {mode!r} is not available in the flow yet; use "
-                         f"--mode adapter (encoder fine-tuning: speclens.encoders.finetune).")
+    check_inputs(mode, encoder, finetune_options)
     params = {**DEFAULTS, "seed": seed, **(compare_params or {})}
     run_id = run_id or make_run_id(dataset, [encoder, reference, "align"], params)
     run_url = urls.join(root, "runs", run_id)
     x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
-    trained = train_adapter(dataset, x_url, y_url, run_url, train_frac, seed, adapter_options or {})
-    logger.info("%s: adapter trained on %d samples (%d held out)", run_id, trained["train"],
-                trained["held_out"])
-    out = write_aligned(dataset, encoder, x_url, y_url, run_id, run_url, trained["adapter_url"],
-                        trained["split_url"])
+    if mode == "adapter":
+        trained = train_adapter(dataset, x_url, y_url, run_url, train_frac, seed,
+                                adapter_options or {})
+        logger.info("%s: adapter trained on %d samples (%d held out)", run_id, trained["train"],
+                    trained["held_out"])
+        out = write_aligned(dataset, encoder, x_url, y_url, run_id, run_url,
+                            trained["adapter_url"], trained["split_url"])
+        settings = {**(adapter_options or {}), "epochs_run": trained["epochs"]}
+    else:
+        trained = finetune_encoder(dataset, encoder, reference, x_url, y_url, run_url,
+                                   train_frac, seed, finetune_options or {}, device)
+        logger.info("%s: image tower fine-tuned to step %d (%d step(s) this run) on %d samples "
+                    "(%d held out); checkpoint %s", run_id, trained["checkpoint_step"],
+                    trained["steps_run"], trained["trained_on"], trained["held_out"],
+                    trained["checkpoint"])
+        out = write_finetuned(dataset, encoder, x_url, y_url, run_id, run_url,
+                              trained["checkpoint"], trained["split_url"], device,
+                              trained["settings"]["batch_size"])
+        settings = {k: v for k, v in trained.items()
+                    if k not in ("train", "held_out", "split_url")}
     views = out["views"]
     with dask_cluster(address) as addr:
         before = compare_pair(dataset, reference, encoder, views["y"], views["x"], root,
@@ -52,8 +93,9 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
                              root, f"{run_id}-after", run_id, params, addr, logger,
                              parent_run_id=f"{run_id}-before")
     probes = label_probes(dataset, x_url, out["aligned_url"], trained["split_url"])
-    summary = {"run_id": run_id, "encoder": encoder, "reference": reference,
-               "aligned_id": out["aligned_id"], "aligned_url": out["aligned_url"],
+    summary = {"run_id": run_id, "mode": mode, mode: settings, "encoder": encoder,
+               "reference": reference, "aligned_id": out["aligned_id"],
+               "aligned_url": out["aligned_url"],
                "train": trained["train"], "held_out": trained["held_out"],
                "before": {"run_id": before["run_id"], "spec_diff": before["spec_diff"]},
                "after": {"run_id": after["run_id"], "spec_diff": after["spec_diff"]},

@@ -25,7 +25,7 @@ def write_align_report(out_dir: str, s: dict) -> str:
     body = (
         f"<h1>SPEC-align run {esc(s['run_id'])}</h1>"
         f"<p>Aligned <b>{esc(s['encoder'])}</b> to the reference <b>{esc(s['reference'])}</b> "
-        f"with an adapter trained on {s['train']} samples; measured on {s['held_out']} "
+        f"{_how(s)}; measured on {s['held_out']} "
         f"held-out samples. The aligned embedding is stored as <code>{esc(s['aligned_id'])}</code>.</p>"
         "<div class=\"card\"><table><thead><tr><th></th><th>before</th><th>after</th>"
         f"<th>change</th></tr></thead><tbody>{table}</tbody></table></div>"
@@ -36,3 +36,13 @@ def write_align_report(out_dir: str, s: dict) -> str:
     url = urls.join(out_dir, "index.html")
     urls.write_bytes(url, page(f"SPEC-align {s['run_id']}", body).encode("utf-8"))
     return url
+
+
+def _how(s: dict) -> str:
+    """How the alignment was trained, in words (adapter, or fine-tuned image tower)."""
+    if s.get("mode") == "finetune":
+        ft = s["finetune"]
+        return (f"by fine-tuning its image tower to step {ft['checkpoint_step']} on "
+                f"{ft['trained_on']} captioned samples (checkpoint "
+                f"<code>{esc(ft['checkpoint'])}</code>)")
+    return f"with an adapter trained on {s['train']} samples"

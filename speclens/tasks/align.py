@@ -1,5 +1,9 @@
 """Prefect tasks of the align flow: split, train the adapter, write the aligned embedding and
 the held-out views, measure label probes. Arrays stay in stores; tasks pass URLs and numbers.
+
+The split (:func:`split_stores`) and the aligned entry with its held-out views
+(:func:`store_aligned`) are shared with the encoder fine-tune mode
+(:mod:`speclens.tasks.align_finetune`).
 """
 
 from __future__ import annotations
@@ -45,19 +49,33 @@ def _write_view(url: str, source: EmbeddingStore, vectors: np.ndarray, rows: np.
     return url
 
 
-@task(name="train-adapter")
-def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_frac: float,
-                  seed: int, adapter_options: dict) -> dict:
+def split_stores(x_url: str, y_url: str, train_frac: float,
+                 seed: int) -> tuple[EmbeddingStore, EmbeddingStore, np.ndarray, np.ndarray]:
+    """Open both stores, check they embed the same dataset, and split the rows both embed
+    (seeded, :func:`split_rows`): (x store, y store, train rows, held-out rows)."""
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     if sx.dataset_input_hash != sy.dataset_input_hash:
         raise InputError(f"{x_url} and {y_url} embed different datasets; align embeddings of "
                          f"the same dataset store.")
-    X, vx = sx.rows()
-    Y, vy = sy.rows()
-    train, held = split_rows(vx & vy, train_frac, seed)
+    train, held = split_rows(sx.valid() & sy.valid(), train_frac, seed)
     if train.size < 10 or held.size < 10:
         raise InputError(f"only {train.size} training and {held.size} held-out samples; align "
                          f"needs at least 10 of each (embed more samples or change --train-frac).")
+    return sx, sy, train, held
+
+
+def save_split(run_url: str, train: np.ndarray, held: np.ndarray) -> str:
+    url = urls.join(run_url, "split.npz")
+    save_npz(url, train=train, held_out=held)
+    return url
+
+
+@task(name="train-adapter")
+def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_frac: float,
+                  seed: int, adapter_options: dict) -> dict:
+    sx, sy, train, held = split_stores(x_url, y_url, train_frac, seed)
+    X, _ = sx.rows()
+    Y, _ = sy.rows()
     options = {"random_state": seed, **adapter_options}
     kind = options.pop("kind", "linear")
     adapter = fit_adapter(X[train], Y[train], kind=kind, **options)
@@ -66,9 +84,8 @@ def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_
     save_npz(urls.join(run_url, "adapter.npz"),
              **{f"w:{k}": v for k, v in state["weights"].items()},
              meta=np.array(json.dumps(meta, default=float)))
-    save_npz(urls.join(run_url, "split.npz"), train=train, held_out=held)
     return {"train": int(train.size), "held_out": int(held.size), "adapter_url":
-            urls.join(run_url, "adapter.npz"), "split_url": urls.join(run_url, "split.npz"),
+            urls.join(run_url, "adapter.npz"), "split_url": save_split(run_url, train, held),
             "epochs": len(adapter.log)}
 
 
@@ -78,31 +95,50 @@ def load_adapter(url: str) -> Adapter:
     return Adapter.from_state({**meta, "weights": {k[2:]: v for k, v in a.items()}})
 
 
-@task(name="write-aligned")
-def write_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id: str,
-                  run_url: str, adapter_url: str, split_url: str) -> dict:
-    """The aligned embedding as a new encoder entry, and held-out views for compare."""
+def _select(store: EmbeddingStore, rows: np.ndarray) -> np.ndarray:
+    return store.group["embedding"].get_orthogonal_selection((rows, slice(None)))
+
+
+def aligned_encoder_id(encoder: str, run_id: str) -> str:
+    return f"{encoder}+aligned@{run_id}"
+
+
+def store_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id: str,
+                  run_url: str, aligned: np.ndarray, rows: np.ndarray, split_url: str,
+                  provenance: dict) -> dict:
+    """Write ``aligned`` (the aligned vectors of ``rows``, every valid row of the encoder's
+    store) as the new encoder entry ``<encoder>+aligned@<run_id>`` at its default location,
+    and the held-out views (reference, encoder, aligned) that compare reads.
+
+    ``provenance`` says how the vectors were made (adapter or fine-tuned checkpoint); it goes
+    over the encoder's own provenance in the entry's attributes. Both align modes end here."""
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
-    X, vx = sx.rows()
-    Y, _ = sy.rows()
-    split = load_npz(split_url)
-    rows = np.flatnonzero(vx)
-    aligned = load_adapter(adapter_url).transform(X[rows]).astype(np.float32)
-    aligned_id = f"{encoder}+aligned@{run_id}"
-    prov = {**sx.meta, "encoder_id": aligned_id, "aligned_from": sx.encoder_id,
-            "align_run_id": run_id, "adapter_url": adapter_url}
+    aligned_id = aligned_encoder_id(encoder, run_id)
+    prov = {**sx.meta, **provenance, "encoder_id": aligned_id, "aligned_from": sx.encoder_id,
+            "align_run_id": run_id}
     aligned_url = _write_view(default_embedding_url(dataset_url, aligned_id), sx, aligned, rows, prov)
-    held = split["held_out"]
+    held = load_npz(split_url)["held_out"]
     pos = np.searchsorted(rows, held)
     views = {
-        "x": _write_view(urls.join(run_url, "heldout", "x.zarr"), sx, X[held], held,
+        "x": _write_view(urls.join(run_url, "heldout", "x.zarr"), sx, _select(sx, held), held,
                          {**sx.meta, "view": "held-out"}),
-        "y": _write_view(urls.join(run_url, "heldout", "y.zarr"), sy, Y[held], held,
+        "y": _write_view(urls.join(run_url, "heldout", "y.zarr"), sy, _select(sy, held), held,
                          {**sy.meta, "view": "held-out"}),
         "aligned": _write_view(urls.join(run_url, "heldout", "aligned.zarr"), sx, aligned[pos],
                                held, {**prov, "view": "held-out"}),
     }
     return {"aligned_id": aligned_id, "aligned_url": aligned_url, "views": views}
+
+
+@task(name="write-aligned")
+def write_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id: str,
+                  run_url: str, adapter_url: str, split_url: str) -> dict:
+    """The adapted embedding as a new encoder entry, and held-out views for compare."""
+    X, vx = EmbeddingStore.open(x_url).rows()
+    rows = np.flatnonzero(vx)
+    aligned = load_adapter(adapter_url).transform(X[rows]).astype(np.float32)
+    return store_aligned(dataset_url, encoder, x_url, y_url, run_id, run_url, aligned, rows,
+                         split_url, {"align_mode": "adapter", "adapter_url": adapter_url})
 
 
 @task(name="label-probes")

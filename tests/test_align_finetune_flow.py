@@ -1,0 +1,211 @@
+"""The align flow's encoder fine-tune mode end to end on CPU: the tiny @random open_clip image
+tower (``speclens-tiny``, shipped in speclens/encoders/configs) fine-tuned toward hue-hist on
+48 embedded-sample images for 3 steps; the aligned entry, the linked before/after runs, a
+rerun of the run id that resumes without training, and the one-sentence bad-input errors."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from speclens.datasets.sources import IngestSource
+from speclens.encoders.weights import sha256_file
+from speclens.flows.align import align
+from speclens.flows.embed import embed
+from speclens.flows.ingest import ingest
+from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.errors import InputError
+from speclens.storage.warehouse import Warehouse
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("torch_one_thread")]
+
+ENCODER = "open_clip:speclens-tiny@random"
+OPTIONS = {"steps": 3, "batch_size": 8, "lr": 1e-3, "checkpoint_every": 1}
+COMPARE = {"rff_dim": 64, "n_modes": 2, "members_k": 5}
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory, dask_address, torch_one_thread):
+    root = str(tmp_path_factory.mktemp("align-finetune"))
+    dataset = f"{root}/datasets/sample.zarr"
+    ingest(IngestSource.sample(48, 4), dataset, shard_size=24, address=dask_address, progress=False)
+    embed(dataset, [ENCODER, "hue-hist"], device="cpu", progress=False)
+    return root, dataset
+
+
+def run(stores, dask_address, **kwargs):
+    root, dataset = stores
+    kwargs = {"run_id": "ft", "mode": "finetune", "finetune_options": OPTIONS, **kwargs}
+    return align(
+        dataset,
+        kwargs.pop("encoder", ENCODER),
+        "hue-hist",
+        root=root,
+        seed=0,
+        address=dask_address,
+        device="cpu",
+        compare_params=COMPARE,
+        **kwargs,
+    )
+
+
+@pytest.fixture(scope="module")
+def first(stores, dask_address):
+    summary = run(stores, dask_address)
+    folder = Path(summary["finetune"]["checkpoint"]).parent
+    snapshot = {p.name: (p / "model.safetensors").stat().st_mtime_ns for p in folder.iterdir()}
+    vectors, _ = EmbeddingStore.open(summary["aligned_url"]).rows()
+    return summary, snapshot, vectors
+
+
+def test_aligned_entry_is_the_fine_tuned_checkpoints_embedding(stores, first):
+    root, dataset = stores
+    s, snapshot, vectors = first
+    ft = s["finetune"]
+    assert s["mode"] == "finetune" and s["train"] == 24 and s["held_out"] == 24
+    assert sorted(snapshot) == ["step-000001", "step-000002", "step-000003"]
+    assert ft["checkpoint"] == os.path.join(root, "runs", "ft", "checkpoints", "step-000003")
+    assert ft["checkpoint_step"] == 3 and ft["steps_run"] == 3 and ft["resumed_from"] is None
+    assert ft["settings"]["steps"] == 3 and ft["settings"]["lr"] == 1e-3
+    assert ft["settings"]["spec_weight"] == 1.0 and ft["trained_on"] == 24
+    weights = os.path.join(ft["checkpoint"], "model.safetensors")
+    assert ft["checkpoint_sha256"] == sha256_file(weights)
+    aligned = EmbeddingStore.open(s["aligned_url"])
+    assert s["aligned_url"] == default_embedding_url(dataset, f"{ENCODER}+aligned@ft")
+    assert aligned.encoder_id == f"{ENCODER}+aligned@ft" and aligned.n_samples == 48
+    assert aligned.valid().sum() == 48 and aligned.dim == 16
+    meta = aligned.meta
+    assert meta["align_mode"] == "finetune" and meta["aligned_from"] == ENCODER
+    assert meta["checkpoint"] == ft["checkpoint"] and meta["checkpoint_step"] == 3
+    assert meta["checkpoint_sha256"] == ft["checkpoint_sha256"] == meta["weights_sha256"]
+    before, _ = EmbeddingStore.open(default_embedding_url(dataset, ENCODER)).rows()
+    assert np.isfinite(vectors).all() and not np.allclose(vectors, before, atol=1e-4)
+    saved = json.loads(Path(root, "runs", "ft", "align.json").read_text())
+    assert saved["mode"] == "finetune" and saved["finetune"]["settings"]["batch_size"] == 8
+    assert "fine-tuning its image tower to step 3" in Path(s["report"]).read_text("utf-8")
+
+
+def test_both_runs_are_published_and_linked(stores, first):
+    root, _ = stores
+    s, _, _ = first
+    runs = {r["run_id"]: r for r in Warehouse(f"{root}/warehouse").read("runs").to_pylist()}
+    assert runs["ft-after"]["parent_run_id"] == "ft-before"
+    assert runs["ft-before"]["encoder_y"] == ENCODER and runs["ft-before"]["n"] == 24
+    assert runs["ft-after"]["encoder_y"] == f"{ENCODER}+aligned@ft"
+    assert set(s["probes"]) == {"before", "after"}
+
+
+def test_rerun_of_the_run_id_resumes_without_training(stores, dask_address, first):
+    s, snapshot, vectors = first
+    again = run(stores, dask_address)
+    ft = again["finetune"]
+    assert ft["resumed_from"] == 3 and ft["steps_run"] == 0 and ft["checkpoint_step"] == 3
+    assert ft["checkpoint_sha256"] == s["finetune"]["checkpoint_sha256"]
+    folder = Path(ft["checkpoint"]).parent
+    assert {
+        p.name: (p / "model.safetensors").stat().st_mtime_ns for p in folder.iterdir()
+    } == snapshot
+    prov = json.loads((Path(ft["checkpoint"]) / "provenance.json").read_text())
+    assert [h["step"] for h in prov["loss_history"]] == [1, 2, 3]
+    rewritten, _ = EmbeddingStore.open(again["aligned_url"]).rows()
+    np.testing.assert_array_equal(rewritten, vectors)
+
+
+def test_interrupted_training_resumes_on_the_same_batches(stores, first, tmp_path):
+    """Two steps, then three: the third step continues exactly like the first run's; a
+    resume with other batches, another model setting or fewer steps is refused."""
+    from prefect.logging import disable_run_logger
+
+    from speclens.tasks.align_finetune import finetune_encoder
+
+    _, dataset = stores
+    s, _, _ = first
+    x_url = default_embedding_url(dataset, ENCODER)
+    y_url = default_embedding_url(dataset, "hue-hist")
+    args = (dataset, ENCODER, "hue-hist", x_url, y_url, str(tmp_path), 0.5, 0)
+    with disable_run_logger():
+        finetune_encoder.fn(*args, {**OPTIONS, "steps": 2}, "cpu")
+        resumed = finetune_encoder.fn(*args, OPTIONS, "cpu")
+    assert resumed["resumed_from"] == 2 and resumed["steps_run"] == 1
+    history = json.loads((Path(resumed["checkpoint"]) / "provenance.json").read_text())
+    first_history = json.loads((Path(s["finetune"]["checkpoint"]) / "provenance.json").read_text())
+    assert history["loss_history"] == first_history["loss_history"]
+    with disable_run_logger():
+        with pytest.raises(InputError, match=r"other data settings \(batch_size: 8\)"):
+            finetune_encoder.fn(*args, {**OPTIONS, "steps": 4, "batch_size": 4}, "cpu")
+        with pytest.raises(InputError, match=r"different configuration \(lr\).*new --run-id"):
+            finetune_encoder.fn(*args, {**OPTIONS, "steps": 4, "lr": 1e-2}, "cpu")
+        with pytest.raises(InputError, match="past --steps 2; pass --steps 3 or more"):
+            finetune_encoder.fn(*args, {**OPTIONS, "steps": 2}, "cpu")
+
+
+def test_a_dataset_without_captions_is_refused(stores, tmp_path, monkeypatch):
+    from prefect.logging import disable_run_logger
+
+    from speclens.storage.dataset_store import CAPTIONS_SCHEMA, DatasetStore
+    from speclens.tasks.align_finetune import finetune_encoder
+
+    _, dataset = stores
+    monkeypatch.setattr(DatasetStore, "captions", lambda self: CAPTIONS_SCHEMA.empty_table())
+    x_url = default_embedding_url(dataset, ENCODER)
+    y_url = default_embedding_url(dataset, "hue-hist")
+    with disable_run_logger(), pytest.raises(InputError, match="has no captions") as err:
+        finetune_encoder.fn(
+            dataset, ENCODER, "hue-hist", x_url, y_url, str(tmp_path), 0.5, 0, OPTIONS, "cpu"
+        )
+    assert "--mode adapter" in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("encoder", "mode", "match"),
+    [
+        ("hue-hist", "finetune", "--mode finetune fine-tunes an open_clip image tower"),
+        ("open_clip-text:speclens-tiny@random", "finetune", "is not one; pass --encoder open_clip"),
+        (ENCODER, "retrain", "align mode 'retrain' is unknown; pass --mode adapter"),
+    ],
+)
+def test_bad_inputs_give_one_sentence(stores, dask_address, encoder, mode, match):
+    with pytest.raises(InputError, match=match) as err:
+        run(stores, dask_address, encoder=encoder, mode=mode, run_id="bad")
+    message = str(err.value)
+    assert message.endswith(".") and "\n" not in message
+
+
+def test_cli_checks_the_mode_before_starting_a_flow(stores):
+    from typer.testing import CliRunner
+
+    from speclens.cli import app
+
+    _, dataset = stores
+    result = CliRunner().invoke(
+        app,
+        [
+            "align",
+            "--dataset",
+            dataset,
+            "--encoder",
+            "pixels",
+            "--reference",
+            "hue-hist",
+            "--mode",
+            "finetune",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "--mode finetune fine-tunes an open_clip image tower" in result.output
+
+
+def test_cli_finetune_defaults_are_the_flows():
+    import inspect
+
+    from speclens.commands.align import align as command
+    from speclens.tasks.align_finetune import finetune_settings
+
+    defaults = finetune_settings({})
+    params = inspect.signature(command).parameters
+    for name in ("steps", "batch_size", "lr", "spec_weight", "checkpoint_every"):
+        assert params[name].default == defaults[name], name
