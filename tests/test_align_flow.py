@@ -1,4 +1,4 @@
-"""The align flow end to end on the embedded sample: pixels aligned to hue-hist."""
+"""The align flow end to end on the embedded sample: hog aligned to grad-hist."""
 
 from __future__ import annotations
 
@@ -19,17 +19,23 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path,
     dataset = f"{root}/datasets/sample.zarr"
     ingest(IngestSource.sample(400, 4), dataset, shard_size=200, address=dask_address,
            progress=False)
-    embed(dataset, ["pixels", "hue-hist"], device="cpu", progress=False)
-    s = align(dataset, "pixels", "hue-hist", root=root, run_id="al", seed=0, address=dask_address,
+    embed(dataset, ["hog", "grad-hist"], device="cpu", progress=False)
+    s = align(dataset, "hog", "grad-hist", root=root, run_id="al", seed=0, address=dask_address,
+              adapter_options={"batch_size": 50},
               compare_params={"rff_dim": 300, "n_modes": 2, "members_k": 10})
     assert s["train"] == 200 and s["held_out"] == 200
     # the reference (X in both comparisons) captures less that the aligned encoder misses
-    assert s["after"]["spec_diff"]["x_over_y"] < 0.95 * s["before"]["spec_diff"]["x_over_y"]
+    before, after = s["before"]["spec_diff"]["x_over_y"], s["after"]["spec_diff"]["x_over_y"]
+    assert after <= 0.5 * before  # issue 6: at least halved
+    assert max(s["after"]["eigenvalues"]) == pytest.approx(after)
+    assert s["probes"]["after"]["knn"] >= s["probes"]["before"]["knn"] - 0.02
     aligned = EmbeddingStore.open(s["aligned_url"])
-    assert aligned.encoder_id == "pixels+aligned@al" and aligned.valid().sum() == 400
+    assert aligned.encoder_id == "hog+aligned@al" and aligned.valid().sum() == 400
     runs = {r["run_id"]: r for r in Warehouse(f"{root}/warehouse").read("runs").to_pylist()}
     assert runs["al-after"]["parent_run_id"] == "al-before"
-    assert runs["al-after"]["encoder_y"] == "pixels+aligned@al" and runs["al-before"]["n"] == 200
+    assert runs["al-after"]["encoder_y"] == "hog+aligned@al" and runs["al-before"]["n"] == 200
     assert set(s["probes"]) == {"before", "after"}
     text = open(s["report"], encoding="utf-8").read()
     assert "../al-before/index.html" in text and "k-NN label accuracy" in text
+    with open(s["report"].replace("index.html", "spectra.png"), "rb") as png:
+        assert png.read(8) == b"\x89PNG\r\n\x1a\n"

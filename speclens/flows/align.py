@@ -17,7 +17,8 @@ Two modes, which differ in steps 1 and 2 only:
    the before run. The reference is X, so ``x_over_y`` is what the reference captures and the
    aligned embedding still misses: the quantity alignment should lower.
 4. ``label-probes``: k-NN and linear-probe label accuracy before and after (alignment must not
-   wreck the embedding), and an align report linking both runs' reports.
+   wreck the embedding), and an align report: both SPEC-diffs, both spectra side by side, the
+   probes, and links to both runs' full reports.
 """
 
 from __future__ import annotations
@@ -97,8 +98,9 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
                "reference": reference, "aligned_id": out["aligned_id"],
                "aligned_url": out["aligned_url"],
                "train": trained["train"], "held_out": trained["held_out"],
-               "before": {"run_id": before["run_id"], "spec_diff": before["spec_diff"]},
-               "after": {"run_id": after["run_id"], "spec_diff": after["spec_diff"]},
+               **{side: {"run_id": r["run_id"], "spec_diff": r["spec_diff"],
+                         "eigenvalues": [float(v) for v in r["eigenvalues"]]}
+                  for side, r in (("before", before), ("after", after))},
                "probes": probes}
     urls.write_json(urls.join(run_url, "align.json"), summary)
     from speclens.report.align import write_align_report

@@ -1,9 +1,11 @@
-"""The align report: before / after SPEC-diff of the held-out comparisons, label-probe
-accuracy before / after, and links to both compare runs' full reports (sibling folders)."""
+"""The align report: before / after SPEC-diff of the held-out comparisons, both spectra side
+by side (``spectra.png``), label-probe accuracy before / after, and links to both compare runs'
+full reports (sibling folders)."""
 
 from __future__ import annotations
 
 from speclens.report.html import esc, fmt, page
+from speclens.report.plots import spectra_png
 from speclens.storage import urls
 
 
@@ -29,6 +31,7 @@ def write_align_report(out_dir: str, s: dict) -> str:
         f"held-out samples. The aligned embedding is stored as <code>{esc(s['aligned_id'])}</code>.</p>"
         "<div class=\"card\"><table><thead><tr><th></th><th>before</th><th>after</th>"
         f"<th>change</th></tr></thead><tbody>{table}</tbody></table></div>"
+        f"{_spectra(out_dir, s)}"
         "<p>Spectra and the groups of each comparison: "
         f"<a href=\"../{esc(b['run_id'])}/index.html\">before ({esc(b['run_id'])})</a>, "
         f"<a href=\"../{esc(a['run_id'])}/index.html\">after ({esc(a['run_id'])})</a>.</p>"
@@ -36,6 +39,19 @@ def write_align_report(out_dir: str, s: dict) -> str:
     url = urls.join(out_dir, "index.html")
     urls.write_bytes(url, page(f"SPEC-align {s['run_id']}", body).encode("utf-8"))
     return url
+
+
+def _spectra(out_dir: str, s: dict) -> str:
+    """Write ``spectra.png`` (reported eigenvalues before and after) and return its card."""
+    b, a = s["before"].get("eigenvalues"), s["after"].get("eigenvalues")
+    if not b or not a:
+        return ""
+    png = spectra_png(b, a, s["reference"], s["encoder"], s["aligned_id"])
+    urls.write_bytes(urls.join(out_dir, "spectra.png"), png)
+    return ("<h2>Spectra</h2><div class=\"card spectrum\"><img src=\"spectra.png\" alt=\""
+            "reported eigenvalues before and after alignment\"><p class=\"sub\">The reference "
+            "is X: positive eigenvalues are groups the reference ties together and the "
+            "encoder does not; SPEC-align lowers that end.</p></div>")
 
 
 def _how(s: dict) -> str:

@@ -52,6 +52,40 @@ def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes
     return buf.getvalue()
 
 
+def spectra_png(before, after, reference: str, encoder: str, aligned: str) -> bytes:
+    """Two reported spectra side by side (SPEC-align's before and after): the eigenvalues of
+    each comparison sorted from largest to smallest, one bar pair per rank, so the drop of the
+    reference's end (positive: the reference is X) reads at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    values = [np.sort(np.nan_to_num(np.asarray(e, dtype=np.float64)))[::-1] for e in (before, after)]
+    width = max(len(v) for v in values)
+    fig = Figure(figsize=(9, 3.0), dpi=130, layout="constrained")
+    ax = fig.add_subplot()
+    pos = np.arange(width)
+    for k, (v, colour, name) in enumerate(((values[0], "#94a3b8", f"before: {reference} vs {encoder}"),
+                                           (values[1], X_COLOUR, f"after: {reference} vs {aligned}"))):
+        bars = ax.bar(pos[: len(v)] + (k - 0.5) * 0.38, v, width=0.38, color=colour)
+        bars.set_label(name)
+    ax.axhline(0, color="#334155", linewidth=0.8)
+    ax.set_xticks(pos, [str(i + 1) for i in pos], fontsize=8)
+    ax.set_xlabel("eigenvalue rank (largest first)")
+    ax.set_ylabel("eigenvalue")
+    ax.grid(axis="y", color="#e2e8f0", linewidth=0.7)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    legend = ax.legend(loc="upper right", fontsize=8, frameon=False)
+    for text in legend.get_texts():
+        text.set_parse_math(False)  # encoder ids may hold '$' or '_'
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
 def as_rgb(images) -> np.ndarray:
     """(k, H, W[, C]) images as (k, H, W, 3) uint8: grey is repeated, alpha dropped, floats
     in [0, 1] scaled."""
