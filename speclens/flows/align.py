@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 
 from prefect import flow, get_run_logger
+from prefect.states import Failed
 
 from speclens.flows.compare import DEFAULTS, compare_pair, dask_cluster, make_run_id
 from speclens.flows.runtime import flow_result, prefect_api
@@ -61,11 +62,15 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
                compare_params: dict | None = None, address: str | None = None,
                finetune_options: dict | None = None, device: str = "auto") -> dict:
     logger = get_run_logger()
-    check_inputs(mode, encoder, finetune_options)
     params = {**DEFAULTS, "seed": seed, **(compare_params or {})}
     run_id = run_id or make_run_id(dataset, [encoder, reference, "align"], params)
     run_url = urls.join(root, "runs", run_id)
-    x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
+    try:  # bad input ends the run with its one sentence, not a traceback
+        check_inputs(mode, encoder, finetune_options)
+        x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
+    except InputError as exc:
+        logger.error(str(exc))
+        return Failed(message=str(exc), data=exc)
     if mode == "adapter":
         trained = train_adapter(dataset, x_url, y_url, run_url, train_frac, seed,
                                 adapter_options or {})
