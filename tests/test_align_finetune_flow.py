@@ -96,7 +96,7 @@ def test_both_runs_are_published_and_linked(stores, first):
     assert runs["ft-after"]["parent_run_id"] == "ft-before"
     assert runs["ft-before"]["encoder_y"] == ENCODER and runs["ft-before"]["n"] == 24
     assert runs["ft-after"]["encoder_y"] == f"{ENCODER}+aligned@ft"
-    assert set(s["probes"]) == {"before", "after"}
+    assert set(s["probes"]) == {"before", "after", "rows"}
 
 
 def test_rerun_of_the_run_id_resumes_without_training(stores, dask_address, first):

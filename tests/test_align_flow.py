@@ -8,13 +8,15 @@ from speclens.datasets.sources import IngestSource
 from speclens.flows.align import align
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
-from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
 from speclens.storage.warehouse import Warehouse
+from speclens.tasks import align as align_tasks
 
 pytestmark = pytest.mark.integration
 
 
-def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path, dask_address):
+def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path, dask_address,
+                                                                      monkeypatch):
     root = str(tmp_path)
     dataset = f"{root}/datasets/sample.zarr"
     ingest(IngestSource.sample(400, 4), dataset, shard_size=200, address=dask_address,
@@ -34,8 +36,17 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path,
     runs = {r["run_id"]: r for r in Warehouse(f"{root}/warehouse").read("runs").to_pylist()}
     assert runs["al-after"]["parent_run_id"] == "al-before"
     assert runs["al-after"]["encoder_y"] == "hog+aligned@al" and runs["al-before"]["n"] == 200
-    assert set(s["probes"]) == {"before", "after"}
+    assert s["probes"]["rows"] == {"train": 200, "held_out": 200}
     text = open(s["report"], encoding="utf-8").read()
     assert "../al-before/index.html" in text and "k-NN label accuracy" in text
     with open(s["report"].replace("index.html", "spectra.png"), "rb") as png:
         assert png.read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # probes on a large split use seeded subsamples of capped size
+    monkeypatch.setattr(align_tasks, "PROBE_MAX_TRAIN", 50)
+    monkeypatch.setattr(align_tasks, "PROBE_MAX_HELD_OUT", 30)
+    x_url = default_embedding_url(dataset, "hog")
+    split_url = f"{root}/runs/al/split.npz"
+    capped = align_tasks.label_probes.fn(dataset, x_url, s["aligned_url"], split_url, 0)
+    assert capped["rows"] == {"train": 50, "held_out": 30}
+    assert capped == align_tasks.label_probes.fn(dataset, x_url, s["aligned_url"], split_url, 0)

@@ -73,7 +73,7 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
         return Failed(message=str(exc), data=exc)
     if mode == "adapter":
         trained = train_adapter(dataset, x_url, y_url, run_url, train_frac, seed,
-                                adapter_options or {})
+                                adapter_options or {}, device)
         logger.info("%s: adapter trained on %d samples (%d held out)", run_id, trained["train"],
                     trained["held_out"])
         out = write_aligned(dataset, encoder, x_url, y_url, run_id, run_url,
@@ -98,7 +98,7 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
         after = compare_pair(dataset, reference, out["aligned_id"], views["y"], views["aligned"],
                              root, f"{run_id}-after", run_id, params, addr, logger,
                              parent_run_id=f"{run_id}-before")
-    probes = label_probes(dataset, x_url, out["aligned_url"], trained["split_url"])
+    probes = label_probes(dataset, x_url, out["aligned_url"], trained["split_url"], seed)
     summary = {"run_id": run_id, "mode": mode, mode: settings, "encoder": encoder,
                "reference": reference, "aligned_id": out["aligned_id"],
                "aligned_url": out["aligned_url"],

@@ -30,7 +30,7 @@ def write_align_report(out_dir: str, s: dict) -> str:
         f"{_how(s)}; measured on {s['held_out']} "
         f"held-out samples. The aligned embedding is stored as <code>{esc(s['aligned_id'])}</code>.</p>"
         "<div class=\"card\"><table><thead><tr><th></th><th>before</th><th>after</th>"
-        f"<th>change</th></tr></thead><tbody>{table}</tbody></table></div>"
+        f"<th>change</th></tr></thead><tbody>{table}</tbody></table>{_probe_rows(s)}</div>"
         f"{_spectra(out_dir, s)}"
         "<p>Spectra and the groups of each comparison: "
         f"<a href=\"../{esc(b['run_id'])}/index.html\">before ({esc(b['run_id'])})</a>, "
@@ -39,6 +39,14 @@ def write_align_report(out_dir: str, s: dict) -> str:
     url = urls.join(out_dir, "index.html")
     urls.write_bytes(url, page(f"SPEC-align {s['run_id']}", body).encode("utf-8"))
     return url
+
+
+def _probe_rows(s: dict) -> str:
+    rows = (s.get("probes") or {}).get("rows")
+    if not rows:
+        return ""
+    return (f"<p class=\"sub\">Label probes fit on {rows['train']} training rows and scored on "
+            f"{rows['held_out']} held-out rows with a label.</p>")
 
 
 def _spectra(out_dir: str, s: dict) -> str:

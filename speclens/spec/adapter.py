@@ -104,8 +104,9 @@ class Adapter:
     #: output factor that gives the aligned training rows X_train's median pairwise distance
     scale: float = 1.0
 
-    def transform(self, X) -> np.ndarray:
-        """The aligned embedding of ``X`` (n, dim_in), float32 numpy."""
+    def transform(self, X, chunk_rows: int = 65536) -> np.ndarray:
+        """The aligned embedding of ``X`` (n, dim_in), float32 numpy, ``chunk_rows`` at a time
+        (so a large embedding never passes through the device at once)."""
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.config.dim_in:
             raise ValueError(
@@ -113,9 +114,12 @@ class Adapter:
                 f"got {X.shape}."
             )
         p = next(self.module.parameters())
+        out = np.empty(X.shape, dtype=np.float32)
         with torch.no_grad():
-            out = self.module(torch.as_tensor(X, dtype=p.dtype, device=p.device)) * self.scale
-        return out.cpu().numpy().astype(np.float32)
+            for a in range(0, X.shape[0], check_int(chunk_rows, "chunk_rows")):
+                part = torch.as_tensor(X[a : a + chunk_rows], dtype=p.dtype, device=p.device)
+                out[a : a + chunk_rows] = (self.module(part) * self.scale).cpu().numpy()
+        return out
 
     def state_dict(self) -> dict:
         """``{'config': dict, 'weights': {name: ndarray}, 'log': list}`` (plain types)."""
@@ -185,7 +189,8 @@ def _check_config(c: AdapterConfig) -> None:
         raise ValueError(f"preserve_weight must be >= 0, got {c.preserve_weight}.")
 
 
-def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", **options) -> Adapter:
+def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", on_epoch=None,
+                **options) -> Adapter:
     """Train an adapter on paired rows of X (to be aligned) and Y (the reference).
 
     ``options`` are :class:`AdapterConfig` fields: ``kernel_x`` / ``kernel_y``, ``sigma_y``
@@ -195,6 +200,8 @@ def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", **o
     ``preserve`` ('neighbours', 'kernel', 'identity' or 'none'), ``preserve_weight``,
     ``neighbour_quantile``, ``epochs``,
     ``batch_size``, ``lr``, ``weight_decay``, ``hidden`` (MLP), ``random_state``.
+    ``device``: 'cpu', 'cuda[:N]' or 'auto' (CUDA when present). ``on_epoch(entry)`` is called
+    with each epoch's log entry (progress reporting).
     The adapted side's bandwidth is the batch heuristic, so rescaling cannot game the loss.
     """
     X, Y = check_pair(X_train, Y_train, "X_train", "Y_train")
@@ -239,6 +246,8 @@ def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", **o
             steps += 1
         mean = sums / max(steps, 1)
         log.append({"epoch": epoch + 1, "loss": mean[0], "spec_diff": mean[1], "preserve": mean[2]})
+        if on_epoch is not None:
+            on_epoch(log[-1])
     module.eval()
     adapter = Adapter(config, module, log)
     # the loss is scale-free on the adapted side; pin the scale to X's so that distances (and

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from prefect import task
+from prefect import get_run_logger, task
 
 from speclens.spec.adapter import Adapter, fit_adapter
 from speclens.spec.probes import knn_accuracy, linear_probe_accuracy
@@ -72,13 +72,22 @@ def save_split(run_url: str, train: np.ndarray, held: np.ndarray) -> str:
 
 @task(name="train-adapter")
 def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_frac: float,
-                  seed: int, adapter_options: dict) -> dict:
+                  seed: int, adapter_options: dict, device: str = "cpu") -> dict:
+    logger = get_run_logger()
     sx, sy, train, held = split_stores(x_url, y_url, train_frac, seed)
-    X, _ = sx.rows()
-    Y, _ = sy.rows()
+    X, Y = _select(sx, train), _select(sy, train)
     options = {"random_state": seed, **adapter_options}
     kind = options.pop("kind", "linear")
-    adapter = fit_adapter(X[train], Y[train], kind=kind, **options)
+    epochs = options.get("epochs", 30)
+    every = max(1, epochs // 10)
+
+    def progress(entry):
+        if entry["epoch"] % every == 0 or entry["epoch"] == epochs:
+            logger.info("adapter epoch %d/%d: loss %.4f (SPEC-diff %.4f, preservation %.4f)",
+                        entry["epoch"], epochs, entry["loss"], entry["spec_diff"],
+                        entry["preserve"])
+
+    adapter = fit_adapter(X, Y, kind=kind, device=device, on_epoch=progress, **options)
     state = adapter.state_dict()
     meta = {k: v for k, v in state.items() if k != "weights"}
     save_npz(urls.join(run_url, "adapter.npz"),
@@ -141,17 +150,33 @@ def write_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id
                          split_url, {"align_mode": "adapter", "adapter_url": adapter_url})
 
 
+#: label probes fit on at most this many train rows and score at most this many held-out rows
+#: (seeded subsamples): k-NN is O(train x held-out), so a warehouse-scale split is sampled
+PROBE_MAX_TRAIN, PROBE_MAX_HELD_OUT = 20_000, 5_000
+
+
+def _cap(rows: np.ndarray, most: int, rng: np.random.Generator) -> np.ndarray:
+    return rows if rows.size <= most else np.sort(rng.choice(rows, most, replace=False))
+
+
 @task(name="label-probes")
-def label_probes(dataset_url: str, x_url: str, aligned_url: str, split_url: str) -> dict:
-    """k-NN and linear-probe label accuracy, trained on the train split, scored on held-out."""
+def label_probes(dataset_url: str, x_url: str, aligned_url: str, split_url: str,
+                 seed: int = 0) -> dict:
+    """k-NN and linear-probe label accuracy, fit on the train split and scored on held-out
+    rows with a label (seeded subsamples of at most :data:`PROBE_MAX_TRAIN` and
+    :data:`PROBE_MAX_HELD_OUT`); {} when the dataset has no labels."""
     labels = DatasetStore.open(dataset_url).labels()
     split = load_npz(split_url)
-    tr, te = split["train"], split["held_out"]
-    if (labels[tr] < 0).all():
+    rng = np.random.default_rng(seed)
+    tr, te = (r[labels[r] >= 0] for r in (split["train"], split["held_out"]))
+    if tr.size == 0 or te.size == 0:
         return {}
+    tr, te = _cap(tr, PROBE_MAX_TRAIN, rng), _cap(te, PROBE_MAX_HELD_OUT, rng)
     out = {}
     for name, url in (("before", x_url), ("after", aligned_url)):
-        vec, _ = EmbeddingStore.open(url).rows()
-        out[name] = {"knn": knn_accuracy(vec[tr], labels[tr], vec[te], labels[te]),
-                     "linear_probe": linear_probe_accuracy(vec[tr], labels[tr], vec[te], labels[te])}
+        store = EmbeddingStore.open(url)
+        a, b = _select(store, tr), _select(store, te)
+        out[name] = {"knn": knn_accuracy(a, labels[tr], b, labels[te]),
+                     "linear_probe": linear_probe_accuracy(a, labels[tr], b, labels[te])}
+    out["rows"] = {"train": int(tr.size), "held_out": int(te.size)}
     return out
