@@ -12,13 +12,36 @@ Y_COLOUR = "#ea580c"  # captured by Y, not by X (eigenvalue < 0)
 THUMB_MAX = 160
 
 
-def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes:
-    """Bar chart of the reported eigenvalues, sorted from largest to smallest, each bar named
-    by its mode number and coloured by direction."""
+def _eigen_axes():
+    """A wide figure and its axes for a bar chart of eigenvalues (matplotlib, Agg)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9, 3.0), dpi=130, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _finish(fig, ax, legend) -> bytes:
+    """Zero line, light grid, no top/right spines; legend text kept literal; PNG bytes."""
+    ax.axhline(0, color="#334155", linewidth=0.8)
+    ax.set_ylabel("eigenvalue")
+    ax.grid(axis="y", color="#e2e8f0", linewidth=0.7)
+    ax.set_axisbelow(True)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    for text in legend.get_texts():
+        text.set_parse_math(False)  # encoder ids may hold '$' or '_'
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes:
+    """Bar chart of the reported eigenvalues, sorted from largest to smallest, each bar named
+    by its mode number and coloured by direction."""
+    fig, ax = _eigen_axes()
     from matplotlib.patches import Patch
 
     eig = np.asarray(eigenvalues, dtype=np.float64)
@@ -26,64 +49,34 @@ def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes
     order = np.argsort(-np.nan_to_num(eig, nan=0.0), kind="stable")
     values = eig[order]
     colours = [X_COLOUR if v > 0 else Y_COLOUR for v in values]
-    fig = Figure(figsize=(9, 3.0), dpi=130, layout="constrained")
-    ax = fig.add_subplot()
     pos = np.arange(len(values))
     ax.bar(pos, np.nan_to_num(values), color=colours, width=0.7)
-    ax.axhline(0, color="#334155", linewidth=0.8)
     ax.set_xticks(pos, [f"#{ids[i]}" for i in order], fontsize=8)
     ax.set_xlim(-0.7, max(len(values), 1) - 0.3)
-    ax.set_ylabel("eigenvalue")
     ax.set_xlabel("mode")
-    ax.grid(axis="y", color="#e2e8f0", linewidth=0.7)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
     legend = ax.legend(
         handles=[Patch(color=X_COLOUR), Patch(color=Y_COLOUR)],
         labels=[f"captured by {encoder_x}, not by {encoder_y}",
                 f"captured by {encoder_y}, not by {encoder_x}"],
         loc="upper right", fontsize=8, frameon=False,
     )
-    for text in legend.get_texts():
-        text.set_parse_math(False)  # encoder ids may hold '$' or '_'
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return _finish(fig, ax, legend)
 
 
 def spectra_png(before, after, reference: str, encoder: str, aligned: str) -> bytes:
     """Two reported spectra side by side (SPEC-align's before and after): the eigenvalues of
     each comparison sorted from largest to smallest, one bar pair per rank, so the drop of the
     reference's end (positive: the reference is X) reads at a glance."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
+    fig, ax = _eigen_axes()
     values = [np.sort(np.nan_to_num(np.asarray(e, dtype=np.float64)))[::-1] for e in (before, after)]
-    width = max(len(v) for v in values)
-    fig = Figure(figsize=(9, 3.0), dpi=130, layout="constrained")
-    ax = fig.add_subplot()
-    pos = np.arange(width)
-    for k, (v, colour, name) in enumerate(((values[0], "#94a3b8", f"before: {reference} vs {encoder}"),
-                                           (values[1], X_COLOUR, f"after: {reference} vs {aligned}"))):
-        bars = ax.bar(pos[: len(v)] + (k - 0.5) * 0.38, v, width=0.38, color=colour)
-        bars.set_label(name)
-    ax.axhline(0, color="#334155", linewidth=0.8)
+    pos = np.arange(max(len(v) for v in values))
+    bars = ((values[0], "#94a3b8", f"before: {reference} vs {encoder}"),
+            (values[1], X_COLOUR, f"after: {reference} vs {aligned}"))
+    for k, (v, colour, name) in enumerate(bars):
+        ax.bar(pos[: len(v)] + (k - 0.5) * 0.38, v, width=0.38, color=colour, label=name)
     ax.set_xticks(pos, [str(i + 1) for i in pos], fontsize=8)
     ax.set_xlabel("eigenvalue rank (largest first)")
-    ax.set_ylabel("eigenvalue")
-    ax.grid(axis="y", color="#e2e8f0", linewidth=0.7)
-    ax.set_axisbelow(True)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    legend = ax.legend(loc="upper right", fontsize=8, frameon=False)
-    for text in legend.get_texts():
-        text.set_parse_math(False)  # encoder ids may hold '$' or '_'
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+    return _finish(fig, ax, ax.legend(loc="upper right", fontsize=8, frameon=False))
 
 
 def as_rgb(images) -> np.ndarray:
