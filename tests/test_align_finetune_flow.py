@@ -209,3 +209,21 @@ def test_cli_finetune_defaults_are_the_flows():
     params = inspect.signature(command).parameters
     for name in ("steps", "batch_size", "lr", "spec_weight", "checkpoint_every"):
         assert params[name].default == defaults[name], name
+
+
+def test_fine_tunes_on_a_coco_format_store(sample_copies, dask_address, tmp_path):
+    """COCO layout (images folder + captions JSON, several captions per image, no labels):
+    trained on its captions; no labels, so no probes."""
+    coco, root = sample_copies["coco"], str(tmp_path)
+    dataset = f"{root}/datasets/coco.zarr"
+    ingest(IngestSource.coco(coco["images"], coco["captions"]), dataset, image_size=64,
+           shard_size=24, address=dask_address, progress=False)
+    embed(dataset, [ENCODER, "hue-hist"], device="cpu", progress=False)
+    s = align(dataset, ENCODER, "hue-hist", root=root, run_id="coco", mode="finetune", seed=0,
+              finetune_options={**OPTIONS, "steps": 2}, address=dask_address, device="cpu",
+              compare_params=COMPARE)
+    assert s["finetune"]["checkpoint_step"] == 2 and s["finetune"]["trained_on"] == 24
+    assert EmbeddingStore.open(s["aligned_url"]).valid().sum() == 48
+    assert s["probes"] == {}
+    runs = {r["run_id"] for r in Warehouse(f"{root}/warehouse").read("runs").to_pylist()}
+    assert runs == {"coco-before", "coco-after"}
