@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pathlib
+import re
+
 import pytest
 
 from speclens.datasets.sources import IngestSource
@@ -37,6 +40,13 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path,
     assert runs["al-after"]["parent_run_id"] == "al-before"
     assert runs["al-after"]["encoder_y"] == "hog+aligned@al" and runs["al-before"]["n"] == 200
     assert s["probes"]["rows"] == {"train": 200, "held_out": 200}
+    # the documented before/after query (docs/warehouse.md) on this warehouse
+    docs = (pathlib.Path(__file__).parents[1] / "docs" / "warehouse.md").read_text()
+    pair = Warehouse(f"{root}/warehouse").query(re.findall(r"```sql\n(.*?)```", docs, re.S)[-1])
+    assert pair.to_pylist() == [{
+        "before_run": "al-before", "after_run": "al-after", "reference": "grad-hist", "encoder": "hog",
+        "aligned": "hog+aligned@al", "missed_before": round(before, 4),
+        "missed_after": round(after, 4)}]
     text = open(s["report"], encoding="utf-8").read()
     assert "../al-before/index.html" in text and "k-NN label accuracy" in text
     with open(s["report"].replace("index.html", "spectra.png"), "rb") as png:
