@@ -207,8 +207,10 @@ def test_cli_finetune_defaults_are_the_flows():
 
     defaults = finetune_settings({})
     params = inspect.signature(command).parameters
-    for name in ("steps", "batch_size", "lr", "spec_weight", "checkpoint_every"):
+    for name in ("steps", "lr", "spec_weight", "checkpoint_every"):
         assert params[name].default == defaults[name], name
+    # --batch-size serves both modes: unset, each mode takes its own default
+    assert params["batch_size"].default is None and defaults["batch_size"] == 64
 
 
 def test_fine_tunes_on_a_coco_format_store(sample_copies, dask_address, tmp_path):

@@ -12,6 +12,7 @@ from speclens.flows.align import align
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.errors import InputError
 from speclens.storage.warehouse import Warehouse
 from speclens.tasks import align as align_tasks
 
@@ -60,3 +61,39 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path,
     capped = align_tasks.label_probes.fn(dataset, x_url, s["aligned_url"], split_url, 0)
     assert capped["rows"] == {"train": 50, "held_out": 30}
     assert capped == align_tasks.label_probes.fn(dataset, x_url, s["aligned_url"], split_url, 0)
+
+
+def test_bad_align_input_is_one_sentence_and_writes_nothing(tmp_path, dask_address):
+    root = str(tmp_path)
+    dataset, other = f"{root}/datasets/sample.zarr", f"{root}/datasets/other.zarr"
+    for url, n, seed in ((dataset, 60, 4), (other, 40, 5)):
+        ingest(IngestSource.sample(n, seed), url, shard_size=60, address=dask_address,
+               progress=False)
+        embed(url, ["hog", "grad-hist"], device="cpu", progress=False)
+    kw = {"root": root, "address": dask_address,
+          "compare_params": {"rff_dim": 64, "n_modes": 1, "members_k": 5}}
+    before = sorted(p.name for p in (tmp_path / "embeddings" / "sample").iterdir())
+    cases = [
+        ((dataset, "hog", "hog"), {}, "--encoder and --reference are the same embedding"),
+        ((dataset, default_embedding_url(other, "hog"), "grad-hist"), {},
+         "--encoder .*other/hog.zarr embeds another dataset than --dataset"),
+        ((dataset, "hog", "grad-hist"), {"adapter_options": {"kind": "deep"}},
+         r"adapter option: kind must be one of \('linear', 'mlp'\), got 'deep'"),
+        ((dataset, "hog", "grad-hist"), {"adapter_options": {"preserve_weight": -1}},
+         "adapter option: preserve_weight must be >= 0"),
+    ]
+    for args, extra, message in cases:
+        with pytest.raises(InputError, match=message):
+            align(*args, run_id="bad", **kw, **extra)
+    assert sorted(p.name for p in (tmp_path / "embeddings" / "sample").iterdir()) == before
+    assert not (tmp_path / "runs" / "bad").exists()
+    # a run id is one alignment: reusing it for another encoder is refused, nothing overwritten
+    s = align(dataset, "hog", "grad-hist", run_id="one", seed=0, **kw)
+    with open(f"{root}/runs/one/align.json", "rb") as f:
+        saved = f.read()
+    with pytest.raises(InputError, match=r"run .*one is an align run with another encoder 'hog'"):
+        align(dataset, "grad-hist", "hog", run_id="one", **kw)
+    with open(f"{root}/runs/one/align.json", "rb") as f:
+        assert f.read() == saved
+    prov = EmbeddingStore.open(s["aligned_url"]).meta
+    assert prov["aligned_to"] == "grad-hist" and len(prov["adapter_sha256"]) == 64

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -22,14 +21,16 @@ def align(
                     "images and captions (contrastive + SPEC-align loss), checkpointed and "
                     "resumable by --run-id.")] = "adapter",
     kind: Annotated[str, typer.Option("--kind", help=_ADAPTER + "linear or mlp.")] = "linear",
-    preserve_weight: Annotated[float | None, typer.Option("--preserve-weight", help=_ADAPTER +
+    preserve_weight: Annotated[float | None, typer.Option("--preserve-weight", min=0.0, help=_ADAPTER +
                                "weight of the term that keeps the encoder's own structure "
                                "\\[default: the adapter's measured default].")] = None,
     epochs: Annotated[int, typer.Option("--epochs", min=1, help=_ADAPTER + "training epochs.")] = 30,
     steps: Annotated[int, typer.Option("--steps", min=1, help=_FINETUNE + "optimiser steps in "
                      "all (a rerun of the run id resumes up to this many).")] = 500,
-    batch_size: Annotated[int, typer.Option("--batch-size", min=2, help=_FINETUNE + "images "
-                          "per step (also the embedding batch of the fine-tuned model).")] = 64,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, help="Rows per step: "
+                          "adapter, stored vectors \\[default: train rows / 4, 16 to 256]; "
+                          "finetune, images (also the embedding batch of the fine-tuned model) "
+                          "\\[default: 64].")] = None,
     lr: Annotated[float, typer.Option("--lr", min=0.0, help=_FINETUNE + "AdamW learning "
                   "rate.")] = 1e-5,
     spec_weight: Annotated[float, typer.Option("--spec-weight", min=0.0, help=_FINETUNE +
@@ -37,8 +38,8 @@ def align(
     checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help=_FINETUNE +
                                 "steps between checkpoints (one is always written at the "
                                 "end).")] = 100,
-    device: Annotated[str, typer.Option("--device", help=_FINETUNE + "auto (CUDA when "
-                      "present), cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option("--device", help="Where the adapter or the fine-tune "
+                      "trains: auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
     train_frac: Annotated[float, typer.Option("--train-frac", min=0.05, max=0.95)] = 0.5,
     root: Annotated[str, typer.Option("--root")] = "speclens-out",
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name of the run; rerun a "
@@ -56,15 +57,17 @@ def align(
     from speclens.flows.align import check_inputs
     from speclens.storage.errors import InputError
 
-    finetune_options = {"steps": steps, "batch_size": batch_size, "lr": lr,
-                        "spec_weight": spec_weight, "checkpoint_every": checkpoint_every}
+    finetune_options = {"steps": steps, "lr": lr, "spec_weight": spec_weight,
+                        "checkpoint_every": checkpoint_every,
+                        **({} if batch_size is None else {"batch_size": batch_size})}
+    adapter_options = {"kind": kind, "epochs": epochs,
+                       **({} if preserve_weight is None else {"preserve_weight": preserve_weight}),
+                       **({} if batch_size is None else {"batch_size": batch_size})}
     try:
-        check_inputs(mode, encoder, finetune_options)
+        check_inputs(mode, encoder, finetune_options, adapter_options)
         s = run_align(dataset, encoder, reference, root=root, run_id=run_id, mode=mode,
                       train_frac=train_frac, seed=seed, address=dask_address,
-                      adapter_options={"kind": kind, "epochs": epochs,
-                                       **({} if preserve_weight is None else
-                                          {"preserve_weight": preserve_weight})},
+                      adapter_options=adapter_options,
                       finetune_options=finetune_options, device=device,
                       compare_params={"rff_dim": rff_dim, "n_modes": n_modes})
     except (InputError, ValueError) as exc:
@@ -78,5 +81,8 @@ def align(
     typer.echo(f"  held-out SPEC-diff, {reference} over the encoder: {b['x_over_y']:.4f} -> "
                f"{a['x_over_y']:.4f}; the reverse: {b['y_over_x']:.4f} -> {a['y_over_x']:.4f}")
     if s["probes"]:
-        typer.echo(f"  label probes before -> after: {json.dumps(s['probes'])}")
+        pb, pa, rows = s["probes"]["before"], s["probes"]["after"], s["probes"]["rows"]
+        typer.echo(f"  label k-NN {pb['knn']:.3f} -> {pa['knn']:.3f}; linear probe "
+                   f"{pb['linear_probe']:.3f} -> {pa['linear_probe']:.3f} (fit on "
+                   f"{rows['train']}, scored on {rows['held_out']} held-out rows)")
     typer.echo(f"  report: {s['report']}")

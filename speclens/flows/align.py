@@ -30,9 +30,10 @@ from prefect.states import Failed
 
 from speclens.flows.compare import DEFAULTS, compare_pair, dask_cluster, make_run_id
 from speclens.flows.runtime import flow_result, prefect_api
+from speclens.spec.adapter import check_adapter_options
 from speclens.storage import urls
 from speclens.storage.errors import InputError
-from speclens.tasks.align import label_probes, train_adapter, write_aligned
+from speclens.tasks.align import claim_run, label_probes, preflight, train_adapter, write_aligned
 from speclens.tasks.align_finetune import (
     check_finetune_encoder,
     finetune_encoder,
@@ -44,8 +45,10 @@ from speclens.tasks.compare import resolve_embedding
 MODES = ("adapter", "finetune")
 
 
-def check_inputs(mode: str, encoder: str, finetune_options: dict | None = None) -> None:
-    """One sentence for an unknown mode, or a fine-tune of something that is not open_clip."""
+def check_inputs(mode: str, encoder: str, finetune_options: dict | None = None,
+                 adapter_options: dict | None = None) -> None:
+    """One sentence for an unknown mode, a fine-tune of something that is not open_clip, or
+    bad options of the mode (checked before any store is opened)."""
     if mode not in MODES:
         raise InputError(f"align mode {mode!r} is unknown; pass --mode adapter (an adapter on "
                          f"the stored embeddings) or --mode finetune (fine-tune an open_clip "
@@ -53,6 +56,11 @@ def check_inputs(mode: str, encoder: str, finetune_options: dict | None = None) 
     if mode == "finetune":
         check_finetune_encoder(encoder)
         finetune_settings(finetune_options or {})
+    else:
+        try:
+            check_adapter_options(adapter_options or {})
+        except ValueError as exc:
+            raise InputError(f"adapter option: {exc}") from None
 
 
 @flow(name="align")
@@ -65,9 +73,11 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
     params = {**DEFAULTS, "seed": seed, **(compare_params or {})}
     run_id = run_id or make_run_id(dataset, [encoder, reference, "align"], params)
     run_url = urls.join(root, "runs", run_id)
-    try:  # bad input ends the run with its one sentence, not a traceback
-        check_inputs(mode, encoder, finetune_options)
+    try:  # bad input ends the run with its one sentence, not a traceback; nothing written yet
+        check_inputs(mode, encoder, finetune_options, adapter_options)
         x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
+        identity = {"mode": mode, **preflight(dataset, x_url, y_url)}
+        claim_run(run_url, identity)
     except InputError as exc:
         logger.error(str(exc))
         return Failed(message=str(exc), data=exc)
@@ -78,7 +88,8 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
                     trained["held_out"])
         out = write_aligned(dataset, encoder, x_url, y_url, run_id, run_url,
                             trained["adapter_url"], trained["split_url"])
-        settings = {**(adapter_options or {}), "epochs_run": trained["epochs"]}
+        settings = {**(adapter_options or {}), "epochs_run": trained["epochs"],
+                    "batch_size": trained["batch_size"], **trained["trained_with"]}
     else:
         trained = finetune_encoder(dataset, encoder, reference, x_url, y_url, run_url,
                                    train_frac, seed, finetune_options or {}, device)
@@ -100,6 +111,7 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
                              parent_run_id=f"{run_id}-before")
     probes = label_probes(dataset, x_url, out["aligned_url"], trained["split_url"], seed)
     summary = {"run_id": run_id, "mode": mode, mode: settings, "encoder": encoder,
+               "seed": seed, "train_frac": train_frac, "compare": params,
                "reference": reference, "aligned_id": out["aligned_id"],
                "aligned_url": out["aligned_url"],
                "train": trained["train"], "held_out": trained["held_out"],

@@ -25,7 +25,9 @@ points; on embeddings whose own neighbours carry little (raw pixels) the term ca
 alignment than it saves; set ``preserve_weight=0`` there (benchmarks/align.py).
 Arrays in, arrays out, no file system: ``Adapter.state_dict()``
 returns plain arrays and a JSON-able config for the caller to save, ``Adapter.from_state``
-rebuilds it. Seeded and deterministic on the CPU.
+rebuilds it. Seeded and deterministic for a given device and torch thread count (float32
+training is chaotic enough that 1 and 2 CPU threads end at visibly different maps; the align
+flow records both).
 """
 
 from __future__ import annotations
@@ -62,7 +64,7 @@ class AdapterConfig:
     preserve: str = "neighbours"
     preserve_weight: float = 0.01
     epochs: int = 30
-    batch_size: int = 256
+    batch_size: int | None = None  #: None: min(256, max(16, n_train // 4)) (>= 4 steps/epoch)
     lr: float = 1e-2
     weight_decay: float = 0.0
     random_state: int = 0
@@ -177,9 +179,9 @@ def _check_config(c: AdapterConfig) -> None:
         raise ValueError(f"which must be one of {WHICH}, got {c.which!r}.")
     check_kernel(c.kernel_x, "kernel_x")
     check_kernel(c.kernel_y, "kernel_y")
-    for name in ("epochs", "batch_size", "hidden", "rff_dim"):
+    for name in ("epochs", "hidden", "rff_dim") + (() if c.batch_size is None else ("batch_size",)):
         check_int(getattr(c, name), name)
-    if c.batch_size < 2:
+    if c.batch_size is not None and c.batch_size < 2:
         raise ValueError("batch_size must be >= 2 (a kernel needs pairs).")
     check_positive(c.lr, "lr")
     check_positive(c.eta, "eta")
@@ -187,6 +189,22 @@ def _check_config(c: AdapterConfig) -> None:
         raise ValueError(f"neighbour_quantile must be in (0, 1), got {c.neighbour_quantile}.")
     if c.preserve_weight < 0:
         raise ValueError(f"preserve_weight must be >= 0, got {c.preserve_weight}.")
+
+
+def check_adapter_options(options: dict) -> None:
+    """Raise ValueError (one sentence naming the option) for options :func:`fit_adapter`
+    would refuse, without any data."""
+    options = dict(options)
+    kind = options.pop("kind", "linear")
+    unknown = set(options) - set(AdapterConfig.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown adapter option(s) {sorted(unknown)}; see AdapterConfig.")
+    _check_config(AdapterConfig(kind=kind, **options))
+
+
+def default_batch_size(n_train: int) -> int:
+    """Rows per step when none is given: at least 4 steps an epoch, at most 256 rows."""
+    return min(256, max(16, n_train // 4))
 
 
 def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", on_epoch=None,
@@ -205,11 +223,10 @@ def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", on_
     The adapted side's bandwidth is the batch heuristic, so rescaling cannot game the loss.
     """
     X, Y = check_pair(X_train, Y_train, "X_train", "Y_train")
-    unknown = set(options) - set(AdapterConfig.__dataclass_fields__)
-    if unknown:
-        raise ValueError(f"unknown adapter option(s) {sorted(unknown)}; see AdapterConfig.")
+    check_adapter_options({"kind": kind, **options})
     config = AdapterConfig(kind=kind, dim_in=X.shape[1], **options)
-    _check_config(config)
+    if config.batch_size is None:
+        config.batch_size = default_batch_size(X.shape[0])
     opts = (config.sigma_scale, 1000, config.random_state)
     sigma_x = resolve_sigma(X, config.kernel_x, config.sigma_x, "sigma_x", *opts)
     sigma_y = resolve_sigma(Y, config.kernel_y, config.sigma_y, "sigma_y", *opts)

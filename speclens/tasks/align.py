@@ -64,6 +64,42 @@ def split_stores(x_url: str, y_url: str, train_frac: float,
     return sx, sy, train, held
 
 
+def preflight(dataset_url: str, x_url: str, y_url: str) -> dict:
+    """Checks that need the stores, made before anything is written: encoder and reference
+    are two different stores, both of ``dataset_url`` (same input hash and sample ids).
+    Returns the run's identity (what a rerun of the run id must match)."""
+    if x_url.rstrip("/") == y_url.rstrip("/"):
+        raise InputError(f"--encoder and --reference are the same embedding ({x_url}); align "
+                         f"an encoder to another one.")
+    ds = DatasetStore.open(dataset_url)
+    ids = ds.sample_ids()
+    stores = {}
+    for flag, url in (("--encoder", x_url), ("--reference", y_url)):
+        store = EmbeddingStore.open(url)
+        if store.dataset_input_hash != ds.input_hash or not np.array_equal(store.sample_ids(), ids):
+            raise InputError(f"{flag} {url} embeds another dataset than --dataset {dataset_url}; "
+                             f"embed {dataset_url} with it (speclens embed) or pass the dataset "
+                             f"it embeds.")
+        stores[flag] = store
+    return {"dataset_hash": ds.input_hash, "encoder": stores["--encoder"].encoder_id,
+            "reference": stores["--reference"].encoder_id, "encoder_url": x_url,
+            "reference_url": y_url}
+
+
+def claim_run(run_url: str, identity: dict) -> None:
+    """Record what this align run id is; refuse a rerun of the id that aligns something else
+    (its aligned entry, report and warehouse rows would be overwritten or orphaned)."""
+    url = urls.join(run_url, "align-run.json")
+    if urls.exists(url):
+        saved = urls.read_json(url)
+        differ = sorted(k for k in identity if saved.get(k) != identity[k])
+        if differ:
+            was = ", ".join(f"{k} {saved.get(k)!r}" for k in differ)
+            raise InputError(f"run {run_url} is an align run with another {was}; pass a new "
+                             f"--run-id, or the same settings to rerun it.")
+    urls.write_json(url, identity)
+
+
 def save_split(run_url: str, train: np.ndarray, held: np.ndarray) -> str:
     url = urls.join(run_url, "split.npz")
     save_npz(url, train=train, held_out=held)
@@ -93,9 +129,13 @@ def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_
     save_npz(urls.join(run_url, "adapter.npz"),
              **{f"w:{k}": v for k, v in state["weights"].items()},
              meta=np.array(json.dumps(meta, default=float)))
+    import torch
+
     return {"train": int(train.size), "held_out": int(held.size), "adapter_url":
             urls.join(run_url, "adapter.npz"), "split_url": save_split(run_url, train, held),
-            "epochs": len(adapter.log)}
+            "epochs": len(adapter.log), "batch_size": adapter.config.batch_size,
+            "trained_with": {"device": str(next(adapter.module.parameters()).device),
+                             "torch_threads": torch.get_num_threads()}}
 
 
 def load_adapter(url: str) -> Adapter:
@@ -122,9 +162,9 @@ def store_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id
     ``provenance`` says how the vectors were made (adapter or fine-tuned checkpoint); it goes
     over the encoder's own provenance in the entry's attributes. Both align modes end here."""
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
-    aligned_id = aligned_encoder_id(encoder, run_id)
+    aligned_id = aligned_encoder_id(sx.encoder_id, run_id)
     prov = {**sx.meta, **provenance, "encoder_id": aligned_id, "aligned_from": sx.encoder_id,
-            "align_run_id": run_id}
+            "aligned_to": sy.encoder_id, "align_run_id": run_id}
     aligned_url = _write_view(default_embedding_url(dataset_url, aligned_id), sx, aligned, rows, prov)
     held = load_npz(split_url)["held_out"]
     pos = np.searchsorted(rows, held)
@@ -146,8 +186,12 @@ def write_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id
     X, vx = EmbeddingStore.open(x_url).rows()
     rows = np.flatnonzero(vx)
     aligned = load_adapter(adapter_url).transform(X[rows]).astype(np.float32)
+    import hashlib
+
+    digest = hashlib.sha256(urls.read_bytes(adapter_url)).hexdigest()
     return store_aligned(dataset_url, encoder, x_url, y_url, run_id, run_url, aligned, rows,
-                         split_url, {"align_mode": "adapter", "adapter_url": adapter_url})
+                         split_url, {"align_mode": "adapter", "adapter_url": adapter_url,
+                                     "adapter_sha256": digest})
 
 
 #: label probes fit on at most this many train rows and score at most this many held-out rows

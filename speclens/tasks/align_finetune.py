@@ -18,6 +18,7 @@ Tasks pass URLs, paths and numbers; images and vectors stay in the stores.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 from prefect import get_run_logger, task
@@ -113,7 +114,8 @@ def _check_same_data(run_url: str, start_step: int | None, data: dict) -> None:
             raise InputError(
                 f"run {run_url} was fine-tuned with other data settings ({', '.join(differ)}: "
                 f"{', '.join(str(saved.get(k)) for k in differ)}); resume with the same "
-                f"--batch-size and --train-frac or pass a new --run-id."
+                f"--dataset, --batch-size and --train-frac (and the same stored embeddings) or "
+                f"pass a new --run-id."
             )
     urls.write_json(url, data)
 
@@ -226,7 +228,9 @@ def finetune_encoder(
             f"{folder} already holds a checkpoint at step {start_step}, past --steps "
             f"{loop['steps']}; pass --steps {start_step} or more, or a new --run-id."
         )
-    data = {"batch_size": loop["batch_size"], "train_frac": train_frac, "train_rows": rows.size}
+    data = {"batch_size": loop["batch_size"], "train_frac": train_frac, "train_rows": rows.size,
+            "dataset_hash": DatasetStore.open(dataset_url).input_hash,
+            "train_rows_sha256": hashlib.sha256(np.ascontiguousarray(rows, np.int64)).hexdigest()}
     _check_same_data(run_url, start_step, data)
     split_url = save_split(run_url, train, held)
     reference_rows = sy.group["embedding"].get_orthogonal_selection((rows, slice(None)))
