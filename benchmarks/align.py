@@ -72,7 +72,7 @@ def main() -> None:
     p.add_argument("--preserve", default="neighbours")
     p.add_argument("--preserve-weight", type=float, default=0.01)
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=None, help="default: the adapter's")
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
@@ -80,7 +80,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     r = measure(a.n, a.x, a.y, a.seed, kind=a.kind, which=a.which, preserve=a.preserve,
                 preserve_weight=a.preserve_weight, epochs=a.epochs, lr=a.lr,
-                batch_size=a.batch_size)
+                **({} if a.batch_size is None else {"batch_size": a.batch_size}))
     print(f"X={a.x} aligned to Y={a.y}: n={a.n} (half train, half held out), adapter {a.kind}, "
           f"which={a.which}, preserve={a.preserve} x {a.preserve_weight}, {r['seconds']:.1f} s")
     for scale in (0.5, 1.0):
