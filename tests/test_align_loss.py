@@ -7,6 +7,7 @@ import torch
 
 from speclens.spec import exact_modes, planted_pair
 from speclens.spec.align import (
+    COLD_START_FACTOR,
     SpecDiffLoss,
     features,
     spec_diff_loss,
@@ -108,6 +109,18 @@ def test_warm_start_needs_fewer_iterations(batch):
     assert sum(loss_fn.state.iterations.values()) < 0.8 * sum(cold.values())
     loss_fn(x[20:], y[20:])  # the same batch again: already converged
     assert loss_fn.state.iterations == {"top": 1, "bottom": 1}
+
+
+def test_cold_start_gets_a_longer_budget(batch):
+    """The first call has no warm vector: it may run COLD_START_FACTOR x n_iter iterations, so
+    a small per-step budget (as the fine-tune uses) still starts from a converged value."""
+    x, y = batch
+    loose, state = spec_diff_loss(x, y, which="y_over_x", n_iter=20, tol=1e-8, rff_dim=100,
+                                  **SIGMAS)
+    tight, _ = spec_diff_loss(x, y, which="y_over_x", n_iter=20000, tol=1e-12, rff_dim=100,
+                              **SIGMAS)
+    assert 20 < state.iterations["bottom"] <= COLD_START_FACTOR * 20
+    assert float(loose) == pytest.approx(float(tight), rel=1e-6)
 
 
 def test_identical_embeddings_give_zero(batch):
