@@ -306,6 +306,7 @@ def write_finetuned(
     dataset = DatasetStore.open(dataset_url)
     rows = np.flatnonzero(sx.valid())
     aligned = np.empty((rows.size, enc.dim), dtype=np.float32)
+    logger = get_run_logger()
     for shard in range(dataset.n_shards):
         a, b = dataset.shard_range(shard)
         lo, hi = np.searchsorted(rows, [a, b])
@@ -315,6 +316,8 @@ def write_finetuned(
         for i in range(lo, hi, batch_size):
             j = min(i + batch_size, hi)
             aligned[i:j] = enc.encode(images[rows[i:j] - a])
+        logger.info("embedded %d/%d samples with the fine-tuned checkpoint (shard %d/%d)", hi,
+                    rows.size, shard + 1, dataset.n_shards)
     normalisation = sx.meta.get("normalisation", "none")
     if normalisation == "l2":
         aligned /= np.linalg.norm(aligned, axis=1, keepdims=True)
