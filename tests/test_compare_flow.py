@@ -124,6 +124,9 @@ def test_mismatched_embeddings_are_refused(planted, tmp_path, dask_address):
         compare(planted["dataset"], [planted["vx"], foreign], root=str(tmp_path), address=dask_address)
     with pytest.raises(InputError, match="no embedding of .* by 'nope'.*speclens embed"):
         compare(planted["dataset"], ["vx", "nope"], root=str(tmp_path), address=dask_address)
+    missing = str(tmp_path / "datasets" / "missing.zarr")
+    with pytest.raises(InputError, match="missing.zarr is not a speclens dataset store"):
+        compare(missing, ["vx", "vy"], root=str(tmp_path), address=dask_address)
     with pytest.raises(InputError, match="at least two encoders"):
         compare(planted["dataset"], ["vx"], root=str(tmp_path))
 

@@ -39,6 +39,7 @@ def resolve_embedding(dataset_url: str, encoder: str) -> str:
             return encoder
     url = default_embedding_url(dataset_url, encoder)
     if not EmbeddingStore.exists(url):
+        DatasetStore.open(dataset_url)  # a missing dataset is said as such, not as "no embedding"
         raise InputError(
             f"no embedding of {dataset_url} by {encoder!r} at {url}; run `speclens embed "
             f"--dataset {dataset_url} --encoder {encoder}` first, or pass a store URL."
