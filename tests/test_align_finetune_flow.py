@@ -229,3 +229,21 @@ def test_fine_tunes_on_a_coco_format_store(sample_copies, dask_address, tmp_path
     assert s["probes"] == {}
     runs = {r["run_id"] for r in Warehouse(f"{root}/warehouse").read("runs").to_pylist()}
     assert runs == {"coco-before", "coco-after"}
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--steps", "10"], "--steps is not used by --mode adapter; drop it or pass the --mode "
+                        "finetune that uses it."),
+    (["--mode", "finetune", "--kind", "mlp", "--epochs", "3"],
+     "--kind, --epochs are not used by --mode finetune; drop them"),
+])
+def test_cli_refuses_options_of_the_other_mode(stores, args, message):
+    from typer.testing import CliRunner
+
+    from speclens.cli import app
+
+    _, dataset = stores
+    result = CliRunner().invoke(app, ["align", "--dataset", dataset, "--encoder", ENCODER,
+                                      "--reference", "hue-hist", *args])
+    assert result.exit_code == 2
+    assert message in " ".join(result.output.split())

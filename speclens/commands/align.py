@@ -10,7 +10,22 @@ _ADAPTER = "Adapter mode only: "
 _FINETUNE = "Finetune mode only: "
 
 
+#: options that belong to one mode: (parameter name, flag, the mode it belongs to)
+_MODE_OPTIONS = [("kind", "--kind", "adapter"), ("preserve_weight", "--preserve-weight", "adapter"),
+                 ("epochs", "--epochs", "adapter"), ("steps", "--steps", "finetune"),
+                 ("lr", "--lr", "finetune"), ("spec_weight", "--spec-weight", "finetune"),
+                 ("checkpoint_every", "--checkpoint-every", "finetune")]
+
+
+def _unused_options(ctx: typer.Context, mode: str) -> list[str]:
+    """Flags given on the command line that the chosen mode does not use (compared by name:
+    typer ships its own copy of click's ParameterSource)."""
+    return [flag for name, flag, owner in _MODE_OPTIONS
+            if owner != mode and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+
+
 def align(
+    ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset store URL.")],
     encoder: Annotated[str, typer.Option("--encoder", help="Embedding to align (encoder id "
                        "or store URL; with --mode finetune an open_clip:<arch>@<tag> id whose "
@@ -65,6 +80,12 @@ def align(
                        **({} if batch_size is None else {"batch_size": batch_size})}
     try:
         check_inputs(mode, encoder, finetune_options, adapter_options)
+        unused = _unused_options(ctx, mode)
+        if unused:
+            raise InputError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not "
+                             f"used by --mode {mode}; drop {'it' if len(unused) == 1 else 'them'} "
+                             f"or pass the --mode {'finetune' if mode == 'adapter' else 'adapter'} "
+                             f"that uses {'it' if len(unused) == 1 else 'them'}.")
         s = run_align(dataset, encoder, reference, root=root, run_id=run_id, mode=mode,
                       train_frac=train_frac, seed=seed, address=dask_address,
                       adapter_options=adapter_options,
