@@ -237,13 +237,13 @@ def test_fine_tunes_on_a_coco_format_store(sample_copies, dask_address, tmp_path
     (["--mode", "finetune", "--kind", "mlp", "--epochs", "3"],
      "--kind, --epochs are not used by --mode finetune; drop them"),
 ])
-def test_cli_refuses_options_of_the_other_mode(stores, args, message):
+def test_cli_refuses_options_of_the_other_mode(stores, args, message, tmp_path):
     from typer.testing import CliRunner
 
     from speclens.cli import app
 
     _, dataset = stores
     result = CliRunner().invoke(app, ["align", "--dataset", dataset, "--encoder", ENCODER,
-                                      "--reference", "hue-hist", *args])
+                                      "--reference", "hue-hist", "--root", str(tmp_path), *args])
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())
