@@ -18,18 +18,15 @@ Call :func:`embed` from Python; ``speclens embed ...`` on the command line.
 from __future__ import annotations
 
 import contextlib
-import sys
 import time
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.futures import as_completed
 from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
-from tqdm import tqdm
 
 from speclens.encoders import EncoderError
-from speclens.flows.runtime import prefect_api, task_runner
+from speclens.flows.runtime import collect_shards, incomplete_message, prefect_api, task_runner
 from speclens.storage.embedding_store import default_embedding_url
 from speclens.storage.errors import InputError
 from speclens.tasks.embed import embed_shard, finalize_embed, plan_embed
@@ -61,20 +58,9 @@ def embed_flow(dataset: str, encoders: list[str], outs: list[str], device: str =
                 fut = embed_shard.submit(dataset, out, encoder_id, shard_id, device, batch_size,
                                          normalize, seed)
                 futures[fut] = shard_id
-        failed = {}
-        with tqdm(total=plan["pending_rows"], unit="img", desc=f"embed {encoder_id}",
-                  file=sys.stderr, disable=not progress, dynamic_ncols=True) as bar:
-            for fut in as_completed(list(futures)):
-                try:
-                    marker = fut.result()
-                except Exception as exc:
-                    failed[futures[fut]] = f"{type(exc).__name__}: {exc}"
-                    continue
-                bar.update(marker["stop"] - marker["start"])
+        _, failed = collect_shards(futures, plan["pending_rows"], f"embed {encoder_id}", progress)
         if failed:
-            first = min(failed)
-            message = (f"{len(failed)} of {plan['n_shards']} shards of {out} failed (shard {first}: "
-                       f"{failed[first]}); rerun the same command to redo only those shards.")
+            message = incomplete_message(failed, plan["n_shards"], out)
             logger.error(message)
             return Failed(message=message, data=EmbedIncomplete(message))
         seconds = time.perf_counter() - t0

@@ -12,20 +12,17 @@ Call :func:`ingest` from Python; ``speclens ingest ...`` on the command line.
 
 from __future__ import annotations
 
-import sys
 import time
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
-from prefect.futures import as_completed
 from prefect.states import Failed
-from tqdm import tqdm
 
 from speclens.datasets.decode import DEFAULT_MAX_PIXELS
 from speclens.datasets.ingest import IngestOptions
 from speclens.datasets.sources import IngestSource, check_paths
-from speclens.flows.runtime import run_flow
+from speclens.flows.runtime import collect_shards, incomplete_message, run_flow
 from speclens.storage import urls
 from speclens.storage.errors import InputError
 from speclens.tasks.ingest import finalize_ingest, ingest_shard, plan_ingest
@@ -56,26 +53,14 @@ def ingest_flow(source: IngestSource, out: str, options: IngestOptions | None = 
         _start_workers()
     t0 = time.perf_counter()
     futures = {ingest_shard.submit(out, shard_id): shard_id for shard_id in pending}
-    written, failed = [], {}
-    with tqdm(total=planned["pending_rows"], unit="img", desc="ingest", file=sys.stderr,
-              disable=not progress, dynamic_ncols=True) as bar:
-        for future in as_completed(list(futures)):
-            try:
-                marker = future.result()
-            except Exception as exc:
-                failed[futures[future]] = f"{type(exc).__name__}: {exc}"
-                continue
-            written.append(marker)
-            bar.update(marker["stop"] - marker["start"])
+    written, failed = collect_shards(futures, planned["pending_rows"], "ingest", progress)
     seconds = time.perf_counter() - t0
     rows = sum(m["stop"] - m["start"] for m in written)
     run = {"shards_written": len(written), "shards_skipped": planned["n_shards"] - len(pending),
            "shards_failed": sorted(failed), "rows_written": rows, "seconds": round(seconds, 3),
            "images_per_s": round(rows / seconds, 1) if seconds > 0 and rows else 0.0}
     if failed:
-        first = failed[min(failed)]
-        message = (f"{len(failed)} of {planned['n_shards']} shards of {out} failed (shard "
-                   f"{min(failed)}: {first}); rerun the same command to redo only those shards.")
+        message = incomplete_message(failed, planned["n_shards"], out)
         logger.error(message)
         _publish({**run, "out": out, "n_samples": planned["n_samples"],
                   "n_shards": planned["n_shards"]}, logger)

@@ -116,3 +116,34 @@ def flow_result(state, what: str, *, value_errors_are_input: bool = False):
         if value_errors_are_input:
             raise InputError(str(exc)) from None
     raise RuntimeError(state.message or f"{what} failed")
+
+
+def collect_shards(futures: dict, total_rows: int, desc: str,
+                   progress: bool) -> tuple[list[dict], dict[int, str]]:
+    """Wait for shard tasks (``{future: shard_id}``) in the order they finish, with a progress
+    bar of rows; returns the commit markers written and ``{shard_id: 'Type: message'}`` of the
+    shards that failed (a failed shard never stops the others)."""
+    import sys
+
+    from prefect.futures import as_completed
+    from tqdm import tqdm
+
+    written, failed = [], {}
+    with tqdm(total=total_rows, unit="img", desc=desc, file=sys.stderr, disable=not progress,
+              dynamic_ncols=True) as bar:
+        for future in as_completed(list(futures)):
+            try:
+                marker = future.result()
+            except Exception as exc:
+                failed[futures[future]] = f"{type(exc).__name__}: {exc}"
+                continue
+            written.append(marker)
+            bar.update(marker["stop"] - marker["start"])
+    return written, failed
+
+
+def incomplete_message(failed: dict[int, str], n_shards: int, out: str) -> str:
+    """One sentence for a run some of whose shards failed: how many, the first, what to do."""
+    first = min(failed)
+    return (f"{len(failed)} of {n_shards} shards of {out} failed (shard {first}: "
+            f"{failed[first]}); rerun the same command to redo only those shards.")
