@@ -196,6 +196,13 @@ class EmbeddingStore:
     def sample_ids(self) -> np.ndarray:
         return self.group["sample_id"][:]
 
+    def embeds(self, dataset, sample_ids: np.ndarray | None = None) -> bool:
+        """Whether this store embeds ``dataset`` (a ``DatasetStore``): same input hash and the
+        same sample ids in the same order (``sample_ids``: the dataset's, if already read)."""
+        ids = dataset.sample_ids() if sample_ids is None else sample_ids
+        return (self.dataset_input_hash == dataset.input_hash
+                and np.array_equal(self.sample_ids(), ids))
+
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """All valid rows as (vectors, row indices); for small data and tests."""
         vec, valid = self.rows()

@@ -7,6 +7,7 @@ local disks) round-trip through ``to_bytes``/``from_bytes`` (surrogate escapes).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -63,6 +64,11 @@ def is_dir(url: str) -> bool:
 def read_bytes(url: str) -> bytes:
     fs, path = fs_and_path(url)
     return fs.cat_file(path)
+
+
+def sha256(url: str) -> str:
+    """Hex sha256 of the bytes at ``url``."""
+    return hashlib.sha256(read_bytes(url)).hexdigest()
 
 
 def write_bytes(url: str, data: bytes) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import torch
 from prefect import get_run_logger, task
 
 from speclens.spec.adapter import Adapter, fit_adapter
@@ -76,7 +77,7 @@ def preflight(dataset_url: str, x_url: str, y_url: str) -> dict:
     stores = {}
     for flag, url in (("--encoder", x_url), ("--reference", y_url)):
         store = EmbeddingStore.open(url)
-        if store.dataset_input_hash != ds.input_hash or not np.array_equal(store.sample_ids(), ids):
+        if not store.embeds(ds, ids):
             raise InputError(f"{flag} {url} embeds another dataset than --dataset {dataset_url}; "
                              f"embed {dataset_url} with it (speclens embed) or pass the dataset "
                              f"it embeds.")
@@ -129,8 +130,6 @@ def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_
     save_npz(urls.join(run_url, "adapter.npz"),
              **{f"w:{k}": v for k, v in state["weights"].items()},
              meta=np.array(json.dumps(meta, default=float)))
-    import torch
-
     return {"train": int(train.size), "held_out": int(held.size), "adapter_url":
             urls.join(run_url, "adapter.npz"), "split_url": save_split(run_url, train, held),
             "epochs": len(adapter.log), "batch_size": adapter.config.batch_size,
@@ -186,12 +185,9 @@ def write_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id
     X, vx = EmbeddingStore.open(x_url).rows()
     rows = np.flatnonzero(vx)
     aligned = load_adapter(adapter_url).transform(X[rows]).astype(np.float32)
-    import hashlib
-
-    digest = hashlib.sha256(urls.read_bytes(adapter_url)).hexdigest()
     return store_aligned(dataset_url, encoder, x_url, y_url, run_id, run_url, aligned, rows,
                          split_url, {"align_mode": "adapter", "adapter_url": adapter_url,
-                                     "adapter_sha256": digest})
+                                     "adapter_sha256": urls.sha256(adapter_url)})
 
 
 #: label probes fit on at most this many train rows and score at most this many held-out rows

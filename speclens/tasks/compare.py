@@ -62,7 +62,7 @@ def prepare_compare(dataset_url: str, x_url: str, y_url: str, run_url: str, para
                              f"rerun its `speclens embed` command, then compare.")
     ids = dataset.sample_ids()
     for store, url in ((sx, x_url), (sy, y_url)):
-        if store.dataset_input_hash != dataset.input_hash or not np.array_equal(store.sample_ids(), ids):
+        if not store.embeds(dataset, ids):
             raise InputError(
                 f"{url} embeds other samples than {dataset_url} (its sample_ids or input hash "
                 f"differ); embed both encoders from the same dataset store.")

@@ -6,8 +6,6 @@ and writes the store shard by shard, markers last, like the embed flow.
 
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from speclens.datasets.vectors import align_to_dataset, read_vectors
@@ -33,7 +31,7 @@ def import_vectors(path: str, dataset_url: str, name: str, *, out: str | None = 
         urls.remove(out)
     provenance = {
         "encoder_id": name, "family": "imported", "source_file": path,
-        "source_sha256": hashlib.sha256(urls.read_bytes(path)).hexdigest(),
+        "source_sha256": urls.sha256(path),
         "output_dim": int(vectors.shape[1]), "dtype": "float32", "normalisation": "as imported",
         "dataset_url": dataset.url, "dataset_input_hash": dataset.input_hash, "seed": None,
         "layout_version": 1,
