@@ -24,6 +24,14 @@ def _unused_options(ctx: typer.Context, mode: str) -> list[str]:
             if owner != mode and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
 
 
+def probes_line(probes: dict) -> str:
+    """The label probes before -> after, and the rows they used, in one line."""
+    pb, pa, rows = probes["before"], probes["after"], probes["rows"]
+    return (f"label k-NN {pb['knn']:.3f} -> {pa['knn']:.3f}; linear probe "
+            f"{pb['linear_probe']:.3f} -> {pa['linear_probe']:.3f} (fit on {rows['train']}, "
+            f"scored on {rows['held_out']} held-out rows)")
+
+
 def align(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset store URL.")],
@@ -102,8 +110,5 @@ def align(
     typer.echo(f"  held-out SPEC-diff, {reference} over the encoder: {b['x_over_y']:.4f} -> "
                f"{a['x_over_y']:.4f}; the reverse: {b['y_over_x']:.4f} -> {a['y_over_x']:.4f}")
     if s["probes"]:
-        pb, pa, rows = s["probes"]["before"], s["probes"]["after"], s["probes"]["rows"]
-        typer.echo(f"  label k-NN {pb['knn']:.3f} -> {pa['knn']:.3f}; linear probe "
-                   f"{pb['linear_probe']:.3f} -> {pa['linear_probe']:.3f} (fit on "
-                   f"{rows['train']}, scored on {rows['held_out']} held-out rows)")
+        typer.echo(f"  {probes_line(s['probes'])}")
     typer.echo(f"  report: {s['report']}")

@@ -71,6 +71,7 @@ def demo(
 
 def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
     """Align ``hog`` to ``grad-hist`` on the sample the audit just wrote; print before/after."""
+    from speclens.commands.align import probes_line
     from speclens.commands.compare import fail
     from speclens.flows.align import align
     from speclens.flows.embed import embed
@@ -86,13 +87,11 @@ def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
     except InputError as exc:
         fail(exc)
     b, a = s["before"]["spec_diff"]["x_over_y"], s["after"]["spec_diff"]["x_over_y"]
-    pb, pa = s["probes"]["before"], s["probes"]["after"]
     typer.echo(f"\nSPEC-align of hog to grad-hist (linear adapter on {s['train']} samples, "
                f"measured on {s['held_out']} held out) in {time.perf_counter() - t0:.0f} s:")
     typer.echo(f"  SPEC-diff, grad-hist's groups that hog misses: {b:.4f} -> {a:.4f} "
                f"({a / b:.2f}x)")
-    typer.echo(f"  label k-NN {pb['knn']:.3f} -> {pa['knn']:.3f}; linear probe "
-               f"{pb['linear_probe']:.3f} -> {pa['linear_probe']:.3f}")
+    typer.echo(f"  {probes_line(s['probes'])}")
     typer.echo(f"  aligned embedding {s['aligned_id']}; report {s['report']}")
 
 

@@ -86,8 +86,8 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
                                 adapter_options or {}, device)
         logger.info("%s: adapter trained on %d samples (%d held out)", run_id, trained["train"],
                     trained["held_out"])
-        out = write_aligned(dataset, encoder, x_url, y_url, run_id, run_url,
-                            trained["adapter_url"], trained["split_url"])
+        out = write_aligned(dataset, x_url, y_url, run_id, run_url, trained["adapter_url"],
+                            trained["split_url"])
         settings = {**(adapter_options or {}), "epochs_run": trained["epochs"],
                     "batch_size": trained["batch_size"], **trained["trained_with"]}
     else:

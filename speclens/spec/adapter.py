@@ -20,9 +20,8 @@ groups 1.0 -> ~0.55); with ``'neighbours'`` at weight 0.01 or 0.03 the gap close
 (held-out y_over_x 0.13-0.15x) and X's groups stay at 1.0. ``'identity'``
 (``|f(x) - x|^2 / |x - mean|^2``) also keeps them but blocks the alignment (0.32 -> 0.22).
 The default weight 0.01: on the embedded sample (hog aligned to grad-hist, linear, n=2000,
-batch 256)
-0.03 leaves the held-out gap at 0.55x where 0.01 halves it (0.37x) with label k-NN up 2.4
-points; on embeddings whose own neighbours carry little (raw pixels) the term can cost more
+batch 256) 0.03 leaves the held-out gap at 0.55x where 0.01 halves it (0.37x) with label k-NN
+up 2.4 points; on embeddings whose own neighbours carry little (raw pixels) the term can cost more
 alignment than it saves; set ``preserve_weight=0`` there (benchmarks/align.py).
 Arrays in, arrays out, no file system: ``Adapter.state_dict()``
 returns plain arrays and a JSON-able config for the caller to save, ``Adapter.from_state``

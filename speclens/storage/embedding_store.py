@@ -193,6 +193,10 @@ class EmbeddingStore:
     def valid(self) -> np.ndarray:
         return self.group["valid"][:]
 
+    def take(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of the row indices ``rows`` (reads only the chunks that hold them)."""
+        return self.group["embedding"].get_orthogonal_selection((rows, slice(None)))
+
     def sample_ids(self) -> np.ndarray:
         return self.group["sample_id"][:]
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from prefect import get_run_logger, task
 
-from speclens.spec.adapter import Adapter, fit_adapter
+from speclens.spec.adapter import Adapter, AdapterConfig, fit_adapter
 from speclens.spec.probes import knn_accuracy, linear_probe_accuracy
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
@@ -112,10 +112,10 @@ def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_
                   seed: int, adapter_options: dict, device: str = "cpu") -> dict:
     logger = get_run_logger()
     sx, sy, train, held = split_stores(x_url, y_url, train_frac, seed)
-    X, Y = _select(sx, train), _select(sy, train)
+    X, Y = sx.take(train), sy.take(train)
     options = {"random_state": seed, **adapter_options}
     kind = options.pop("kind", "linear")
-    epochs = options.get("epochs", 30)
+    epochs = options.get("epochs", AdapterConfig.epochs)
     every = max(1, epochs // 10)
 
     def progress(entry):
@@ -143,16 +143,12 @@ def load_adapter(url: str) -> Adapter:
     return Adapter.from_state({**meta, "weights": {k[2:]: v for k, v in a.items()}})
 
 
-def _select(store: EmbeddingStore, rows: np.ndarray) -> np.ndarray:
-    return store.group["embedding"].get_orthogonal_selection((rows, slice(None)))
-
-
 def aligned_encoder_id(encoder: str, run_id: str) -> str:
     return f"{encoder}+aligned@{run_id}"
 
 
-def store_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id: str,
-                  run_url: str, aligned: np.ndarray, rows: np.ndarray, split_url: str,
+def store_aligned(dataset_url: str, x_url: str, y_url: str, run_id: str, run_url: str,
+                  aligned: np.ndarray, rows: np.ndarray, split_url: str,
                   provenance: dict) -> dict:
     """Write ``aligned`` (the aligned vectors of ``rows``, every valid row of the encoder's
     store) as the new encoder entry ``<encoder>+aligned@<run_id>`` at its default location,
@@ -168,9 +164,9 @@ def store_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id
     held = load_npz(split_url)["held_out"]
     pos = np.searchsorted(rows, held)
     views = {
-        "x": _write_view(urls.join(run_url, "heldout", "x.zarr"), sx, _select(sx, held), held,
+        "x": _write_view(urls.join(run_url, "heldout", "x.zarr"), sx, sx.take(held), held,
                          {**sx.meta, "view": "held-out"}),
-        "y": _write_view(urls.join(run_url, "heldout", "y.zarr"), sy, _select(sy, held), held,
+        "y": _write_view(urls.join(run_url, "heldout", "y.zarr"), sy, sy.take(held), held,
                          {**sy.meta, "view": "held-out"}),
         "aligned": _write_view(urls.join(run_url, "heldout", "aligned.zarr"), sx, aligned[pos],
                                held, {**prov, "view": "held-out"}),
@@ -179,13 +175,13 @@ def store_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id
 
 
 @task(name="write-aligned")
-def write_aligned(dataset_url: str, encoder: str, x_url: str, y_url: str, run_id: str,
-                  run_url: str, adapter_url: str, split_url: str) -> dict:
+def write_aligned(dataset_url: str, x_url: str, y_url: str, run_id: str, run_url: str,
+                  adapter_url: str, split_url: str) -> dict:
     """The adapted embedding as a new encoder entry, and held-out views for compare."""
     X, vx = EmbeddingStore.open(x_url).rows()
     rows = np.flatnonzero(vx)
     aligned = load_adapter(adapter_url).transform(X[rows]).astype(np.float32)
-    return store_aligned(dataset_url, encoder, x_url, y_url, run_id, run_url, aligned, rows,
+    return store_aligned(dataset_url, x_url, y_url, run_id, run_url, aligned, rows,
                          split_url, {"align_mode": "adapter", "adapter_url": adapter_url,
                                      "adapter_sha256": urls.sha256(adapter_url)})
 
@@ -215,7 +211,7 @@ def label_probes(dataset_url: str, x_url: str, aligned_url: str, split_url: str,
     out = {}
     for name, url in (("before", x_url), ("after", aligned_url)):
         store = EmbeddingStore.open(url)
-        a, b = _select(store, tr), _select(store, te)
+        a, b = store.take(tr), store.take(te)
         out[name] = {"knn": knn_accuracy(a, labels[tr], b, labels[te]),
                      "linear_probe": linear_probe_accuracy(a, labels[tr], b, labels[te])}
     out["rows"] = {"train": int(tr.size), "held_out": int(te.size)}

@@ -155,13 +155,13 @@ class TrainBatches:
         return images, [self.captions[p] for p in pos], self.reference[pos]
 
 
-def _captioned(dataset_url: str, train: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
+def _captioned(dataset: DatasetStore, train: np.ndarray) -> tuple[np.ndarray, list[list[str]]]:
     """The train rows that have captions, and their captions; one sentence when none has."""
-    captions = _captions_of(DatasetStore.open(dataset_url), train)
+    captions = _captions_of(dataset, train)
     keep = [i for i, c in enumerate(captions) if c]
     if not keep:
         raise InputError(
-            f"{dataset_url} has no captions for its {train.size} training samples; --mode "
+            f"{dataset.url} has no captions for its {train.size} training samples; --mode "
             f"finetune needs captioned images (ingest a COCO-format dataset or the embedded "
             f"sample), or use --mode adapter."
         )
@@ -219,7 +219,8 @@ def finetune_encoder(
             f"starts from seed {seed}; pass --seed {sx.meta.get('seed')} so that the before "
             f"comparison measures the model that is fine-tuned."
         )
-    rows, captions = _captioned(dataset_url, train)
+    dataset = DatasetStore.open(dataset_url)
+    rows, captions = _captioned(dataset, train)
     folder = _checkpoint_dir(run_url)
     start = latest(folder)
     start_step = None if start is None else checkpoint_info(start)["step"]
@@ -229,14 +230,12 @@ def finetune_encoder(
             f"{loop['steps']}; pass --steps {start_step} or more, or a new --run-id."
         )
     data = {"batch_size": loop["batch_size"], "train_frac": train_frac, "train_rows": rows.size,
-            "dataset_hash": DatasetStore.open(dataset_url).input_hash,
+            "dataset_hash": dataset.input_hash,
             "train_rows_sha256": hashlib.sha256(np.ascontiguousarray(rows, np.int64)).hexdigest()}
     _check_same_data(run_url, start_step, data)
     split_url = save_split(run_url, train, held)
-    reference_rows = sy.group["embedding"].get_orthogonal_selection((rows, slice(None)))
-    batches = TrainBatches(
-        DatasetStore.open(dataset_url), rows, captions, reference_rows, loop["batch_size"], seed
-    )
+    reference_rows = sy.take(rows)
+    batches = TrainBatches(dataset, rows, captions, reference_rows, loop["batch_size"], seed)
     get_run_logger().info(
         "fine-tuning %s on %d captioned train samples, batch %d, %d steps%s",
         encoder,
@@ -337,5 +336,5 @@ def write_finetuned(
         "checkpoint_sha256": info["sha256"],
     }
     return store_aligned(
-        dataset_url, encoder, x_url, y_url, run_id, run_url, aligned, rows, split_url, provenance
+        dataset_url, x_url, y_url, run_id, run_url, aligned, rows, split_url, provenance
     )

@@ -47,10 +47,6 @@ def resolve_embedding(dataset_url: str, encoder: str) -> str:
     return url
 
 
-def _sample_rows(store: EmbeddingStore, rows: np.ndarray) -> np.ndarray:
-    return store.group["embedding"].get_orthogonal_selection((rows, slice(None)))
-
-
 @task(name="prepare-compare")
 def prepare_compare(dataset_url: str, x_url: str, y_url: str, run_url: str, params: dict) -> dict:
     """Join check, bandwidths, frequencies (drawn once, saved), and the row blocks."""
@@ -81,9 +77,9 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: dict) -> dict:
     rng = np.random.default_rng(params["seed"])
     sample = np.sort(rng.choice(np.flatnonzero(valid), size=min(n, 1000), replace=False))
     seed, scale = params["seed"], params["sigma_scale"]
-    sigma_x = resolve_sigma(_sample_rows(sx, sample), params["kernel_x"], params["sigma_x"],
+    sigma_x = resolve_sigma(sx.take(sample), params["kernel_x"], params["sigma_x"],
                             "sigma_x", scale, 1000, seed)
-    sigma_y = resolve_sigma(_sample_rows(sy, sample), params["kernel_y"], params["sigma_y"],
+    sigma_y = resolve_sigma(sy.take(sample), params["kernel_y"], params["sigma_y"],
                             "sigma_y", scale, 1000, seed)
     fx = make_feature_map(params["kernel_x"], sigma_x, params["rff_dim"], seed).fit(sx.dim)
     fy = make_feature_map(params["kernel_y"], sigma_y, params["rff_dim"], seed).fit(sy.dim)
