@@ -38,11 +38,12 @@ CELL_GRID = 4
 _EPS = 1e-12
 
 
-def _soft_histogram(pos, weight, bins: int):
+def _soft_histogram(pos, weight, bins: int, group=None, n_groups: int = 1):
     """Circular linear-binning histogram: ``pos`` in bin units ``[0, bins)``, rows of a batch.
 
     Bin k is centred at ``k + 0.5``; each value splits its weight between the two nearest bins.
-    ``pos`` and ``weight`` are ``(B, P)``; returns ``(B, bins)``.
+    ``pos`` and ``weight`` are ``(B, P)``; returns ``(B, bins)``, or with ``group`` (``(B, P)``
+    ints in ``[0, n_groups)``) one such histogram per group, ``(B, n_groups * bins)``.
     """
     import torch
 
@@ -51,7 +52,9 @@ def _soft_histogram(pos, weight, bins: int):
     frac = shifted - lo
     lo = lo.long().remainder(bins)
     hi = (lo + 1).remainder(bins)
-    hist = torch.zeros(pos.shape[0], bins, dtype=weight.dtype, device=weight.device)
+    if group is not None:
+        lo, hi = lo + group * bins, hi + group * bins
+    hist = torch.zeros(pos.shape[0], n_groups * bins, dtype=weight.dtype, device=weight.device)
     hist.scatter_add_(1, lo, weight * (1.0 - frac))
     hist.scatter_add_(1, hi, weight * frac)
     return hist
@@ -186,12 +189,10 @@ class HogEncoder(_WeightFreeEncoder):
         if grads is None:
             return torch.zeros(x.shape[0], self.dim, device=x.device)
         pos, weight, (rows, cols, idx) = grads
-        # cell of each kept gradient, offset so that one soft histogram covers all cells
-        flat_cell = (idx // cols) * CELL_GRID // rows * CELL_GRID + (idx % cols) * CELL_GRID // cols
-        hist = torch.zeros(x.shape[0], CELL_GRID * CELL_GRID, ORIENTATION_BINS, device=x.device)
-        for cell in range(CELL_GRID * CELL_GRID):
-            hist[:, cell] = _soft_histogram(pos, weight * (flat_cell == cell), ORIENTATION_BINS)
-        return _hellinger(hist.flatten(1))
+        # the grid cell of each kept gradient: one soft histogram per cell, in one pass
+        cell = (idx // cols) * CELL_GRID // rows * CELL_GRID + (idx % cols) * CELL_GRID // cols
+        hist = _soft_histogram(pos, weight, ORIENTATION_BINS, cell, CELL_GRID * CELL_GRID)
+        return _hellinger(hist)
 
 
 def _strongest_gradients(img):
