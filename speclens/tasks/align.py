@@ -87,17 +87,24 @@ def preflight(dataset_url: str, x_url: str, y_url: str) -> dict:
             "reference_url": y_url}
 
 
+def recorded_differences(url: str, record: dict) -> dict:
+    """``{key: recorded value}`` for the keys of ``record`` whose value differs from the one
+    recorded at ``url`` (a JSON object); empty when nothing is recorded there."""
+    if not urls.exists(url):
+        return {}
+    saved = urls.read_json(url)
+    return {k: saved.get(k) for k in sorted(record) if saved.get(k) != record[k]}
+
+
 def claim_run(run_url: str, identity: dict) -> None:
     """Record what this align run id is; refuse a rerun of the id that aligns something else
     (its aligned entry, report and warehouse rows would be overwritten or orphaned)."""
     url = urls.join(run_url, "align-run.json")
-    if urls.exists(url):
-        saved = urls.read_json(url)
-        differ = sorted(k for k in identity if saved.get(k) != identity[k])
-        if differ:
-            was = ", ".join(f"{k} {saved.get(k)!r}" for k in differ)
-            raise InputError(f"run {run_url} is an align run with another {was}; pass a new "
-                             f"--run-id, or the same settings to rerun it.")
+    differ = recorded_differences(url, identity)
+    if differ:
+        was = ", ".join(f"{k} {v!r}" for k, v in differ.items())
+        raise InputError(f"run {run_url} is an align run with another {was}; pass a new "
+                         f"--run-id, or the same settings to rerun it.")
     urls.write_json(url, identity)
 
 

@@ -28,7 +28,7 @@ from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
 from speclens.storage.errors import InputError
-from speclens.tasks.align import save_split, split_stores, store_aligned
+from speclens.tasks.align import recorded_differences, save_split, split_stores, store_aligned
 
 #: Settings of the training loop (the rest of the options are :class:`FinetuneConfig` fields).
 LOOP_DEFAULTS = {"steps": 500, "batch_size": 64, "checkpoint_every": 100}
@@ -107,16 +107,14 @@ def _check_same_data(run_url: str, start_step: int | None, data: dict) -> None:
     """A resumed run must draw its batches as the run it continues did (the model settings
     are checked by the fine-tuner against the checkpoint's own configuration)."""
     url = urls.join(run_url, "finetune-data.json")
-    if start_step is not None and urls.exists(url):
-        saved = urls.read_json(url)
-        differ = sorted(k for k in data if saved.get(k) != data[k])
-        if differ:
-            raise InputError(
-                f"run {run_url} was fine-tuned with other data settings ({', '.join(differ)}: "
-                f"{', '.join(str(saved.get(k)) for k in differ)}); resume with the same "
-                f"--dataset, --batch-size and --train-frac (and the same stored embeddings) or "
-                f"pass a new --run-id."
-            )
+    differ = {} if start_step is None else recorded_differences(url, data)
+    if differ:
+        raise InputError(
+            f"run {run_url} was fine-tuned with other data settings ({', '.join(differ)}: "
+            f"{', '.join(str(v) for v in differ.values())}); resume with the same "
+            f"--dataset, --batch-size and --train-frac (and the same stored embeddings) or "
+            f"pass a new --run-id."
+        )
     urls.write_json(url, data)
 
 
