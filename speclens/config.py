@@ -41,7 +41,7 @@ class ConfigError(ValueError):
 def _local(url: str) -> str | None:
     """The local path of ``url`` (plain or file://), or None for other file systems."""
     if url.startswith("file://"):
-        return url[len("file://"):]
+        return url[len("file://") :]
     return None if "://" in url else os.path.expanduser(url)
 
 
@@ -54,9 +54,11 @@ def _exists(want_dir: bool):
         if not os.path.exists(path):
             raise ValueError(f"no {thing} at {url}; pass an existing {thing}")
         if os.path.isdir(path) != want_dir:
-            raise ValueError(f"{url} is a {'file' if want_dir else 'folder'}, not a {thing}; "
-                             f"pass a {thing}")
+            raise ValueError(
+                f"{url} is a {'file' if want_dir else 'folder'}, not a {thing}; pass a {thing}"
+            )
         return url
+
     return AfterValidator(check)
 
 
@@ -97,8 +99,10 @@ class DatasetSource(_Strict):
     url: Folder
 
 
-Source = Annotated[SampleSource | ImageNetSource | CocoSource | FolderSource | DatasetSource,
-                   Field(discriminator="kind")]
+Source = Annotated[
+    SampleSource | ImageNetSource | CocoSource | FolderSource | DatasetSource,
+    Field(discriminator="kind"),
+]
 
 
 class CompareConfig(_Strict):
@@ -116,10 +120,18 @@ class CompareConfig(_Strict):
 
     def params(self) -> dict[str, Any]:
         """The compare flow's keyword parameters (``speclens.flows.compare.DEFAULTS`` keys)."""
-        return {"kernel_x": self.kernel_x or self.kernel, "kernel_y": self.kernel_y or self.kernel,
-                "sigma_x": self.sigma_x, "sigma_y": self.sigma_y, "sigma_scale": self.sigma_scale,
-                "rff_dim": self.rff_dim, "eta": self.eta, "n_modes": self.n_modes,
-                "members_k": self.members, "seed": self.seed}
+        return {
+            "kernel_x": self.kernel_x or self.kernel,
+            "kernel_y": self.kernel_y or self.kernel,
+            "sigma_x": self.sigma_x,
+            "sigma_y": self.sigma_y,
+            "sigma_scale": self.sigma_scale,
+            "rff_dim": self.rff_dim,
+            "eta": self.eta,
+            "n_modes": self.n_modes,
+            "members_k": self.members,
+            "seed": self.seed,
+        }
 
 
 def _check_encoders(ids: list[str]) -> list[str]:
@@ -132,8 +144,10 @@ def _check_encoders(ids: list[str]) -> list[str]:
         except EncoderError as exc:
             problems.append(f"[{i}]\t{str(exc).rstrip('.')}")
     if len(ids) < 2:
-        problems.append(f"\tneeds at least two encoder ids, got {len(ids)}; add another "
-                        f"(e.g. {'grad-hist' if 'grad-hist' not in ids else 'hue-hist'})")
+        problems.append(
+            f"\tneeds at least two encoder ids, got {len(ids)}; add another "
+            f"(e.g. {'grad-hist' if 'grad-hist' not in ids else 'hue-hist'})"
+        )
     dupes = sorted({e for e in ids if ids.count(e) > 1})
     if dupes:
         problems.append(f"\t{', '.join(dupes)} named twice; list distinct encoders")
@@ -150,8 +164,10 @@ def _check_cron(cron: str | None) -> str | None:
     try:
         CronSchedule(cron=cron)
     except ValueError:
-        raise ValueError(f"{cron!r} is not a cron expression; write five fields, minute hour "
-                         "day-of-month month day-of-week (e.g. '0 3 * * *', daily at 03:00)") from None
+        raise ValueError(
+            f"{cron!r} is not a cron expression; write five fields, minute hour "
+            "day-of-month month day-of-week (e.g. '0 3 * * *', daily at 03:00)"
+        ) from None
     return cron
 
 
@@ -218,8 +234,13 @@ def merge(base: dict, top: dict) -> dict:
 def validate_config(raw: Any, source: str = "audit config") -> AuditConfig:
     """Validate a mapping; raises :class:`ConfigError` with every problem."""
     if not isinstance(raw, dict):
-        raise ConfigError([f"(top level): must be a mapping of keys (name, source, encoders, "
-                           f"...), got {type(raw).__name__}; see deployments/audit.yaml"], source)
+        raise ConfigError(
+            [
+                f"(top level): must be a mapping of keys (name, source, encoders, "
+                f"...), got {type(raw).__name__}; see deployments/audit.yaml"
+            ],
+            source,
+        )
     try:
         return AuditConfig.model_validate(raw)
     except ValidationError as exc:
@@ -235,23 +256,35 @@ def read_config(path: str) -> dict:
     try:
         text = urls.read_bytes(path).decode("utf-8")
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError) as exc:
-        raise ConfigError([f"(file): cannot read {path} ({type(exc).__name__}); pass --config "
-                           f"with an audit YAML file such as deployments/audit.yaml"], path) from None
+        raise ConfigError(
+            [
+                f"(file): cannot read {path} ({type(exc).__name__}); pass --config "
+                f"with an audit YAML file such as deployments/audit.yaml"
+            ],
+            path,
+        ) from None
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError([f"(file): not valid YAML{where} ({getattr(exc, 'problem', exc)}); "
-                           f"fix the syntax there"], path) from None
+        raise ConfigError(
+            [
+                f"(file): not valid YAML{where} ({getattr(exc, 'problem', exc)}); "
+                f"fix the syntax there"
+            ],
+            path,
+        ) from None
     return {} if raw is None else raw
 
 
-def load_config(path: str | None = None, overrides: dict | None = None,
-                defaults: dict | None = None) -> AuditConfig:
+def load_config(
+    path: str | None = None, overrides: dict | None = None, defaults: dict | None = None
+) -> AuditConfig:
     """Read ``path`` (optional), lay ``overrides`` over it and it over ``defaults``, validate."""
     raw = read_config(path) if path else {}
     if not isinstance(raw, dict):
         return validate_config(raw, path or "audit config")
-    return validate_config(merge(merge(defaults or {}, raw), overrides or {}),
-                           path or "audit config")
+    return validate_config(
+        merge(merge(defaults or {}, raw), overrides or {}), path or "audit config"
+    )

@@ -10,12 +10,41 @@ import difflib
 from typing import Any
 
 KINDS = ("sample", "imagenet", "coco", "folder", "dataset")
-KIND_KEYS = {"sample": ["n", "seed"], "imagenet": ["path", "labels", "class_index"],
-             "coco": ["images", "captions"], "folder": ["path"], "dataset": ["url"]}
-TOP_KEYS = ["name", "source", "encoders", "compare", "root", "warehouse", "run_id", "device",
-            "batch_size", "image_size", "shard_size", "dask_address", "schedule"]
-COMPARE_KEYS = ["kernel", "kernel_x", "kernel_y", "sigma_x", "sigma_y", "sigma_scale", "rff_dim",
-                "eta", "n_modes", "members", "seed"]
+KIND_KEYS = {
+    "sample": ["n", "seed"],
+    "imagenet": ["path", "labels", "class_index"],
+    "coco": ["images", "captions"],
+    "folder": ["path"],
+    "dataset": ["url"],
+}
+TOP_KEYS = [
+    "name",
+    "source",
+    "encoders",
+    "compare",
+    "root",
+    "warehouse",
+    "run_id",
+    "device",
+    "batch_size",
+    "image_size",
+    "shard_size",
+    "dask_address",
+    "schedule",
+]
+COMPARE_KEYS = [
+    "kernel",
+    "kernel_x",
+    "kernel_y",
+    "sigma_x",
+    "sigma_y",
+    "sigma_scale",
+    "rff_dim",
+    "eta",
+    "n_modes",
+    "members",
+    "seed",
+]
 
 FIXES = {
     "name": "name the dataset store with letters, digits, '.', '_', '-' only (e.g. sample)",
@@ -50,7 +79,7 @@ FIXES = {
     "image_size": "set a whole number of pixels > 0, or remove the key for the default",
     "shard_size": "set a whole number of images per shard > 0 (e.g. 256)",
     "dask_address": "use tcp://HOST:PORT of a running Dask scheduler, or remove the key for a "
-                    "local cluster",
+    "local cluster",
     "schedule": "write a cron expression such as '0 3 * * *', or remove the key",
 }
 
@@ -87,7 +116,9 @@ def _one(err: dict) -> list[str]:
     if len(loc) >= 2 and loc[0] == "source" and loc[1] in KINDS:
         kind = loc.pop(1)
     path, typ = _path(loc), err["type"]
-    fix = FIXES.get(".".join(str(p) for p in loc if not isinstance(p, int)), "see deployments/audit.yaml")
+    fix = FIXES.get(
+        ".".join(str(p) for p in loc if not isinstance(p, int)), "see deployments/audit.yaml"
+    )
     if typ == "missing":
         where = f" (needed by kind {kind!r})" if kind else ""
         return [f"{path}: missing{where}; {fix}"]

@@ -6,8 +6,13 @@ from __future__ import annotations
 import numpy as np
 from warehouse_rows import run_rows
 
-COLOURS = {"red": (220, 38, 38), "green": (22, 163, 74), "blue": (37, 99, 235),
-           "yellow": (234, 179, 8), "grey": (150, 150, 150)}
+COLOURS = {
+    "red": (220, 38, 38),
+    "green": (22, 163, 74),
+    "blue": (37, 99, 235),
+    "yellow": (234, 179, 8),
+    "grey": (150, 150, 150),
+}
 SHAPES = ("square", "circle", "triangle")
 HOSTILE = '<script>alert("x")</script> & "quoted"'
 
@@ -47,10 +52,17 @@ def report_inputs(text_only: bool = False, top: int = 8):
             caption = f"a {colour} {shape} on a light grey background"
             if j == 4 and r == 0:
                 caption = HOSTILE
-            members.append({"run_id": run["run_id"], "mode": j, "rank": r + 1,
-                            "sample_id": f"train/{lab}/{100 * j + r:05d}.png",
-                            "score": 0.09 - 0.004 * r, "label": None if text_only else lab,
-                            "caption": caption})
+            members.append(
+                {
+                    "run_id": run["run_id"],
+                    "mode": j,
+                    "rank": r + 1,
+                    "sample_id": f"train/{lab}/{100 * j + r:05d}.png",
+                    "score": 0.09 - 0.004 * r,
+                    "label": None if text_only else lab,
+                    "caption": caption,
+                }
+            )
             imgs.append(shape_image(colour, shape, rng))
         images[j] = np.stack(imgs)
     eig = np.array([m["eigenvalue"] for m in modes])

@@ -50,8 +50,16 @@ def test_without_neighbour_preservation_x_loses_its_own_groups(trained):
     kernel-MSE term) gives up X's own groups to tie the reference's groups tighter."""
     X, Y, a, _, tr, te, _ = trained
     for preserve, weight in (("none", 0.0), ("kernel", 0.3)):
-        ad = fit_adapter(X[tr], Y[tr], kind="linear", epochs=100, batch_size=100, lr=0.05,
-                         preserve=preserve, preserve_weight=weight)
+        ad = fit_adapter(
+            X[tr],
+            Y[tr],
+            kind="linear",
+            epochs=100,
+            batch_size=100,
+            lr=0.05,
+            preserve=preserve,
+            preserve_weight=weight,
+        )
         Z = ad.transform(X)
         assert _held_out_y_over_x(Z, Y, te) < 0.25 * _held_out_y_over_x(X, Y, te)
         assert knn_accuracy(Z[tr], a[tr], Z[te], a[te]) < 0.8
@@ -82,8 +90,9 @@ def test_adapter_starts_at_identity_and_keeps_scale(kind):
 
 def test_power_method_trains_too():
     p = planted_pair(n=200, dx=6, dy=6, group_size=40, random_state=2)
-    ad = fit_adapter(p.X, p.Y, method="power", kernel_x="cosine", kernel_y="cosine", epochs=3,
-                     batch_size=100)
+    ad = fit_adapter(
+        p.X, p.Y, method="power", kernel_x="cosine", kernel_y="cosine", epochs=3, batch_size=100
+    )
     assert np.isfinite(ad.transform(p.X)).all() and len(ad.log) == 3
 
 

@@ -35,8 +35,9 @@ def data():
 
 @pytest.fixture(scope="module")
 def config():
-    return FinetuneConfig(encoder_id=f"open_clip:{register_tiny_config()}@random", lr=1e-3,
-                          reference_id="hue-hist")
+    return FinetuneConfig(
+        encoder_id=f"open_clip:{register_tiny_config()}@random", lr=1e-3, reference_id="hue-hist"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +48,7 @@ def uninterrupted(tmp_path_factory, config, data):
 
 def test_three_steps_write_checkpoints_with_provenance(uninterrupted, config):
     folder, tuner = uninterrupted
-    assert sorted(p.name for p in folder.iterdir()) == ["step-000001", "step-000002",
-                                                        "step-000003"]
+    assert sorted(p.name for p in folder.iterdir()) == ["step-000001", "step-000002", "step-000003"]
     last = latest_checkpoint(folder)
     assert last.name == "step-000003"
     prov = json.loads((last / "provenance.json").read_text())

@@ -218,12 +218,28 @@ def test_fine_tunes_on_a_coco_format_store(sample_copies, dask_address, tmp_path
     trained on its captions; no labels, so no probes."""
     coco, root = sample_copies["coco"], str(tmp_path)
     dataset = f"{root}/datasets/coco.zarr"
-    ingest(IngestSource.coco(coco["images"], coco["captions"]), dataset, image_size=64,
-           shard_size=24, address=dask_address, progress=False)
+    ingest(
+        IngestSource.coco(coco["images"], coco["captions"]),
+        dataset,
+        image_size=64,
+        shard_size=24,
+        address=dask_address,
+        progress=False,
+    )
     embed(dataset, [ENCODER, "hue-hist"], device="cpu", progress=False)
-    s = align(dataset, ENCODER, "hue-hist", root=root, run_id="coco", mode="finetune", seed=0,
-              finetune_options={**OPTIONS, "steps": 2}, address=dask_address, device="cpu",
-              compare_params=COMPARE)
+    s = align(
+        dataset,
+        ENCODER,
+        "hue-hist",
+        root=root,
+        run_id="coco",
+        mode="finetune",
+        seed=0,
+        finetune_options={**OPTIONS, "steps": 2},
+        address=dask_address,
+        device="cpu",
+        compare_params=COMPARE,
+    )
     assert s["finetune"]["checkpoint_step"] == 2 and s["finetune"]["trained_on"] == 24
     assert EmbeddingStore.open(s["aligned_url"]).valid().sum() == 48
     assert s["probes"] == {}
@@ -231,19 +247,40 @@ def test_fine_tunes_on_a_coco_format_store(sample_copies, dask_address, tmp_path
     assert runs == {"coco-before", "coco-after"}
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--steps", "10"], "--steps is not used by --mode adapter; drop it or pass the --mode "
-                        "finetune that uses it."),
-    (["--mode", "finetune", "--kind", "mlp", "--epochs", "3"],
-     "--kind, --epochs are not used by --mode finetune; drop them"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (
+            ["--steps", "10"],
+            "--steps is not used by --mode adapter; drop it or pass the --mode "
+            "finetune that uses it.",
+        ),
+        (
+            ["--mode", "finetune", "--kind", "mlp", "--epochs", "3"],
+            "--kind, --epochs are not used by --mode finetune; drop them",
+        ),
+    ],
+)
 def test_cli_refuses_options_of_the_other_mode(stores, args, message, tmp_path):
     from typer.testing import CliRunner
 
     from speclens.cli import app
 
     _, dataset = stores
-    result = CliRunner().invoke(app, ["align", "--dataset", dataset, "--encoder", ENCODER,
-                                      "--reference", "hue-hist", "--root", str(tmp_path), *args])
+    result = CliRunner().invoke(
+        app,
+        [
+            "align",
+            "--dataset",
+            dataset,
+            "--encoder",
+            ENCODER,
+            "--reference",
+            "hue-hist",
+            "--root",
+            str(tmp_path),
+            *args,
+        ],
+    )
     assert result.exit_code == 2
     assert message in " ".join(result.output.split())

@@ -19,16 +19,26 @@ from speclens.tasks import align as align_tasks
 pytestmark = pytest.mark.integration
 
 
-def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path, dask_address,
-                                                                      monkeypatch):
+def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(
+    tmp_path, dask_address, monkeypatch
+):
     root = str(tmp_path)
     dataset = f"{root}/datasets/sample.zarr"
-    ingest(IngestSource.sample(400, 4), dataset, shard_size=200, address=dask_address,
-           progress=False)
+    ingest(
+        IngestSource.sample(400, 4), dataset, shard_size=200, address=dask_address, progress=False
+    )
     embed(dataset, ["hog", "grad-hist"], device="cpu", progress=False)
-    s = align(dataset, "hog", "grad-hist", root=root, run_id="al", seed=0, address=dask_address,
-              adapter_options={"batch_size": 50},
-              compare_params={"rff_dim": 300, "n_modes": 2, "members_k": 10})
+    s = align(
+        dataset,
+        "hog",
+        "grad-hist",
+        root=root,
+        run_id="al",
+        seed=0,
+        address=dask_address,
+        adapter_options={"batch_size": 50},
+        compare_params={"rff_dim": 300, "n_modes": 2, "members_k": 10},
+    )
     assert s["train"] == 200 and s["held_out"] == 200
     # the reference (X in both comparisons) captures less that the aligned encoder misses
     before, after = s["before"]["spec_diff"]["x_over_y"], s["after"]["spec_diff"]["x_over_y"]
@@ -44,10 +54,17 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(tmp_path,
     # the documented before/after query (docs/warehouse.md) on this warehouse
     docs = (pathlib.Path(__file__).parents[1] / "docs" / "warehouse.md").read_text()
     pair = Warehouse(f"{root}/warehouse").query(re.findall(r"```sql\n(.*?)```", docs, re.S)[-1])
-    assert pair.to_pylist() == [{
-        "before_run": "al-before", "after_run": "al-after", "reference": "grad-hist", "encoder": "hog",
-        "aligned": "hog+aligned@al", "missed_before": round(before, 4),
-        "missed_after": round(after, 4)}]
+    assert pair.to_pylist() == [
+        {
+            "before_run": "al-before",
+            "after_run": "al-after",
+            "reference": "grad-hist",
+            "encoder": "hog",
+            "aligned": "hog+aligned@al",
+            "missed_before": round(before, 4),
+            "missed_after": round(after, 4),
+        }
+    ]
     text = open(s["report"], encoding="utf-8").read()
     assert "../al-before/index.html" in text and "k-NN label accuracy" in text
     with open(s["report"].replace("index.html", "spectra.png"), "rb") as png:
@@ -67,20 +84,33 @@ def test_bad_align_input_is_one_sentence_and_writes_nothing(tmp_path, dask_addre
     root = str(tmp_path)
     dataset, other = f"{root}/datasets/sample.zarr", f"{root}/datasets/other.zarr"
     for url, n, seed in ((dataset, 60, 4), (other, 40, 5)):
-        ingest(IngestSource.sample(n, seed), url, shard_size=60, address=dask_address,
-               progress=False)
+        ingest(
+            IngestSource.sample(n, seed), url, shard_size=60, address=dask_address, progress=False
+        )
         embed(url, ["hog", "grad-hist"], device="cpu", progress=False)
-    kw = {"root": root, "address": dask_address,
-          "compare_params": {"rff_dim": 64, "n_modes": 1, "members_k": 5}}
+    kw = {
+        "root": root,
+        "address": dask_address,
+        "compare_params": {"rff_dim": 64, "n_modes": 1, "members_k": 5},
+    }
     before = sorted(p.name for p in (tmp_path / "embeddings" / "sample").iterdir())
     cases = [
         ((dataset, "hog", "hog"), {}, "--encoder and --reference are the same embedding"),
-        ((dataset, default_embedding_url(other, "hog"), "grad-hist"), {},
-         "--encoder .*other/hog.zarr embeds another dataset than --dataset"),
-        ((dataset, "hog", "grad-hist"), {"adapter_options": {"kind": "deep"}},
-         r"adapter option: kind must be one of \('linear', 'mlp'\), got 'deep'"),
-        ((dataset, "hog", "grad-hist"), {"adapter_options": {"preserve_weight": -1}},
-         "adapter option: preserve_weight must be >= 0"),
+        (
+            (dataset, default_embedding_url(other, "hog"), "grad-hist"),
+            {},
+            "--encoder .*other/hog.zarr embeds another dataset than --dataset",
+        ),
+        (
+            (dataset, "hog", "grad-hist"),
+            {"adapter_options": {"kind": "deep"}},
+            r"adapter option: kind must be one of \('linear', 'mlp'\), got 'deep'",
+        ),
+        (
+            (dataset, "hog", "grad-hist"),
+            {"adapter_options": {"preserve_weight": -1}},
+            "adapter option: preserve_weight must be >= 0",
+        ),
     ]
     for args, extra, message in cases:
         with pytest.raises(InputError, match=message):

@@ -45,8 +45,19 @@ def test_power_method_equals_eigenvalue_of_its_features(batch, kernel, which):
     """Power iteration gives the exact eigenvalue of the batch kernel its features define
     (for cosine that kernel is exact; for Gaussian it is the random-feature kernel)."""
     x, y = batch
-    loss, state = spec_diff_loss(x, y, kernel, kernel, which=which, method="power", eta=1.3,
-                                 n_iter=5000, tol=1e-11, rff_dim=300, **SIGMAS)
+    loss, state = spec_diff_loss(
+        x,
+        y,
+        kernel,
+        kernel,
+        which=which,
+        method="power",
+        eta=1.3,
+        n_iter=5000,
+        tol=1e-11,
+        rff_dim=300,
+        **SIGMAS,
+    )
     ox, oy = (torch.from_numpy(unit_frequencies(a.shape[1], 300)) for a in (x, y))
     px, py = features(x, kernel, 2.0, ox), features(y, kernel, 2.5, oy)
     lam = (px @ px.T - 1.3 * py @ py.T) / x.shape[0]
@@ -57,8 +68,9 @@ def test_power_method_equals_eigenvalue_of_its_features(batch, kernel, which):
 def test_power_close_to_exact_kernel_for_gaussian(batch):
     x, y = batch
     exact, _ = spec_diff_loss(x, y, method="exact", which="max", **SIGMAS)
-    power, _ = spec_diff_loss(x, y, method="power", which="max", rff_dim=1000, n_iter=3000,
-                              tol=1e-6, **SIGMAS)
+    power, _ = spec_diff_loss(
+        x, y, method="power", which="max", rff_dim=1000, n_iter=3000, tol=1e-6, **SIGMAS
+    )
     assert float(power) == pytest.approx(float(exact), abs=0.02)
 
 
@@ -85,12 +97,23 @@ def test_gradient_matches_finite_differences(method, kernel, sigma):
     x = torch.randn(10, 3, dtype=torch.float64, generator=g, requires_grad=True)
     y = torch.randn(10, 4, dtype=torch.float64, generator=g, requires_grad=True)
     for which in ("x_over_y", "y_over_x"):
-        def f(a, b, which=which):
-            return spec_diff_loss(a, b, kernel, kernel, sigma_x=sigma, sigma_y=sigma, which=which,
-                                  method=method, n_iter=20000, tol=1e-12, rff_dim=32)[0]
 
-        assert torch.autograd.gradcheck(f, (x, y), eps=1e-6, atol=1e-5, rtol=1e-4,
-                                        fast_mode=True)
+        def f(a, b, which=which):
+            return spec_diff_loss(
+                a,
+                b,
+                kernel,
+                kernel,
+                sigma_x=sigma,
+                sigma_y=sigma,
+                which=which,
+                method=method,
+                n_iter=20000,
+                tol=1e-12,
+                rff_dim=32,
+            )[0]
+
+        assert torch.autograd.gradcheck(f, (x, y), eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
 
 def test_batch_bandwidth_makes_loss_scale_invariant(batch):
@@ -115,10 +138,12 @@ def test_cold_start_gets_a_longer_budget(batch):
     """The first call has no warm vector: it may run COLD_START_FACTOR x n_iter iterations, so
     a small per-step budget (as the fine-tune uses) still starts from a converged value."""
     x, y = batch
-    loose, state = spec_diff_loss(x, y, which="y_over_x", n_iter=20, tol=1e-8, rff_dim=100,
-                                  **SIGMAS)
-    tight, _ = spec_diff_loss(x, y, which="y_over_x", n_iter=20000, tol=1e-12, rff_dim=100,
-                              **SIGMAS)
+    loose, state = spec_diff_loss(
+        x, y, which="y_over_x", n_iter=20, tol=1e-8, rff_dim=100, **SIGMAS
+    )
+    tight, _ = spec_diff_loss(
+        x, y, which="y_over_x", n_iter=20000, tol=1e-12, rff_dim=100, **SIGMAS
+    )
     assert 20 < state.iterations["bottom"] <= COLD_START_FACTOR * 20
     assert float(loose) == pytest.approx(float(tight), rel=1e-6)
 
@@ -126,8 +151,7 @@ def test_cold_start_gets_a_longer_budget(batch):
 def test_identical_embeddings_give_zero(batch):
     x, _ = batch
     for method in ("exact", "power"):
-        loss, _ = spec_diff_loss(x, x.clone(), which="max", method=method, sigma_x=2.0,
-                                 sigma_y=2.0)
+        loss, _ = spec_diff_loss(x, x.clone(), which="max", method=method, sigma_x=2.0, sigma_y=2.0)
         assert abs(float(loss)) < 1e-10
 
 

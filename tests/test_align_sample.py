@@ -61,8 +61,7 @@ def _knn(embedded, Z, factor):
 
 
 def test_hog_aligned_to_grad_hist_halves_the_gap_and_keeps_label_knn(embedded):
-    X, Z, before, after, kept = _align(embedded, "hog", "grad-hist", kind="linear",
-                                       batch_size=128)
+    X, Z, before, after, kept = _align(embedded, "hog", "grad-hist", kind="linear", batch_size=128)
     assert after["y_over_x"] <= 0.5 * before["y_over_x"]
     assert kept["y_over_x"] <= 0.5 * before["y_over_x"]
     assert _knn(embedded, Z, "label") >= _knn(embedded, X, "label") - 0.02
@@ -71,14 +70,16 @@ def test_hog_aligned_to_grad_hist_halves_the_gap_and_keeps_label_knn(embedded):
 
 
 def test_pixels_aligned_to_hue_hist_halves_the_reference_gap(embedded):
-    X, Z, before, after, kept = _align(embedded, "pixels", "hue-hist", kind="mlp", epochs=60,
-                                       batch_size=150, preserve_weight=0.0)
+    X, Z, before, after, kept = _align(
+        embedded, "pixels", "hue-hist", kind="mlp", epochs=60, batch_size=150, preserve_weight=0.0
+    )
     assert after["y_over_x"] <= 0.5 * before["y_over_x"]
     assert kept["y_over_x"] <= 0.5 * before["y_over_x"]
     assert _knn(embedded, Z, "colour") >= 0.99
 
 
 def test_hue_hist_cannot_capture_shape_groups(embedded):
-    _, _, before, after, _ = _align(embedded, "hue-hist", "grad-hist", kind="mlp", epochs=60,
-                                    batch_size=150)
+    _, _, before, after, _ = _align(
+        embedded, "hue-hist", "grad-hist", kind="mlp", epochs=60, batch_size=150
+    )
     assert after["y_over_x"] >= 0.9 * before["y_over_x"]

@@ -18,9 +18,18 @@ PARAMS = {"rff_dim": 500, "n_modes": 3, "members_k": K, "seed": 2}
 
 
 def _audit(root, address):
-    return audit(IngestSource.sample(N, 11), "sample", ["hue-hist", "grad-hist"], root=root,
-                 compare_params=PARAMS, run_id="audit-test", device="cpu", shard_size=200,
-                 address=address, progress=False)
+    return audit(
+        IngestSource.sample(N, 11),
+        "sample",
+        ["hue-hist", "grad-hist"],
+        root=root,
+        compare_params=PARAMS,
+        run_id="audit-test",
+        device="cpu",
+        shard_size=200,
+        address=address,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")

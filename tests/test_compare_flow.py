@@ -31,8 +31,9 @@ def planted(tmp_path_factory, dask_address):
     """A dataset of N samples with planted X and Y vectors imported as two embeddings."""
     root = tmp_path_factory.mktemp("compare")
     dataset = str(root / "datasets" / "sample.zarr")
-    ingest(IngestSource.sample(N, 1), dataset, shard_size=SHARD, address=dask_address,
-           progress=False)
+    ingest(
+        IngestSource.sample(N, 1), dataset, shard_size=SHARD, address=dask_address, progress=False
+    )
     ids = np.array(DatasetStore.open(dataset).sample_ids().tolist(), dtype=str)
     p = planted_pair(n=N, dx=8, dy=12, group_size=30, random_state=4)
     urls = {}
@@ -49,16 +50,47 @@ def dask_cli_cluster(tmp_path_factory, prefect_api):
     sched_file = folder / "scheduler.json"
     bindir = os.path.dirname(sys.executable)
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    procs = [subprocess.Popen([f"{bindir}/dask", "scheduler", "--host", "127.0.0.1", "--port", "0",
-                               "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs = [
+        subprocess.Popen(
+            [
+                f"{bindir}/dask",
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--dashboard-address",
+                ":0",
+                "--scheduler-file",
+                str(sched_file),
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
     deadline = time.time() + 60
     while not sched_file.exists() and time.time() < deadline:
         time.sleep(0.2)
     for _ in range(2):
-        procs.append(subprocess.Popen([f"{bindir}/dask", "worker", "--scheduler-file", str(sched_file),
-                                       "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard"],
-                                      env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    f"{bindir}/dask",
+                    "worker",
+                    "--scheduler-file",
+                    str(sched_file),
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                ],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
     from distributed import Client
 
     with Client(scheduler_file=str(sched_file), timeout="60s") as client:
@@ -75,21 +107,31 @@ def dask_cli_cluster(tmp_path_factory, prefect_api):
 def test_compare_on_a_real_cluster_equals_the_in_process_engine(planted, dask_cli_cluster):
     p = planted["p"]
     kw = dict(sigma_x=2.0, sigma_y=2.5, rff_dim=300, n_modes=3, seed=5)
-    results = compare(planted["dataset"], [planted["vx"], planted["vy"]], root=planted["root"],
-                      run_id="cluster-run", address=dask_cli_cluster, dtype="float64",
-                      members_k=30, **kw)
-    engine = SPEC(sigma_x=2.0, sigma_y=2.5, rff_dim=300, n_modes=3, random_state=5,
-                  dtype="float64").fit(p.X, p.Y)
+    results = compare(
+        planted["dataset"],
+        [planted["vx"], planted["vy"]],
+        root=planted["root"],
+        run_id="cluster-run",
+        address=dask_cli_cluster,
+        dtype="float64",
+        members_k=30,
+        **kw,
+    )
+    engine = SPEC(
+        sigma_x=2.0, sigma_y=2.5, rff_dim=300, n_modes=3, random_state=5, dtype="float64"
+    ).fit(p.X, p.Y)
     np.testing.assert_allclose(results[0]["eigenvalues"], engine.eigenvalues_, atol=1e-8, rtol=0)
     wh = Warehouse(planted["root"] + "/warehouse")
     modes = wh.read("modes", "cluster-run").sort_by("mode").to_pylist()
     assert [m["direction"] for m in modes] == ["x_over_y"] * 3 + ["y_over_x"] * 3
     members = wh.read("members", "cluster-run").to_pylist()
     ids = DatasetStore.open(planted["dataset"]).sample_ids().tolist()
-    top = {i for i, sid in enumerate(ids) if sid in
-           {m["sample_id"] for m in members if m["mode"] == 0}}
-    bottom = {i for i, sid in enumerate(ids) if sid in
-              {m["sample_id"] for m in members if m["mode"] == 3}}
+    top = {
+        i for i, sid in enumerate(ids) if sid in {m["sample_id"] for m in members if m["mode"] == 0}
+    }
+    bottom = {
+        i for i, sid in enumerate(ids) if sid in {m["sample_id"] for m in members if m["mode"] == 3}
+    }
     assert len(top & set(p.group_x.tolist())) >= 27  # planted truth: >= 0.9 precision
     assert len(bottom & set(p.group_y.tolist())) >= 27
     scores = engine.transform(p.X, p.Y)
@@ -103,25 +145,54 @@ def test_compare_on_a_real_cluster_equals_the_in_process_engine(planted, dask_cl
 
 def test_rerunning_a_run_id_overwrites_only_its_partitions(planted, dask_address):
     kw = dict(rff_dim=100, n_modes=2, members_k=10)
-    compare(planted["dataset"], ["vx", "vy"], root=planted["root"], run_id="a", address=dask_address, **kw)
-    compare(planted["dataset"], ["vx", "vy"], root=planted["root"], run_id="b", address=dask_address, **kw)
+    compare(
+        planted["dataset"],
+        ["vx", "vy"],
+        root=planted["root"],
+        run_id="a",
+        address=dask_address,
+        **kw,
+    )
+    compare(
+        planted["dataset"],
+        ["vx", "vy"],
+        root=planted["root"],
+        run_id="b",
+        address=dask_address,
+        **kw,
+    )
     wh = Warehouse(planted["root"] + "/warehouse")
     before_b = wh.read("members", "b")
-    compare(planted["dataset"], ["vx", "vy"], root=planted["root"], run_id="a", address=dask_address,
-            rff_dim=100, n_modes=3, members_k=10)
+    compare(
+        planted["dataset"],
+        ["vx", "vy"],
+        root=planted["root"],
+        run_id="a",
+        address=dask_address,
+        rff_dim=100,
+        n_modes=3,
+        members_k=10,
+    )
     assert wh.read("modes", "a").num_rows == 6
     assert wh.read("members", "b").equals(before_b)
 
 
 def test_mismatched_embeddings_are_refused(planted, tmp_path, dask_address):
     other = str(tmp_path / "datasets" / "other.zarr")
-    ingest(IngestSource.sample(40, 2), other, shard_size=SHARD, address=dask_address, progress=False)
+    ingest(
+        IngestSource.sample(40, 2), other, shard_size=SHARD, address=dask_address, progress=False
+    )
     ids = np.array(DatasetStore.open(other).sample_ids().tolist(), dtype=str)
-    np.savez(tmp_path / "v.npz", embeddings=np.ones((40, 3), np.float32) + np.arange(40)[:, None],
-             ids=ids)
+    np.savez(
+        tmp_path / "v.npz",
+        embeddings=np.ones((40, 3), np.float32) + np.arange(40)[:, None],
+        ids=ids,
+    )
     foreign = import_vectors(str(tmp_path / "v.npz"), other, "foreign")["out"]
     with pytest.raises(InputError, match="embeds other samples than.*same dataset store"):
-        compare(planted["dataset"], [planted["vx"], foreign], root=str(tmp_path), address=dask_address)
+        compare(
+            planted["dataset"], [planted["vx"], foreign], root=str(tmp_path), address=dask_address
+        )
     with pytest.raises(InputError, match="no embedding of .* by 'nope'.*speclens embed"):
         compare(planted["dataset"], ["vx", "nope"], root=str(tmp_path), address=dask_address)
     missing = str(tmp_path / "datasets" / "missing.zarr")
@@ -138,19 +209,27 @@ def test_block_functions_without_a_cluster(planted, tmp_path):
 
     p = planted["p"]
     fx, fy = GaussianRFF(2.0, 64, 1).fit(8), GaussianRFF(2.5, 64, 1).fit(12)
-    freq = save_npz(str(tmp_path / "f.npz"), **{f"x_{k}": v for k, v in fx.get_state().items()},
-                    **{f"y_{k}": v for k, v in fy.get_state().items()})
+    freq = save_npz(
+        str(tmp_path / "f.npz"),
+        **{f"x_{k}": v for k, v in fx.get_state().items()},
+        **{f"y_{k}": v for k, v in fy.get_state().items()},
+    )
     blocks = mapreduce.blocks_for(planted["vx"], planted["vy"], N, 50)
     states = [mapreduce.block_gram(b, freq, "float64") for b in blocks]
     merged = functools.reduce(lambda a, b: a + b, reversed(states))
-    whole = GramAccumulator(fx, fy, dtype="float64").update(p.X.astype(np.float32),
-                                                            p.Y.astype(np.float32)).state()
+    whole = (
+        GramAccumulator(fx, fy, dtype="float64")
+        .update(p.X.astype(np.float32), p.Y.astype(np.float32))
+        .state()
+    )
     np.testing.assert_allclose(merged.gram_sum, whole.gram_sum, atol=1e-10, rtol=0)
-    spec = SPEC(sigma_x=2.0, sigma_y=2.5, rff_dim=64, n_modes=2, random_state=1,
-                dtype="float64").solve(merged, fx, fy)
+    spec = SPEC(
+        sigma_x=2.0, sigma_y=2.5, rff_dim=64, n_modes=2, random_state=1, dtype="float64"
+    ).solve(merged, fx, fy)
     parts = [mapreduce.block_members(b, freq, spec.weights_, 7, "float64") for b in blocks]
     signs, rows, scores = mapreduce.finish_members(
-        functools.reduce(lambda a, b: mapreduce.merge_members(a, b, 7), parts))
+        functools.reduce(lambda a, b: mapreduce.merge_members(a, b, 7), parts)
+    )
     ref = spec.transform(p.X.astype(np.float32), p.Y.astype(np.float32))
     np.testing.assert_array_equal(rows, spec.members(ref, 7))
     np.testing.assert_allclose(scores, np.take_along_axis(ref.T, rows, axis=1), atol=1e-10)

@@ -37,8 +37,11 @@ def test_the_shipped_example_is_valid_and_its_schedule_is_the_deployments():
 
 
 def test_overrides_and_defaults_are_laid_key_by_key():
-    cfg = load_config(str(EXAMPLE), overrides={"source": {"n": 200}, "compare": {"rff_dim": 64}},
-                      defaults={"root": "/from/variable", "warehouse": "s3://bucket/wh"})
+    cfg = load_config(
+        str(EXAMPLE),
+        overrides={"source": {"n": 200}, "compare": {"rff_dim": 64}},
+        defaults={"root": "/from/variable", "warehouse": "s3://bucket/wh"},
+    )
     assert (cfg.source.n, cfg.source.seed) == (200, 0)
     assert cfg.compare.rff_dim == 64 and cfg.compare.n_modes == 4
     assert cfg.root == "/from/variable" and cfg.warehouse_url == "s3://bucket/wh"
@@ -46,11 +49,17 @@ def test_overrides_and_defaults_are_laid_key_by_key():
 
 
 def test_every_problem_is_reported_at_once_with_its_key_and_fix(tmp_path):
-    problems = _problems({
-        "name": "my data", "source": {"kind": "coco", "images": str(tmp_path / "nope"), "n": 5},
-        "encoders": ["hue-hist", "clip"], "compare": {"kernel": "rbf", "rff_dim": -5, "n_mode": 3},
-        "device": "gpu", "schedule": "61 * * * *", "dask_adress": "tcp://h:1",
-    })
+    problems = _problems(
+        {
+            "name": "my data",
+            "source": {"kind": "coco", "images": str(tmp_path / "nope"), "n": 5},
+            "encoders": ["hue-hist", "clip"],
+            "compare": {"kernel": "rbf", "rff_dim": -5, "n_mode": 3},
+            "device": "gpu",
+            "schedule": "61 * * * *",
+            "dask_adress": "tcp://h:1",
+        }
+    )
     expected = [
         ("name:", "letters, digits"),
         ("source.images:", "no folder at"),
@@ -69,17 +78,31 @@ def test_every_problem_is_reported_at_once_with_its_key_and_fix(tmp_path):
         assert line.startswith(key) and text in line and ";" in line, line
 
 
-@pytest.mark.parametrize("raw, line", [
-    ({"source": {"kind": "sample"}, "encoders": ["hue-hist"]},
-     "encoders: needs at least two encoder ids, got 1; add another (e.g. grad-hist)"),
-    ({"source": {"kind": "sample"}, "encoders": ["hue-hist", "hue-hist"]},
-     "encoders: hue-hist named twice; list distinct encoders"),
-    ({"source": {"kind": "webdataset"}, "encoders": ["hue-hist", "grad-hist"]},
-     "source.kind: unknown kind 'webdataset'; use one of sample, imagenet, coco, folder, dataset"),
-    ({"encoders": ["hue-hist", "grad-hist"]}, "source: missing; add e.g. `source: {kind: sample, n: 2000}`"),
-    ({"source": {"kind": "dataset"}, "encoders": ["hue-hist", "grad-hist"]},
-     "source.url: missing (needed by kind 'dataset')"),
-])
+@pytest.mark.parametrize(
+    "raw, line",
+    [
+        (
+            {"source": {"kind": "sample"}, "encoders": ["hue-hist"]},
+            "encoders: needs at least two encoder ids, got 1; add another (e.g. grad-hist)",
+        ),
+        (
+            {"source": {"kind": "sample"}, "encoders": ["hue-hist", "hue-hist"]},
+            "encoders: hue-hist named twice; list distinct encoders",
+        ),
+        (
+            {"source": {"kind": "webdataset"}, "encoders": ["hue-hist", "grad-hist"]},
+            "source.kind: unknown kind 'webdataset'; use one of sample, imagenet, coco, folder, dataset",
+        ),
+        (
+            {"encoders": ["hue-hist", "grad-hist"]},
+            "source: missing; add e.g. `source: {kind: sample, n: 2000}`",
+        ),
+        (
+            {"source": {"kind": "dataset"}, "encoders": ["hue-hist", "grad-hist"]},
+            "source.url: missing (needed by kind 'dataset')",
+        ),
+    ],
+)
 def test_single_problems_read_as_one_sentence(raw, line):
     problems = _problems(raw)
     assert len(problems) == 1 and problems[0].startswith(line), problems
@@ -98,8 +121,16 @@ def test_unreadable_files_are_one_problem(tmp_path):
 def test_cli_prints_every_problem_exits_2_and_creates_nothing(tmp_path):
     cfg = tmp_path / "audit.yaml"
     root = tmp_path / "out"
-    cfg.write_text(yaml.safe_dump({"source": {"kind": "sample", "n": 0}, "encoders": ["hue-hist"],
-                                   "compare": {"eta": 0}, "root": str(root)}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "source": {"kind": "sample", "n": 0},
+                "encoders": ["hue-hist"],
+                "compare": {"eta": 0},
+                "root": str(root),
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["audit", "--config", str(cfg)])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
@@ -110,13 +141,41 @@ def test_cli_prints_every_problem_exits_2_and_creates_nothing(tmp_path):
 
 def test_cli_flags_build_the_same_config_and_override_the_file(monkeypatch, tmp_path):
     seen = []
-    monkeypatch.setattr("speclens.flows.audit.audit_config", lambda cfg, progress: seen.append(cfg) or [])
+    monkeypatch.setattr(
+        "speclens.flows.audit.audit_config", lambda cfg, progress: seen.append(cfg) or []
+    )
     runner = CliRunner()
-    result = runner.invoke(app, ["audit", "--sample", "300", "--encoder", "hue-hist", "--encoder",
-                                 "pixels", "--root", str(tmp_path), "--rff-dim", "64"])
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--sample",
+            "300",
+            "--encoder",
+            "hue-hist",
+            "--encoder",
+            "pixels",
+            "--root",
+            str(tmp_path),
+            "--rff-dim",
+            "64",
+        ],
+    )
     assert result.exit_code == 0, result.output
-    result = runner.invoke(app, ["audit", "--config", str(EXAMPLE), "--dataset", str(tmp_path),
-                                 "--n-modes", "2", "--warehouse", "memory://wh"])
+    result = runner.invoke(
+        app,
+        [
+            "audit",
+            "--config",
+            str(EXAMPLE),
+            "--dataset",
+            str(tmp_path),
+            "--n-modes",
+            "2",
+            "--warehouse",
+            "memory://wh",
+        ],
+    )
     assert result.exit_code == 0, result.output
     flags, mixed = seen
     assert flags.source.n == 300 and flags.encoders == ["hue-hist", "pixels"]
@@ -146,6 +205,11 @@ def test_the_readme_example_error_is_what_speclens_prints(tmp_path):
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = readme.split("error: audit.yaml: 3 problem(s), nothing was run:\n", 1)[1]
     shown = [line.strip() for line in block.split("```", 1)[0].strip().splitlines()]
-    problems = _problems({"source": {"kind": "coco", "images": str(tmp_path)},
-                          "encoders": ["hue-hist"], "compare": {"n_mode": 3}})
+    problems = _problems(
+        {
+            "source": {"kind": "coco", "images": str(tmp_path)},
+            "encoders": ["hue-hist"],
+            "compare": {"n_mode": 3},
+        }
+    )
     assert problems == shown

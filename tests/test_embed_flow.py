@@ -33,7 +33,9 @@ TINY = "speclens-tiny-vit"
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory, dask_address):
     out = str(tmp_path_factory.mktemp("embed") / "datasets" / "sample.zarr")
-    ingest(IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address, progress=False)
+    ingest(
+        IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address, progress=False
+    )
     return out
 
 
@@ -41,12 +43,14 @@ def test_default_location_sits_beside_the_datasets_folder(dataset):
     root = dataset.rsplit("/datasets/", 1)[0]
     assert default_embedding_url(dataset, "hue-hist") == f"{root}/embeddings/sample/hue-hist.zarr"
     assert default_embedding_url(dataset, "open_clip:ViT-B-32@openai").endswith(
-        "/embeddings/sample/open_clip_ViT-B-32@openai.zarr")
+        "/embeddings/sample/open_clip_ViT-B-32@openai.zarr"
+    )
 
 
 def test_classical_encoders_store_exact_vectors_with_provenance(dataset, prefect_api):
-    summaries = embed(dataset, ["hue-hist", "grad-hist"], device="cpu", batch_size=10,
-                      progress=False)
+    summaries = embed(
+        dataset, ["hue-hist", "grad-hist"], device="cpu", batch_size=10, progress=False
+    )
     assert [s["valid"] for s in summaries] == [N, N]
     images = DatasetStore.open(dataset).images()
     for encoder_id, s in zip(["hue-hist", "grad-hist"], summaries, strict=True):
@@ -64,8 +68,15 @@ def test_classical_encoders_store_exact_vectors_with_provenance(dataset, prefect
 
 def test_open_clip_image_and_text_towers(dataset, prefect_api, tmp_path):
     img_out, txt_out = str(tmp_path / "img.zarr"), str(tmp_path / "txt.zarr")
-    embed(dataset, [f"open_clip:{TINY}@random", f"open_clip-text:{TINY}@random"],
-          outs=[img_out, txt_out], device="cpu", batch_size=32, normalize=True, progress=False)
+    embed(
+        dataset,
+        [f"open_clip:{TINY}@random", f"open_clip-text:{TINY}@random"],
+        outs=[img_out, txt_out],
+        device="cpu",
+        batch_size=32,
+        normalize=True,
+        progress=False,
+    )
     img = EmbeddingStore.open(img_out)
     vec, valid = img.rows()
     assert valid.all() and vec.shape == (N, 32) and img.meta["normalisation"] == "l2"
@@ -76,7 +87,8 @@ def test_open_clip_image_and_text_towers(dataset, prefect_api, tmp_path):
     assert rows.num_rows == caps.num_rows  # one row per caption
     per_caption = np.asarray(rows["embedding"].to_pylist(), dtype=np.float32)
     ref = get_encoder(f"open_clip-text:{TINY}@random", device="cpu").encode(
-        caps["caption"].to_pylist())
+        caps["caption"].to_pylist()
+    )
     ref /= np.linalg.norm(ref, axis=1, keepdims=True)
     np.testing.assert_allclose(per_caption, ref, atol=1e-5)
     # the per-image row is the mean of that image's caption vectors
@@ -87,8 +99,21 @@ def test_open_clip_image_and_text_towers(dataset, prefect_api, tmp_path):
 
 
 def _embed_cmd(dataset, out):
-    return [sys.executable, "-m", "speclens.cli", "embed", "--dataset", dataset, "--encoder",
-            "grad-hist", "--out", out, "--device", "cpu", "--no-progress"]
+    return [
+        sys.executable,
+        "-m",
+        "speclens.cli",
+        "embed",
+        "--dataset",
+        dataset,
+        "--encoder",
+        "grad-hist",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
 
 
 def test_sigkill_then_rerun_gives_identical_arrays(dataset, flow_env, tmp_path):
@@ -96,8 +121,13 @@ def test_sigkill_then_rerun_gives_identical_arrays(dataset, flow_env, tmp_path):
     embed(dataset, "grad-hist", outs=[reference], device="cpu", progress=False)
     out = str(tmp_path / "killed.zarr")
     env = {**flow_env, DELAY_ENV: "1.0"}
-    proc = subprocess.Popen(_embed_cmd(dataset, out), env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        _embed_cmd(dataset, out),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(urls.list_names(urls.join(out, "_shards"))) < 2:
         time.sleep(0.1)
@@ -109,7 +139,8 @@ def test_sigkill_then_rerun_gives_identical_arrays(dataset, flow_env, tmp_path):
     rerun = subprocess.run(_embed_cmd(dataset, out), env=flow_env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
     assert f"{store.n_shards} shards, {store.n_shards - len(done)} to embed (resuming)" in (
-        rerun.stdout + rerun.stderr)
+        rerun.stdout + rerun.stderr
+    )
     a, b = EmbeddingStore.open(out), EmbeddingStore.open(reference)
     np.testing.assert_array_equal(a.rows()[0], b.rows()[0])
     np.testing.assert_array_equal(a.rows()[1], b.rows()[1])
@@ -127,9 +158,24 @@ def test_reusing_a_store_for_another_encoder_is_refused(dataset, prefect_api, tm
 def test_missing_weights_fail_fast_through_the_cli(dataset, flow_env, tmp_path):
     env = {**flow_env, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     t0 = time.time()
-    out = subprocess.run([sys.executable, "-m", "speclens.cli", "embed", "--dataset", dataset,
-                          "--encoder", "open_clip:ViT-B-32@openai", "--device", "cpu",
-                          "--no-progress"], env=env, capture_output=True, text=True)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "speclens.cli",
+            "embed",
+            "--dataset",
+            dataset,
+            "--encoder",
+            "open_clip:ViT-B-32@openai",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
     assert "open_clip:ViT-B-32@openai" in out.stderr and "safetensors" in out.stderr
     assert time.time() - t0 < 60  # server start included; the encoder itself fails in < 5 s
@@ -138,7 +184,9 @@ def test_missing_weights_fail_fast_through_the_cli(dataset, flow_env, tmp_path):
 def _ids_and_vectors(dataset, dim=6):
     ids = DatasetStore.open(dataset).sample_ids()
     rng = np.random.default_rng(0)
-    return np.array(ids.tolist(), dtype=str), rng.standard_normal((len(ids), dim)).astype(np.float32)
+    return np.array(ids.tolist(), dtype=str), rng.standard_normal((len(ids), dim)).astype(
+        np.float32
+    )
 
 
 def test_import_npz_npy_parquet_in_any_order(dataset, tmp_path):
@@ -147,23 +195,32 @@ def test_import_npz_npy_parquet_in_any_order(dataset, tmp_path):
     np.savez(tmp_path / "v.npz", embeddings=vec[perm], ids=ids[perm])
     np.save(tmp_path / "v.npy", vec[perm])
     (tmp_path / "ids.txt").write_text("\n".join(ids[perm]))
-    pq.write_table(pa.table({"sample_id": ids[perm], "embedding": vec[perm].tolist()}),
-                   tmp_path / "v.parquet")
-    for name, kw in [("v.npz", {}), ("v.npy", {"ids": str(tmp_path / "ids.txt")}), ("v.parquet", {})]:
-        s = import_vectors(str(tmp_path / name), dataset, f"mine-{name}",
-                           out=str(tmp_path / f"{name}.zarr"), **kw)
+    pq.write_table(
+        pa.table({"sample_id": ids[perm], "embedding": vec[perm].tolist()}), tmp_path / "v.parquet"
+    )
+    for name, kw in [
+        ("v.npz", {}),
+        ("v.npy", {"ids": str(tmp_path / "ids.txt")}),
+        ("v.parquet", {}),
+    ]:
+        s = import_vectors(
+            str(tmp_path / name), dataset, f"mine-{name}", out=str(tmp_path / f"{name}.zarr"), **kw
+        )
         stored, valid = EmbeddingStore.open(s["out"]).rows()
         assert valid.all()
         np.testing.assert_array_equal(stored, vec)  # back in dataset row order
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("short", "96 vectors but 95 ids"),
-    ("unknown", "1 sample_id\\(s\\) are not in the dataset.*'nope'"),
-    ("missing", "1 of the dataset's 96 usable samples have no vector.*--allow-missing"),
-    ("duplicate", "appear more than once"),
-    ("nan", "hold NaN or Inf"),
-])
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("short", "96 vectors but 95 ids"),
+        ("unknown", "1 sample_id\\(s\\) are not in the dataset.*'nope'"),
+        ("missing", "1 of the dataset's 96 usable samples have no vector.*--allow-missing"),
+        ("duplicate", "appear more than once"),
+        ("nan", "hold NaN or Inf"),
+    ],
+)
 def test_import_mismatch_is_refused(dataset, tmp_path, case, pattern):
     ids, vec = _ids_and_vectors(dataset)
     if case == "short":
@@ -198,8 +255,9 @@ def test_loader_thread_and_inline_prepare_give_the_same_vectors():
     images = sample.generate(23, SEED)[0]
     batches = _batches(np.arange(23), 5)
     inline, t_inline = _run_pipelined(enc, lambda b: images[b], batches, enc.dim)
-    accelerator = SimpleNamespace(device=SimpleNamespace(type="cuda"), prepare=enc.prepare,
-                                  embed=enc.embed)
+    accelerator = SimpleNamespace(
+        device=SimpleNamespace(type="cuda"), prepare=enc.prepare, embed=enc.embed
+    )
     threaded, t_threaded = _run_pipelined(accelerator, lambda b: images[b], batches, enc.dim)
     np.testing.assert_array_equal(inline, threaded)
     np.testing.assert_array_equal(inline, enc.embed(enc.prepare(images)))

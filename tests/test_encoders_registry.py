@@ -62,7 +62,10 @@ def test_parse_encoder_id(text, spec):
 @pytest.mark.parametrize(
     "text,match",
     [
-        ("clip:ViT-B-32@openai", r"unknown encoder .*known ids are pixels, hue-hist, grad-hist, hog"),
+        (
+            "clip:ViT-B-32@openai",
+            r"unknown encoder .*known ids are pixels, hue-hist, grad-hist, hog",
+        ),
         ("hue-hist@random", "weight-free encoders take no tag"),
         ("open_clip:ViT-B-32", r"no weights tag; write open_clip:ViT-B-32@<tag>"),
         ("timm:@random", "names no architecture"),

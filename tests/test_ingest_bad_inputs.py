@@ -81,8 +81,9 @@ def bad_folder(tmp_path, monkeypatch):
 
 
 def test_every_bad_file_is_converted_or_quarantined_and_counted(bad_folder, tmp_path):
-    store = ingest_in_process(IngestSource.folder(str(bad_folder)), str(tmp_path / "s.zarr"),
-                              shard_size=4, image_size=24)
+    store = ingest_in_process(
+        IngestSource.folder(str(bad_folder)), str(tmp_path / "s.zarr"), shard_size=4, image_size=24
+    )
     rows = rows_by_id(store)
     quarantined = {sid: r[1].split(":")[0] for sid, r in rows.items() if r[0] == "quarantined"}
     assert quarantined == {
@@ -113,9 +114,15 @@ def test_every_bad_file_is_converted_or_quarantined_and_counted(bad_folder, tmp_
     summary = store.summary()
     assert summary["state"] == "complete" and summary["pending"] == []
     assert summary["counts"] == {"ok": 8, "quarantined": 7}
-    assert summary["reasons"] == {"truncated image": 1, "empty file": 1, "not an image": 1,
-                                  "decompression bomb": 1, "missing file": 1,
-                                  "unreadable file": 1, "duplicate": 1}
+    assert summary["reasons"] == {
+        "truncated image": 1,
+        "empty file": 1,
+        "not an image": 1,
+        "decompression bomb": 1,
+        "missing file": 1,
+        "unreadable file": 1,
+        "duplicate": 1,
+    }
     assert summary["conversions"]["mode CMYK->RGB"] == 1
     assert summary["dropped"] == {"file without an image extension": 1}
     assert store.manifest()["duplicates"] == 1
@@ -126,8 +133,9 @@ def test_every_bad_file_is_converted_or_quarantined_and_counted(bad_folder, tmp_
 
 def test_finalize_twice_changes_nothing(bad_folder, tmp_path):
     out = str(tmp_path / "s.zarr")
-    store = ingest_in_process(IngestSource.folder(str(bad_folder)), out, shard_size=4,
-                              image_size=24)
+    store = ingest_in_process(
+        IngestSource.folder(str(bad_folder)), out, shard_size=4, image_size=24
+    )
     before = (store.status().tolist(), store.manifest()["counts"])
     finalize(out)
     store = DatasetStore.open(out)
@@ -147,20 +155,29 @@ def test_coco_missing_image_and_unknown_caption_ids(tmp_path):
     captions = coco_json(
         tmp_path / "captions_x.json",
         [{"id": 1, "file_name": "a.jpg"}, {"id": 2, "file_name": "missing.jpg"}],
-        [{"id": 10, "image_id": 1, "caption": "second"}, {"id": 5, "image_id": 1, "caption": "first"},
-         {"id": 11, "image_id": 2, "caption": "of a missing file"},
-         {"id": 12, "image_id": 99, "caption": "orphan"}],
+        [
+            {"id": 10, "image_id": 1, "caption": "second"},
+            {"id": 5, "image_id": 1, "caption": "first"},
+            {"id": 11, "image_id": 2, "caption": "of a missing file"},
+            {"id": 12, "image_id": 99, "caption": "orphan"},
+        ],
     )
-    store = ingest_in_process(IngestSource.coco(str(images), captions),
-                              str(tmp_path / "c.zarr"), image_size=16)
+    store = ingest_in_process(
+        IngestSource.coco(str(images), captions), str(tmp_path / "c.zarr"), image_size=16
+    )
     rows = rows_by_id(store)
     assert rows["a.jpg"][0] == "ok"
     assert rows["missing.jpg"][:2] == ("quarantined", "missing file: No such file or directory")
-    assert store.summary()["dropped"] == {"caption with unknown image_id": 1,
-                                          "image file named by no entry": 1}
+    assert store.summary()["dropped"] == {
+        "caption with unknown image_id": 1,
+        "image file named by no entry": 1,
+    }
     caps = store.captions().to_pylist()
     assert [(c["sample_id"], c["caption_index"], c["caption"]) for c in caps] == [
-        ("a.jpg", 0, "first"), ("a.jpg", 1, "second"), ("missing.jpg", 0, "of a missing file")]
+        ("a.jpg", 0, "first"),
+        ("a.jpg", 1, "second"),
+        ("missing.jpg", 0, "of a missing file"),
+    ]
     assert list(store.array("caption")[:]) == ["first", "of a missing file"]
 
 
@@ -169,8 +186,14 @@ def test_coco_missing_image_and_unknown_caption_ids(tmp_path):
     [
         (lambda t: IngestSource.folder(str(t / "nope")), "image folder {t}/nope does not exist"),
         (lambda t: IngestSource.folder(str(t / "empty")), "image folder {t}/empty holds no images"),
-        (lambda t: IngestSource.imagenet(str(t / "empty")), "ImageNet folder {t}/empty holds no images"),
-        (lambda t: IngestSource.coco(str(t / "empty"), str(t / "x.json")), "captions file {t}/x.json does not exist"),
+        (
+            lambda t: IngestSource.imagenet(str(t / "empty")),
+            "ImageNet folder {t}/empty holds no images",
+        ),
+        (
+            lambda t: IngestSource.coco(str(t / "empty"), str(t / "x.json")),
+            "captions file {t}/x.json does not exist",
+        ),
         (lambda t: IngestSource.sample(n=0), "--n 0 asks for no images"),
     ],
 )
@@ -188,11 +211,13 @@ def test_wrong_path_or_empty_dataset_is_one_sentence(tmp_path, source, message):
 def test_cli_wrong_path_exits_non_zero_with_one_sentence(tmp_path):
     from speclens.cli import app
 
-    result = CliRunner().invoke(app, ["ingest", "imagenet", str(tmp_path / "nope"),
-                                      "--out", str(tmp_path / "o.zarr")])
+    result = CliRunner().invoke(
+        app, ["ingest", "imagenet", str(tmp_path / "nope"), "--out", str(tmp_path / "o.zarr")]
+    )
     assert result.exit_code == 2
-    assert result.stderr.strip() == (f"error: ImageNet folder {tmp_path}/nope does not exist; "
-                                     "pass an existing dataset folder.")
+    assert result.stderr.strip() == (
+        f"error: ImageNet folder {tmp_path}/nope does not exist; pass an existing dataset folder."
+    )
     result = CliRunner().invoke(app, ["info", str(tmp_path)])
     assert result.exit_code == 2 and "is not a speclens dataset store" in result.stderr
 
@@ -207,10 +232,14 @@ def test_foreign_out_location_is_refused_and_kept(tmp_path, bad_folder):
 
 
 def test_decoded_pixels_match_a_plain_decode(bad_folder, tmp_path):
-    store = ingest_in_process(IngestSource.folder(str(bad_folder)), str(tmp_path / "s.zarr"),
-                              image_size=24)
+    store = ingest_in_process(
+        IngestSource.folder(str(bad_folder)), str(tmp_path / "s.zarr"), image_size=24
+    )
     i = list(store.sample_ids()).index("good.jpg")
     data = (bad_folder / "good.jpg").read_bytes()
-    ref = np.asarray(Image.open(io.BytesIO(data)).convert("RGB").resize(
-        (24, 24), Image.Resampling.BICUBIC, box=(8, 0, 40, 32)))
+    ref = np.asarray(
+        Image.open(io.BytesIO(data))
+        .convert("RGB")
+        .resize((24, 24), Image.Resampling.BICUBIC, box=(8, 0, 40, 32))
+    )
     np.testing.assert_array_equal(store.images(i, i + 1)[0], ref)

@@ -23,8 +23,9 @@ N, SEED, SHARD = 300, 7, 64
 @pytest.fixture(scope="module")
 def sample_store(tmp_path_factory, dask_address):
     out = str(tmp_path_factory.mktemp("flow") / "sample.zarr")
-    summary = ingest(IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address,
-                     progress=False)
+    summary = ingest(
+        IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address, progress=False
+    )
     return out, summary
 
 
@@ -57,7 +58,8 @@ def test_summary_artifact_is_published(sample_store):
 
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
-            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-summary"])))
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["ingest-summary"]))
+        )
     texts = [a.data for a in found if sample_store[0] in str(a.data)]
     assert texts and "| ok | 300 |" in texts[0] and "images/s" in texts[0]
 
@@ -65,8 +67,9 @@ def test_summary_artifact_is_published(sample_store):
 def test_rerun_skips_committed_shards(sample_store, dask_address):
     out, _ = sample_store
     before, markers = arrays(out), DatasetStore.open(out).markers()
-    summary = ingest(IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address,
-                     progress=False)
+    summary = ingest(
+        IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address, progress=False
+    )
     assert summary["shards_written"] == 0 and summary["shards_skipped"] == 5
     assert DatasetStore.open(out).markers() == markers
     for name, values in arrays(out).items():
@@ -80,8 +83,9 @@ def test_lost_shard_is_redone_alone(sample_store, dask_address):
     store.array("images")[SHARD * 2 : SHARD * 3] = 0  # a writer died after its rows...
     urls.remove(urls.join(out, "_shards", "00002.json"))  # ...before its marker
     assert store.summary()["pending"] == [2] and store.summary()["state"] == "partial"
-    summary = ingest(IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address,
-                     progress=False)
+    summary = ingest(
+        IngestSource.sample(N, SEED), out, shard_size=SHARD, address=dask_address, progress=False
+    )
     assert summary["shards_written"] == 1 and summary["shards_skipped"] == 4
     after = DatasetStore.open(out).markers()
     assert {i: after[i] for i in (0, 1, 3, 4)} == {i: markers[i] for i in (0, 1, 3, 4)}
@@ -97,8 +101,14 @@ def test_different_input_is_refused_then_overwritten(tmp_path, dask_address):
     with pytest.raises(InputError, match="different input or settings.*--overwrite"):
         prepare(IngestSource.sample(40, 1), out, IngestOptions(shard_size=16, image_size=32))
     assert DatasetStore.open(out).meta["source"]["seed"] == 1  # untouched
-    summary = ingest(IngestSource.sample(40, 2), out, shard_size=16, address=dask_address,
-                     overwrite=True, progress=False)
+    summary = ingest(
+        IngestSource.sample(40, 2),
+        out,
+        shard_size=16,
+        address=dask_address,
+        overwrite=True,
+        progress=False,
+    )
     assert summary["shards_written"] == 3
     np.testing.assert_array_equal(DatasetStore.open(out).images(), sample.generate(40, 2)[0])
 
@@ -136,17 +146,30 @@ def test_cli_empty_dataset_is_one_sentence_and_non_zero(tmp_path, dask_address):
 
     (tmp_path / "empty").mkdir()
     out = tmp_path / "o.zarr"
-    result = CliRunner().invoke(app, ["ingest", "folder", str(tmp_path / "empty"), "--out",
-                                      str(out), "--address", dask_address, "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "ingest",
+            "folder",
+            str(tmp_path / "empty"),
+            "--out",
+            str(out),
+            "--address",
+            dask_address,
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines()[-1] == (
         f"error: image folder {tmp_path}/empty holds no images; it needs files ending in "
-        ".jpg, .jpeg, .png, .bmp, .gif, .webp or .tif.")
+        ".jpg, .jpeg, .png, .bmp, .gif, .webp or .tif."
+    )
     assert not out.exists()
 
 
-def test_failed_shards_end_the_run_with_one_sentence_and_a_rerun_redoes_them(tmp_path,
-                                                                               dask_address):
+def test_failed_shards_end_the_run_with_one_sentence_and_a_rerun_redoes_them(
+    tmp_path, dask_address
+):
     from speclens.flows.ingest import IngestIncomplete
 
     out = str(tmp_path / "s.zarr")
@@ -155,8 +178,11 @@ def test_failed_shards_end_the_run_with_one_sentence_and_a_rerun_redoes_them(tmp
     plan = tmp_path / "s.zarr" / "_plan.parquet"
     good = plan.read_bytes()
     plan.write_bytes(b"not parquet")  # every shard fails on a non-I/O error: no retries
-    with pytest.raises(IngestIncomplete, match=r"^3 of 3 shards of .* failed \(shard 0: .*\); "
-                                               r"rerun the same command to redo only those"):
+    with pytest.raises(
+        IngestIncomplete,
+        match=r"^3 of 3 shards of .* failed \(shard 0: .*\); "
+        r"rerun the same command to redo only those",
+    ):
         ingest(source, out, shard_size=20, address=dask_address, progress=False)
     assert DatasetStore.open(out).summary()["state"] == "partial"
     plan.write_bytes(good)

@@ -40,8 +40,14 @@ def check_pixels_and_labels(store, copies, with_labels=True):
 def test_imagenet_train_layout(sample_copies, dask_address, tmp_path):
     train = sample_copies["imagenet_train"]
     out = str(tmp_path / "train.zarr")
-    summary = ingest(IngestSource.imagenet(train["root"], class_index=train["class_index"]),
-                     out, image_size=64, shard_size=16, address=dask_address, progress=False)
+    summary = ingest(
+        IngestSource.imagenet(train["root"], class_index=train["class_index"]),
+        out,
+        image_size=64,
+        shard_size=16,
+        address=dask_address,
+        progress=False,
+    )
     assert summary["counts"] == {"ok": sample_copies["n"], "quarantined": 0}
     store = DatasetStore.open(out)
     check_pixels_and_labels(store, sample_copies)
@@ -55,15 +61,22 @@ def test_imagenet_train_without_class_index_names_classes_by_wnid(sample_copies)
     wnids = sorted({s.split("/")[0] for s in plan.table.column("sample_id").to_pylist()})
     assert plan.label_names == wnids
     assert read_class_index(sample_copies["imagenet_train"]["class_index"])[4] == (
-        "n09000004", "green square")
+        "n09000004",
+        "green square",
+    )
 
 
 def test_imagenet_val_layout(sample_copies, dask_address, tmp_path):
     val = sample_copies["imagenet_val"]
     out = str(tmp_path / "val.zarr")
-    ingest(IngestSource.imagenet(val["root"], labels=val["labels"],
-                                 class_index=val["class_index"]),
-           out, image_size=64, shard_size=20, address=dask_address, progress=False)
+    ingest(
+        IngestSource.imagenet(val["root"], labels=val["labels"], class_index=val["class_index"]),
+        out,
+        image_size=64,
+        shard_size=20,
+        address=dask_address,
+        progress=False,
+    )
     store = DatasetStore.open(out)
     idx = check_pixels_and_labels(store, sample_copies)
     assert (np.diff(idx) == 1).all()  # ILSVRC2012_val_<k> sorts in sample order
@@ -72,8 +85,14 @@ def test_imagenet_val_layout(sample_copies, dask_address, tmp_path):
 def test_coco_layout_keeps_every_caption(sample_copies, dask_address, tmp_path):
     coco = sample_copies["coco"]
     out = str(tmp_path / "coco.zarr")
-    ingest(IngestSource.coco(coco["images"], coco["captions"]), out, image_size=64,
-           shard_size=16, address=dask_address, progress=False)
+    ingest(
+        IngestSource.coco(coco["images"], coco["captions"]),
+        out,
+        image_size=64,
+        shard_size=16,
+        address=dask_address,
+        progress=False,
+    )
     store = DatasetStore.open(out)
     idx = check_pixels_and_labels(store, sample_copies, with_labels=False)
     assert (store.labels() == -1).all()

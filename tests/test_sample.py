@@ -78,7 +78,9 @@ def test_shapes_have_equal_areas_so_shape_does_not_leak_size():
     diff = np.abs(images.astype(float) - sample.BACKGROUND).mean(axis=3)
     area = (diff > 30).sum(axis=(1, 2))
     for size in (0, 1):
-        means = [area[(f.shape == k) & (f.size == size) & (f.texture == 0)].mean() for k in range(3)]
+        means = [
+            area[(f.shape == k) & (f.size == size) & (f.texture == 0)].mean() for k in range(3)
+        ]
         assert max(means) / min(means) < 1.12, means
     small = area[(f.size == 0) & (f.texture == 0)].mean()
     large = area[(f.size == 1) & (f.texture == 0)].mean()

@@ -61,7 +61,8 @@ def test_table_input_with_safe_casts(wh):
     table = pa.Table.from_pylist(rows)  # float64 and string columns, no run_id
     wh.write("pair_scores", "t-1", table)
     modes = pa.Table.from_pylist(run_rows(0, run_id="t-1")["modes"]).set_column(
-        1, "mode", pa.array(range(6), pa.int64()))  # int64 -> int32
+        1, "mode", pa.array(range(6), pa.int64())
+    )  # int64 -> int32
     wh.write("modes", "t-1", modes)
     assert wh.read("modes", "t-1").column("mode").type == pa.int32()
 
@@ -76,17 +77,20 @@ def _modes(**change):
     return rows
 
 
-@pytest.mark.parametrize(("rows", "message"), [
-    (_modes(summary=KeyError), "table 'modes': column 'summary' is missing; add it (string"),
-    (_modes(colour="red"), "column 'colour' is not in the schema; remove it, or add it to"),
-    (_modes(eigenvalue="0.3"), "column 'eigenvalue' must hold float64 values"),
-    (_modes(mode=1.5), "column 'mode' must hold int32 values (got the fraction 1.5)"),
-    (_modes(eigenvalue=True), "column 'eigenvalue' must hold float64 values (got the bool"),
-    (_modes(mass_share=None), "column 'mass_share' has no value in row 2; it may not be null"),
-    (_modes(direction="x_minus_y"), "holds 'x_minus_y'; use one of x_over_y, y_over_x"),
-    (_modes(mode=0), "two rows have mode=0; (mode) must be unique within a run"),
-    ("not rows", "rows must be a list of dicts or a pyarrow.Table"),
-])
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (_modes(summary=KeyError), "table 'modes': column 'summary' is missing; add it (string"),
+        (_modes(colour="red"), "column 'colour' is not in the schema; remove it, or add it to"),
+        (_modes(eigenvalue="0.3"), "column 'eigenvalue' must hold float64 values"),
+        (_modes(mode=1.5), "column 'mode' must hold int32 values (got the fraction 1.5)"),
+        (_modes(eigenvalue=True), "column 'eigenvalue' must hold float64 values (got the bool"),
+        (_modes(mass_share=None), "column 'mass_share' has no value in row 2; it may not be null"),
+        (_modes(direction="x_minus_y"), "holds 'x_minus_y'; use one of x_over_y, y_over_x"),
+        (_modes(mode=0), "two rows have mode=0; (mode) must be unique within a run"),
+        ("not rows", "rows must be a list of dicts or a pyarrow.Table"),
+    ],
+)
 def test_schema_errors_name_table_column_and_fix(wh, rows, message):
     with pytest.raises(ValueError, match=re.escape(message)):
         wh.write("modes", "r-1", rows)
@@ -103,13 +107,26 @@ def test_other_schema_errors(wh):
     with pytest.raises(ValueError, match="'stage_timings' must hold JSON text"):
         wh.write("runs", "r-1", [{**run, "stage_timings": "gram=3s"}])
     with pytest.raises(ValueError, match="row 1 has no column 'label'"):
-        wh.write("members", "r-1", [{"mode": 0, "rank": 1, "sample_id": "a", "score": 1.0,
-                                     "label": None, "caption": None},
-                                    {"mode": 0, "rank": 2, "sample_id": "b", "score": 0.5,
-                                     "caption": None}])
+        wh.write(
+            "members",
+            "r-1",
+            [
+                {
+                    "mode": 0,
+                    "rank": 1,
+                    "sample_id": "a",
+                    "score": 1.0,
+                    "label": None,
+                    "caption": None,
+                },
+                {"mode": 0, "rank": 2, "sample_id": "b", "score": 0.5, "caption": None},
+            ],
+        )
     table = pa.Table.from_pylist(run_rows(0)["pair_scores"])
     bad = table.set_column(2, "spec_diff_x_over_y", pa.array(["0.1"]))
-    with pytest.raises(ValueError, match="'spec_diff_x_over_y' must hold float64 values .got string"):
+    with pytest.raises(
+        ValueError, match="'spec_diff_x_over_y' must hold float64 values .got string"
+    ):
         wh.write("pair_scores", "r-1", bad)
     with pytest.raises(ValueError, match="unknown warehouse table 'mode'; use one of runs"):
         wh.write("mode", "r-1", [])
@@ -119,8 +136,11 @@ def test_other_schema_errors(wh):
 
 def test_rerun_overwrites_only_its_own_partition(wh, tmp_path):
     fill(wh)
-    others = {(t, r): Path(wh.partition_url(t, r)).read_bytes()
-              for t in SCHEMAS for r in ("emb-001", "emb-003")}
+    others = {
+        (t, r): Path(wh.partition_url(t, r)).read_bytes()
+        for t in SCHEMAS
+        for r in ("emb-001", "emb-003")
+    }
     members_002 = Path(wh.partition_url("members", "emb-002")).read_bytes()
     new = run_rows(1)["modes"][:2]
     new[0]["summary"] = "rerun"
@@ -178,8 +198,11 @@ def test_empty_warehouse_has_typed_empty_views(wh):
         assert got.num_rows == 0 and got.column_names == schema.names
         assert wh.read(table).schema == schema
     assert wh.query("SELECT count(*) AS c FROM modes JOIN runs USING (run_id)").to_pylist() == [
-        {"c": 0}]
-    wh.write("modes", "only-modes", run_rows(0, run_id="only-modes")["modes"])  # runs still empty: view still works
+        {"c": 0}
+    ]
+    wh.write(
+        "modes", "only-modes", run_rows(0, run_id="only-modes")["modes"]
+    )  # runs still empty: view still works
     assert wh.query("SELECT count(*) AS c FROM runs").to_pylist() == [{"c": 0}]
 
 
@@ -214,12 +237,18 @@ def test_docs_example_queries_run(wh):
     assert aligned == []  # no align runs here; tests/test_align_flow.py runs it on one
     assert [m["mode"] for m in top] == [0, 1, 2, 3] and top[0]["label"] == "red"
     assert top[3]["direction"] == "y_over_x"
-    assert {"missed_by": "hue-hist", "label": "square", "modes": 3,
-            "captured_by": "grad-hist, pixels"} in missed
+    assert {
+        "missed_by": "hue-hist",
+        "label": "square",
+        "modes": 3,
+        "captured_by": "grad-hist, pixels",
+    } in missed
     assert not [r for r in missed if r["missed_by"] == "grad-hist" and "pixels" in r["captured_by"]]
     assert [r["captured_by"] for r in matrix] == ["grad-hist", "hue-hist", "pixels"]
     hue = matrix[1]
-    assert hue["hue-hist"] is None and hue["grad-hist"] == round(run_rows(0)["modes"][0]["eigenvalue"], 4)
+    assert hue["hue-hist"] is None and hue["grad-hist"] == round(
+        run_rows(0)["modes"][0]["eigenvalue"], 4
+    )
     assert [r["run_id"] for r in recent] == ["emb-003", "emb-002", "emb-001"]
     assert recent[2]["gram_s"] == 3.5 and recent[0]["numpy"] == "2.1.3"
 
@@ -240,10 +269,12 @@ def test_query_command_formats_and_errors(wh, monkeypatch):
     out = runner.invoke(app, ["query", sql, "--format", "csv"])
     assert out.exit_code == 0 and out.output.splitlines()[0] == "mode,label,eigenvalue"
     assert float(out.output.splitlines()[1].split(",")[2]) == run_rows(0)["modes"][0]["eigenvalue"]
-    out = runner.invoke(app, ["query", "SELECT run_id, created_at, sigma_y FROM runs",
-                              "--format", "json"])
-    assert json.loads(out.output) == [{"run_id": "emb-001", "sigma_y": 0.52,
-                                       "created_at": "2025-06-01T09:00:00+00:00"}]
+    out = runner.invoke(
+        app, ["query", "SELECT run_id, created_at, sigma_y FROM runs", "--format", "json"]
+    )
+    assert json.loads(out.output) == [
+        {"run_id": "emb-001", "sigma_y": 0.52, "created_at": "2025-06-01T09:00:00+00:00"}
+    ]
     out = runner.invoke(app, ["query", "SELEC 1"])
     assert out.exit_code == 2
     assert out.output.startswith("error: the query failed on warehouse") and "syntax" in out.output

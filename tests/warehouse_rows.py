@@ -28,12 +28,24 @@ def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> di
     eig = np.concatenate([pos, neg])
     mass = float(np.abs(eig).sum() * 1.5)  # the rest of the spectrum holds the other third
     run = {
-        "run_id": run_id, "created_at": datetime(2025, 6, 1, 9, tzinfo=UTC) + timedelta(hours=i),
-        "status": status, "dataset": "speclens-out/datasets/embedded.zarr",
-        "dataset_hash": "sha256:" + "ab" * 8, "n": N, "encoder_x": ex, "encoder_y": ey,
-        "kernel_x": "gaussian", "kernel_y": "cosine" if ey == "pixels" else "gaussian",
-        "sigma_x": 0.31, "sigma_y": None if ey == "pixels" else 0.52, "rff_dim": 2000,
-        "eta": 1.0, "n_modes": K, "seed": 0, "group_id": "emb-group", "parent_run_id": None,
+        "run_id": run_id,
+        "created_at": datetime(2025, 6, 1, 9, tzinfo=UTC) + timedelta(hours=i),
+        "status": status,
+        "dataset": "speclens-out/datasets/embedded.zarr",
+        "dataset_hash": "sha256:" + "ab" * 8,
+        "n": N,
+        "encoder_x": ex,
+        "encoder_y": ey,
+        "kernel_x": "gaussian",
+        "kernel_y": "cosine" if ey == "pixels" else "gaussian",
+        "sigma_x": 0.31,
+        "sigma_y": None if ey == "pixels" else 0.52,
+        "rff_dim": 2000,
+        "eta": 1.0,
+        "n_modes": K,
+        "seed": 0,
+        "group_id": "emb-group",
+        "parent_run_id": None,
         "library_versions": {"numpy": "2.1.3", "duckdb": "2.0.1"},
         "stage_timings": json.dumps({"features": 1.25, "gram": 3.5 + i, "eigen": 0.2}),
     }
@@ -41,21 +53,37 @@ def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> di
     for j, lam in enumerate(eig):
         label = (pos_labels + neg_labels)[j]
         share = [1.0, 0.94, 0.88][j % K]
-        modes.append({
-            "run_id": run_id, "mode": j, "eigenvalue": float(lam),
-            "direction": "x_over_y" if lam > 0 else "y_over_x",
-            "mass_share": float(abs(lam) / mass), "label": label, "label_share": share,
-            "summary": f"{label} {share:.0%}" + ("" if share == 1 else ", other"),
-        })
+        modes.append(
+            {
+                "run_id": run_id,
+                "mode": j,
+                "eigenvalue": float(lam),
+                "direction": "x_over_y" if lam > 0 else "y_over_x",
+                "mass_share": float(abs(lam) / mass),
+                "label": label,
+                "label_share": share,
+                "summary": f"{label} {share:.0%}" + ("" if share == 1 else ", other"),
+            }
+        )
         for r in range(TOP):
             lab = label if r < round(share * TOP) else "grey"
-            members.append({
-                "mode": j, "rank": r + 1, "sample_id": f"train/{lab}/{1000 * j + r:05d}.png",
-                "score": float(0.09 - 0.004 * r), "label": lab,
-                "caption": f"a {lab} shape on a plain grey background",
-            })
-    pair = {"encoder_x": ex, "encoder_y": ey, "spec_diff_x_over_y": float(eig[0]),
-            "spec_diff_y_over_x": float(-eig[K]), "spec_diff": float(max(eig[0], -eig[K]))}
+            members.append(
+                {
+                    "mode": j,
+                    "rank": r + 1,
+                    "sample_id": f"train/{lab}/{1000 * j + r:05d}.png",
+                    "score": float(0.09 - 0.004 * r),
+                    "label": lab,
+                    "caption": f"a {lab} shape on a plain grey background",
+                }
+            )
+    pair = {
+        "encoder_x": ex,
+        "encoder_y": ey,
+        "spec_diff_x_over_y": float(eig[0]),
+        "spec_diff_y_over_x": float(-eig[K]),
+        "spec_diff": float(max(eig[0], -eig[K])),
+    }
     # members without run_id (filled from the argument), the others with it
     return {"runs": [run], "modes": modes, "members": members, "pair_scores": [pair]}
 

@@ -11,62 +11,129 @@ _FINETUNE = "Finetune mode only: "
 
 
 #: options that belong to one mode: (parameter name, flag, the mode it belongs to)
-_MODE_OPTIONS = [("kind", "--kind", "adapter"), ("preserve_weight", "--preserve-weight", "adapter"),
-                 ("epochs", "--epochs", "adapter"), ("steps", "--steps", "finetune"),
-                 ("lr", "--lr", "finetune"), ("spec_weight", "--spec-weight", "finetune"),
-                 ("checkpoint_every", "--checkpoint-every", "finetune")]
+_MODE_OPTIONS = [
+    ("kind", "--kind", "adapter"),
+    ("preserve_weight", "--preserve-weight", "adapter"),
+    ("epochs", "--epochs", "adapter"),
+    ("steps", "--steps", "finetune"),
+    ("lr", "--lr", "finetune"),
+    ("spec_weight", "--spec-weight", "finetune"),
+    ("checkpoint_every", "--checkpoint-every", "finetune"),
+]
 
 
 def _unused_options(ctx: typer.Context, mode: str) -> list[str]:
     """Flags given on the command line that the chosen mode does not use (compared by name:
     typer ships its own copy of click's ParameterSource)."""
-    return [flag for name, flag, owner in _MODE_OPTIONS
-            if owner != mode and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"]
+    return [
+        flag
+        for name, flag, owner in _MODE_OPTIONS
+        if owner != mode and getattr(ctx.get_parameter_source(name), "name", None) == "COMMANDLINE"
+    ]
 
 
 def probes_line(probes: dict) -> str:
     """The label probes before -> after, and the rows they used, in one line."""
     pb, pa, rows = probes["before"], probes["after"], probes["rows"]
-    return (f"label k-NN {pb['knn']:.3f} -> {pa['knn']:.3f}; linear probe "
-            f"{pb['linear_probe']:.3f} -> {pa['linear_probe']:.3f} (fit on {rows['train']}, "
-            f"scored on {rows['held_out']} held-out rows)")
+    return (
+        f"label k-NN {pb['knn']:.3f} -> {pa['knn']:.3f}; linear probe "
+        f"{pb['linear_probe']:.3f} -> {pa['linear_probe']:.3f} (fit on {rows['train']}, "
+        f"scored on {rows['held_out']} held-out rows)"
+    )
 
 
 def align(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset store URL.")],
-    encoder: Annotated[str, typer.Option("--encoder", help="Embedding to align (encoder id "
-                       "or store URL; with --mode finetune an open_clip:<arch>@<tag> id whose "
-                       "embedding is stored).")],
+    encoder: Annotated[
+        str,
+        typer.Option(
+            "--encoder",
+            help="Embedding to align (encoder id "
+            "or store URL; with --mode finetune an open_clip:<arch>@<tag> id whose "
+            "embedding is stored).",
+        ),
+    ],
     reference: Annotated[str, typer.Option("--reference", help="Reference embedding.")],
-    mode: Annotated[str, typer.Option("--mode", help="adapter: train an adapter on the stored "
-                    "embeddings; finetune: fine-tune the encoder's open_clip image tower on the "
-                    "images and captions (contrastive + SPEC-align loss), checkpointed and "
-                    "resumable by --run-id.")] = "adapter",
+    mode: Annotated[
+        str,
+        typer.Option(
+            "--mode",
+            help="adapter: train an adapter on the stored "
+            "embeddings; finetune: fine-tune the encoder's open_clip image tower on the "
+            "images and captions (contrastive + SPEC-align loss), checkpointed and "
+            "resumable by --run-id.",
+        ),
+    ] = "adapter",
     kind: Annotated[str, typer.Option("--kind", help=_ADAPTER + "linear or mlp.")] = "linear",
-    preserve_weight: Annotated[float | None, typer.Option("--preserve-weight", min=0.0, help=_ADAPTER +
-                               "weight of the term that keeps the encoder's own structure "
-                               "\\[default: the adapter's measured default].")] = None,
-    epochs: Annotated[int, typer.Option("--epochs", min=1, help=_ADAPTER + "training epochs.")] = 30,
-    steps: Annotated[int, typer.Option("--steps", min=1, help=_FINETUNE + "optimiser steps in "
-                     "all (a rerun of the run id resumes up to this many).")] = 500,
-    batch_size: Annotated[int | None, typer.Option("--batch-size", min=2, help="Rows per step: "
-                          "adapter, stored vectors \\[default: train rows / 4, 16 to 256]; "
-                          "finetune, images (also the embedding batch of the fine-tuned model) "
-                          "\\[default: 64].")] = None,
-    lr: Annotated[float, typer.Option("--lr", min=0.0, help=_FINETUNE + "AdamW learning "
-                  "rate.")] = 1e-5,
-    spec_weight: Annotated[float, typer.Option("--spec-weight", min=0.0, help=_FINETUNE +
-                           "weight of the SPEC-align loss beside the contrastive loss.")] = 1.0,
-    checkpoint_every: Annotated[int, typer.Option("--checkpoint-every", min=1, help=_FINETUNE +
-                                "steps between checkpoints (one is always written at the "
-                                "end).")] = 100,
-    device: Annotated[str, typer.Option("--device", help="Where the adapter or the fine-tune "
-                      "trains: auto (CUDA when present), cpu, cuda or cuda:N.")] = "auto",
+    preserve_weight: Annotated[
+        float | None,
+        typer.Option(
+            "--preserve-weight",
+            min=0.0,
+            help=_ADAPTER + "weight of the term that keeps the encoder's own structure "
+            "\\[default: the adapter's measured default].",
+        ),
+    ] = None,
+    epochs: Annotated[
+        int, typer.Option("--epochs", min=1, help=_ADAPTER + "training epochs.")
+    ] = 30,
+    steps: Annotated[
+        int,
+        typer.Option(
+            "--steps",
+            min=1,
+            help=_FINETUNE + "optimiser steps in "
+            "all (a rerun of the run id resumes up to this many).",
+        ),
+    ] = 500,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            "--batch-size",
+            min=2,
+            help="Rows per step: "
+            "adapter, stored vectors \\[default: train rows / 4, 16 to 256]; "
+            "finetune, images (also the embedding batch of the fine-tuned model) "
+            "\\[default: 64].",
+        ),
+    ] = None,
+    lr: Annotated[
+        float, typer.Option("--lr", min=0.0, help=_FINETUNE + "AdamW learning rate.")
+    ] = 1e-5,
+    spec_weight: Annotated[
+        float,
+        typer.Option(
+            "--spec-weight",
+            min=0.0,
+            help=_FINETUNE + "weight of the SPEC-align loss beside the contrastive loss.",
+        ),
+    ] = 1.0,
+    checkpoint_every: Annotated[
+        int,
+        typer.Option(
+            "--checkpoint-every",
+            min=1,
+            help=_FINETUNE + "steps between checkpoints (one is always written at the end).",
+        ),
+    ] = 100,
+    device: Annotated[
+        str,
+        typer.Option(
+            "--device",
+            help="Where the adapter or the fine-tune "
+            "trains: auto (CUDA when present), cpu, cuda or cuda:N.",
+        ),
+    ] = "auto",
     train_frac: Annotated[float, typer.Option("--train-frac", min=0.05, max=0.95)] = 0.5,
     root: Annotated[str, typer.Option("--root")] = "speclens-out",
-    run_id: Annotated[str | None, typer.Option("--run-id", help="Name of the run; rerun a "
-                      "finetune run id to resume from its latest checkpoint.")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            "--run-id",
+            help="Name of the run; rerun a finetune run id to resume from its latest checkpoint.",
+        ),
+    ] = None,
     rff_dim: Annotated[int, typer.Option("--rff-dim", min=1)] = 1000,
     n_modes: Annotated[int, typer.Option("--n-modes", min=1)] = 5,
     seed: Annotated[int, typer.Option("--seed")] = 0,
@@ -80,35 +147,58 @@ def align(
     from speclens.flows.align import check_inputs
     from speclens.storage.errors import InputError
 
-    finetune_options = {"steps": steps, "lr": lr, "spec_weight": spec_weight,
-                        "checkpoint_every": checkpoint_every,
-                        **({} if batch_size is None else {"batch_size": batch_size})}
-    adapter_options = {"kind": kind, "epochs": epochs,
-                       **({} if preserve_weight is None else {"preserve_weight": preserve_weight}),
-                       **({} if batch_size is None else {"batch_size": batch_size})}
+    finetune_options = {
+        "steps": steps,
+        "lr": lr,
+        "spec_weight": spec_weight,
+        "checkpoint_every": checkpoint_every,
+        **({} if batch_size is None else {"batch_size": batch_size}),
+    }
+    adapter_options = {
+        "kind": kind,
+        "epochs": epochs,
+        **({} if preserve_weight is None else {"preserve_weight": preserve_weight}),
+        **({} if batch_size is None else {"batch_size": batch_size}),
+    }
     try:
         check_inputs(mode, encoder, finetune_options, adapter_options)
         unused = _unused_options(ctx, mode)
         if unused:
-            raise InputError(f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not "
-                             f"used by --mode {mode}; drop {'it' if len(unused) == 1 else 'them'} "
-                             f"or pass the --mode {'finetune' if mode == 'adapter' else 'adapter'} "
-                             f"that uses {'it' if len(unused) == 1 else 'them'}.")
-        s = run_align(dataset, encoder, reference, root=root, run_id=run_id, mode=mode,
-                      train_frac=train_frac, seed=seed, address=dask_address,
-                      adapter_options=adapter_options,
-                      finetune_options=finetune_options, device=device,
-                      compare_params={"rff_dim": rff_dim, "n_modes": n_modes})
+            raise InputError(
+                f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not "
+                f"used by --mode {mode}; drop {'it' if len(unused) == 1 else 'them'} "
+                f"or pass the --mode {'finetune' if mode == 'adapter' else 'adapter'} "
+                f"that uses {'it' if len(unused) == 1 else 'them'}."
+            )
+        s = run_align(
+            dataset,
+            encoder,
+            reference,
+            root=root,
+            run_id=run_id,
+            mode=mode,
+            train_frac=train_frac,
+            seed=seed,
+            address=dask_address,
+            adapter_options=adapter_options,
+            finetune_options=finetune_options,
+            device=device,
+            compare_params={"rff_dim": rff_dim, "n_modes": n_modes},
+        )
     except (InputError, ValueError) as exc:
         fail(exc)
     b, a = s["before"]["spec_diff"], s["after"]["spec_diff"]
     typer.echo(f"{s['run_id']}: aligned {encoder} to {reference} ({mode}) -> {s['aligned_id']}")
     if mode == "finetune":
         ft = s["finetune"]
-        typer.echo(f"  checkpoint: {ft['checkpoint']} (step {ft['checkpoint_step']}, "
-                   f"{ft['steps_run']} this run, sha256 {ft['checkpoint_sha256'][:12]})")
-    typer.echo(f"  held-out SPEC-diff, {reference} over the encoder: {b['x_over_y']:.4f} -> "
-               f"{a['x_over_y']:.4f}; the reverse: {b['y_over_x']:.4f} -> {a['y_over_x']:.4f}")
+        typer.echo(
+            f"  checkpoint: {ft['checkpoint']} (step {ft['checkpoint_step']}, "
+            f"{ft['steps_run']} this run, sha256 {ft['checkpoint_sha256'][:12]})"
+        )
+    typer.echo(
+        f"  held-out SPEC-diff, {reference} over the encoder: {b['x_over_y']:.4f} -> "
+        f"{a['x_over_y']:.4f}; the reverse: {b['y_over_x']:.4f} -> {a['y_over_x']:.4f}"
+    )
     if s["probes"]:
         typer.echo(f"  {probes_line(s['probes'])}")
     typer.echo(f"  report: {s['report']}")

@@ -18,9 +18,13 @@ Opt = typer.Option
 
 def _source(sample, dataset, folder, imagenet, labels, class_index, coco_images, captions):
     """The source mapping the flags name (None: none named); exits 2 when several are."""
-    named = {"--sample": sample is not None, "--dataset": bool(dataset), "--folder": bool(folder),
-             "--imagenet": bool(imagenet or labels or class_index),
-             "--coco-images": bool(coco_images or captions)}
+    named = {
+        "--sample": sample is not None,
+        "--dataset": bool(dataset),
+        "--folder": bool(folder),
+        "--imagenet": bool(imagenet or labels or class_index),
+        "--coco-images": bool(coco_images or captions),
+    }
     given = [flag for flag, on in named.items() if on]
     if len(given) > 1:
         typer.echo(f"error: {' and '.join(given)} both name a dataset; pass one source.", err=True)
@@ -40,23 +44,37 @@ def _source(sample, dataset, folder, imagenet, labels, class_index, coco_images,
 
 
 def audit(
-    config: Annotated[str | None, Opt("--config", help="Audit config YAML (see "
-                      "deployments/audit.yaml); flags below override its keys.")] = None,
-    sample: Annotated[int | None, Opt("--sample", help="Source: N images of the embedded "
-                      "sample.")] = None,
-    dataset: Annotated[str | None, Opt("--dataset", help="Source: an ingested dataset store "
-                       "URL (skips ingest).")] = None,
+    config: Annotated[
+        str | None,
+        Opt(
+            "--config",
+            help="Audit config YAML (see deployments/audit.yaml); flags below override its keys.",
+        ),
+    ] = None,
+    sample: Annotated[
+        int | None, Opt("--sample", help="Source: N images of the embedded sample.")
+    ] = None,
+    dataset: Annotated[
+        str | None, Opt("--dataset", help="Source: an ingested dataset store URL (skips ingest).")
+    ] = None,
     folder: Annotated[str | None, Opt("--folder", help="Source: a folder of images.")] = None,
-    imagenet: Annotated[str | None, Opt("--imagenet", help="Source: an ImageNet split folder.")] = None,
+    imagenet: Annotated[
+        str | None, Opt("--imagenet", help="Source: an ImageNet split folder.")
+    ] = None,
     labels: Annotated[str | None, Opt("--labels", help="ImageNet val labels file.")] = None,
     class_index: Annotated[str | None, Opt("--class-index", help="ImageNet class index.")] = None,
-    coco_images: Annotated[str | None, Opt("--coco-images", help="Source: COCO image folder.")] = None,
+    coco_images: Annotated[
+        str | None, Opt("--coco-images", help="Source: COCO image folder.")
+    ] = None,
     captions: Annotated[str | None, Opt("--captions", help="COCO captions JSON.")] = None,
-    name: Annotated[str | None, Opt("--name", help="Dataset store name under <root>/datasets.")] = None,
+    name: Annotated[
+        str | None, Opt("--name", help="Dataset store name under <root>/datasets.")
+    ] = None,
     encoder: Annotated[list[str] | None, Opt("--encoder", help="Encoder id; two or more.")] = None,
     root: Annotated[str | None, Opt("--root", help="Output root (default: speclens-out).")] = None,
-    warehouse: Annotated[str | None, Opt("--warehouse", help="Warehouse URL "
-                         "(default: <root>/warehouse).")] = None,
+    warehouse: Annotated[
+        str | None, Opt("--warehouse", help="Warehouse URL (default: <root>/warehouse).")
+    ] = None,
     run_id: Annotated[str | None, Opt("--run-id")] = None,
     kernel: Annotated[str | None, Opt("--kernel", help="gaussian or cosine.")] = None,
     rff_dim: Annotated[int | None, Opt("--rff-dim")] = None,
@@ -65,8 +83,12 @@ def audit(
     members: Annotated[int | None, Opt("--members")] = None,
     seed: Annotated[int | None, Opt("--seed")] = None,
     device: Annotated[str | None, Opt("--device", help="auto, cpu, cuda or cuda:N.")] = None,
-    dask_address: Annotated[str | None, Opt("--dask-address", help="tcp://HOST:PORT of a "
-                            "Dask scheduler (default: a local cluster).")] = None,
+    dask_address: Annotated[
+        str | None,
+        Opt(
+            "--dask-address", help="tcp://HOST:PORT of a Dask scheduler (default: a local cluster)."
+        ),
+    ] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
 ) -> None:
     """Audit a dataset end to end: ingest, embed with each encoder, compare every pair."""
@@ -75,11 +97,24 @@ def audit(
     from speclens.flows.audit import audit_config
     from speclens.storage.errors import InputError
 
-    compare = {"kernel": kernel, "rff_dim": rff_dim, "eta": eta, "n_modes": n_modes,
-               "members": members, "seed": seed}
-    top = {"name": name, "encoders": encoder or None, "root": root, "warehouse": warehouse,
-           "run_id": run_id, "device": device, "dask_address": dask_address,
-           "compare": {k: v for k, v in compare.items() if v is not None} or None}
+    compare = {
+        "kernel": kernel,
+        "rff_dim": rff_dim,
+        "eta": eta,
+        "n_modes": n_modes,
+        "members": members,
+        "seed": seed,
+    }
+    top = {
+        "name": name,
+        "encoders": encoder or None,
+        "root": root,
+        "warehouse": warehouse,
+        "run_id": run_id,
+        "device": device,
+        "dask_address": dask_address,
+        "compare": {k: v for k, v in compare.items() if v is not None} or None,
+    }
     source = _source(sample, dataset, folder, imagenet, labels, class_index, coco_images, captions)
     try:
         raw = read_config(config) if config else {}
@@ -88,8 +123,10 @@ def audit(
             raw = {**raw, "source": source} if source else raw
         cfg = validate_config(raw, config or "audit flags")
     except ConfigError as exc:
-        typer.echo(f"error: {config or 'audit flags'}: {len(exc.problems)} problem(s), nothing "
-                   f"was run:", err=True)
+        typer.echo(
+            f"error: {config or 'audit flags'}: {len(exc.problems)} problem(s), nothing was run:",
+            err=True,
+        )
         for line in exc.problems:
             typer.echo(f"  {line}", err=True)
         raise typer.Exit(2) from None

@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 
 Root = Annotated[str, typer.Option("--root", help="Output root: runs/, warehouse/, reports/.")]
-WarehouseOpt = Annotated[str | None, typer.Option("--warehouse", help="Warehouse URL, when not "
-                         "<root>/warehouse.")]
+WarehouseOpt = Annotated[
+    str | None, typer.Option("--warehouse", help="Warehouse URL, when not <root>/warehouse.")
+]
 
 
 def fail(exc: Exception, code: int = 2):
@@ -30,49 +31,84 @@ def print_runs(results: list[dict], top: int = 3) -> None:
             continue
         sd = r["spec_diff"]
         typer.echo(f"\n{r['run_id']}: {r['encoder_x']} vs {r['encoder_y']} (n={r['n']})")
-        typer.echo(f"  SPEC-diff: {sd['x_over_y']:.4f} ({r['encoder_x']} over {r['encoder_y']}), "
-                   f"{sd['y_over_x']:.4f} (the reverse)")
+        typer.echo(
+            f"  SPEC-diff: {sd['x_over_y']:.4f} ({r['encoder_x']} over {r['encoder_y']}), "
+            f"{sd['y_over_x']:.4f} (the reverse)"
+        )
         wh = r.get("warehouse") or warehouse_url(r["report"].rsplit("/reports/", 1)[0])
         modes = Warehouse(wh).read("modes", r["run_id"]).sort_by("mode").to_pylist()
-        for direction, who, other in (("x_over_y", r["encoder_x"], r["encoder_y"]),
-                                      ("y_over_x", r["encoder_y"], r["encoder_x"])):
+        for direction, who, other in (
+            ("x_over_y", r["encoder_x"], r["encoder_y"]),
+            ("y_over_x", r["encoder_y"], r["encoder_x"]),
+        ):
             typer.echo(f"  captured by {who}, not by {other}:")
             for m in [m for m in modes if m["direction"] == direction][:top]:
-                typer.echo(f"    mode {m['mode']:>2}  eigenvalue {m['eigenvalue']:+.4f}  {m['summary']}")
+                typer.echo(
+                    f"    mode {m['mode']:>2}  eigenvalue {m['eigenvalue']:+.4f}  {m['summary']}"
+                )
         typer.echo(f"  report: {r['report']}")
 
 
 def compare(
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset store URL.")],
-    encoder: Annotated[list[str], typer.Option("--encoder", help="Encoder id or embedding "
-                       "store URL; two or more (every pair is compared).")],
+    encoder: Annotated[
+        list[str],
+        typer.Option(
+            "--encoder",
+            help="Encoder id or embedding store URL; two or more (every pair is compared).",
+        ),
+    ],
     root: Root = "speclens-out",
     warehouse: WarehouseOpt = None,
-    kernel: Annotated[str, typer.Option("--kernel", help="gaussian or cosine (both sides).")] = "gaussian",
+    kernel: Annotated[
+        str, typer.Option("--kernel", help="gaussian or cosine (both sides).")
+    ] = "gaussian",
     sigma_x: Annotated[float | None, typer.Option("--sigma-x")] = None,
     sigma_y: Annotated[float | None, typer.Option("--sigma-y")] = None,
-    sigma_scale: Annotated[float, typer.Option("--sigma-scale", help="Bandwidth = scale x "
-                           "median pairwise distance when --sigma-* is not given.")] = 0.5,
+    sigma_scale: Annotated[
+        float,
+        typer.Option(
+            "--sigma-scale",
+            help="Bandwidth = scale x median pairwise distance when --sigma-* is not given.",
+        ),
+    ] = 0.5,
     rff_dim: Annotated[int, typer.Option("--rff-dim", min=1)] = 1000,
     eta: Annotated[float, typer.Option("--eta")] = 1.0,
     n_modes: Annotated[int, typer.Option("--n-modes", min=1)] = 5,
     members: Annotated[int, typer.Option("--members", min=1, help="Top members per mode.")] = 50,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    run_id: Annotated[str | None, typer.Option("--run-id", help="Rerunning an id overwrites "
-                      "its own partitions only.")] = None,
-    dask_address: Annotated[str | None, typer.Option("--dask-address", help="tcp://HOST:PORT "
-                            "of an existing Dask scheduler.")] = None,
+    run_id: Annotated[
+        str | None,
+        typer.Option("--run-id", help="Rerunning an id overwrites its own partitions only."),
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option("--dask-address", help="tcp://HOST:PORT of an existing Dask scheduler."),
+    ] = None,
 ) -> None:
     """Compare embeddings of one dataset: modes, SPEC-diff, warehouse rows, report."""
     from speclens.flows.compare import compare as run_compare
     from speclens.storage.errors import InputError
 
     try:
-        results = run_compare(dataset, encoder, root=root, run_id=run_id, address=dask_address,
-                              warehouse=warehouse,
-                              kernel_x=kernel, kernel_y=kernel, sigma_x=sigma_x, sigma_y=sigma_y,
-                              sigma_scale=sigma_scale, rff_dim=rff_dim, eta=eta, n_modes=n_modes,
-                              members_k=members, seed=seed)
+        results = run_compare(
+            dataset,
+            encoder,
+            root=root,
+            run_id=run_id,
+            address=dask_address,
+            warehouse=warehouse,
+            kernel_x=kernel,
+            kernel_y=kernel,
+            sigma_x=sigma_x,
+            sigma_y=sigma_y,
+            sigma_scale=sigma_scale,
+            rff_dim=rff_dim,
+            eta=eta,
+            n_modes=n_modes,
+            members_k=members,
+            seed=seed,
+        )
     except (InputError, ValueError) as exc:
         fail(exc)
     print_runs(results)
@@ -91,8 +127,12 @@ def report(
 
     runs = Warehouse(warehouse_url(root, warehouse)).read("runs", run_id).to_pylist()
     if not runs:
-        fail(InputError(f"no run {run_id!r} in {warehouse_url(root, warehouse)}; list runs with "
-                        f"`speclens query \"select run_id from runs\"`."))
+        fail(
+            InputError(
+                f"no run {run_id!r} in {warehouse_url(root, warehouse)}; list runs with "
+                f'`speclens query "select run_id from runs"`.'
+            )
+        )
     with prefect_api():
         path = write_run_report.fn(runs[0]["dataset"], root, run_id, warehouse)
     typer.echo(path)

@@ -40,10 +40,18 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     rff_dim: Annotated[int, typer.Option("--rff-dim")] = 1000,
     n_modes: Annotated[int, typer.Option("--n-modes")] = 4,
-    planted: Annotated[bool, typer.Option("--planted", help="Only the engine, on a planted "
-                       "problem with known answer.")] = False,
-    mnist_n: Annotated[int, typer.Option("--mnist-n", help="Real MNIST digits for the "
-                       "pretrained-models audit (1..5000, balanced; 0 skips it).")] = MNIST_N,
+    planted: Annotated[
+        bool,
+        typer.Option("--planted", help="Only the engine, on a planted problem with known answer."),
+    ] = False,
+    mnist_n: Annotated[
+        int,
+        typer.Option(
+            "--mnist-n",
+            help="Real MNIST digits for the "
+            "pretrained-models audit (1..5000, balanced; 0 skips it).",
+        ),
+    ] = MNIST_N,
 ) -> None:
     """Run the end-to-end audit on the embedded sample and print what differs."""
     if planted:
@@ -55,9 +63,15 @@ def demo(
 
     t0 = time.perf_counter()
     try:
-        results = audit(IngestSource.sample(n, seed), "sample", DEMO_ENCODERS, root=root,
-                        compare_params={"rff_dim": rff_dim, "n_modes": n_modes, "seed": seed},
-                        run_id=f"demo-sample-{seed}", device="cpu")
+        results = audit(
+            IngestSource.sample(n, seed),
+            "sample",
+            DEMO_ENCODERS,
+            root=root,
+            compare_params={"rff_dim": rff_dim, "n_modes": n_modes, "seed": seed},
+            run_id=f"demo-sample-{seed}",
+            device="cpu",
+        )
     except InputError as exc:
         fail(exc)
     typer.echo(f"\nAudit of the embedded sample ({n} images) in {time.perf_counter() - t0:.0f} s.")
@@ -65,8 +79,10 @@ def demo(
     align_demo(root, seed, rff_dim, n_modes)
     if mnist_n:
         mnist_demo(root, mnist_n, rff_dim, n_modes, seed)
-    typer.echo(f"\nWarehouse: {root}/warehouse  (try: speclens query --warehouse {root}/warehouse "
-               f"\"select run_id, mode, eigenvalue, summary from modes order by run_id, mode\")")
+    typer.echo(
+        f"\nWarehouse: {root}/warehouse  (try: speclens query --warehouse {root}/warehouse "
+        f'"select run_id, mode, eigenvalue, summary from modes order by run_id, mode")'
+    )
 
 
 def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
@@ -82,15 +98,25 @@ def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
     t0 = time.perf_counter()
     try:
         embed(dataset, ["hog"], device="cpu", seed=seed, progress=False)
-        s = align(dataset, "hog", "grad-hist", root=root, run_id=f"demo-align-{seed}", seed=seed,
-                  compare_params={"rff_dim": rff_dim, "n_modes": n_modes})
+        s = align(
+            dataset,
+            "hog",
+            "grad-hist",
+            root=root,
+            run_id=f"demo-align-{seed}",
+            seed=seed,
+            compare_params={"rff_dim": rff_dim, "n_modes": n_modes},
+        )
     except InputError as exc:
         fail(exc)
     b, a = s["before"]["spec_diff"]["x_over_y"], s["after"]["spec_diff"]["x_over_y"]
-    typer.echo(f"\nSPEC-align of hog to grad-hist (linear adapter on {s['train']} samples, "
-               f"measured on {s['held_out']} held out) in {time.perf_counter() - t0:.0f} s:")
-    typer.echo(f"  SPEC-diff, grad-hist's groups that hog misses: {b:.4f} -> {a:.4f} "
-               f"({a / b:.2f}x)")
+    typer.echo(
+        f"\nSPEC-align of hog to grad-hist (linear adapter on {s['train']} samples, "
+        f"measured on {s['held_out']} held out) in {time.perf_counter() - t0:.0f} s:"
+    )
+    typer.echo(
+        f"  SPEC-diff, grad-hist's groups that hog misses: {b:.4f} -> {a:.4f} ({a / b:.2f}x)"
+    )
     typer.echo(f"  {probes_line(s['probes'])}")
     typer.echo(f"  aligned embedding {s['aligned_id']}; report {s['report']}")
 
@@ -114,15 +140,27 @@ def mnist_demo(root: str, n: int, rff_dim: int, n_modes: int, seed: int) -> None
         return
     t0 = time.perf_counter()
     try:
-        results = audit(IngestSource.mnist(n), f"mnist-{n}", MNIST_ENCODERS, root=root,
-                        compare_params={"rff_dim": rff_dim, "n_modes": n_modes, "seed": seed,
-                                        "sigma_scale": MNIST_SIGMA_SCALE,
-                                        "members_k": MNIST_MEMBERS},
-                        run_id=f"demo-mnist-{seed}", device="cpu")
+        results = audit(
+            IngestSource.mnist(n),
+            f"mnist-{n}",
+            MNIST_ENCODERS,
+            root=root,
+            compare_params={
+                "rff_dim": rff_dim,
+                "n_modes": n_modes,
+                "seed": seed,
+                "sigma_scale": MNIST_SIGMA_SCALE,
+                "members_k": MNIST_MEMBERS,
+            },
+            run_id=f"demo-mnist-{seed}",
+            device="cpu",
+        )
     except InputError as exc:
         fail(exc)
-    typer.echo(f"\nAudit of {n} real MNIST digits (EfficientNet-Lite0 vs DINOv2-initialised "
-               f"ViT-S/14) in {time.perf_counter() - t0:.0f} s.")
+    typer.echo(
+        f"\nAudit of {n} real MNIST digits (EfficientNet-Lite0 vs DINOv2-initialised "
+        f"ViT-S/14) in {time.perf_counter() - t0:.0f} s."
+    )
     print_runs(results, top=n_modes)
 
 
@@ -130,13 +168,17 @@ def planted_demo(n: int, rff_dim: int, n_modes: int, seed: int) -> None:
     from speclens.spec import SPEC, exact_modes, planted_pair
 
     p = planted_pair(n=n, dx=32, dy=48, group_size=max(2, n // 10), random_state=seed)
-    typer.echo(f"Planted problem: n={n}, X 32-d, Y 48-d; group A ({p.group_x.size} samples) "
-               f"tight in X only, group B ({p.group_y.size}) tight in Y only.")
+    typer.echo(
+        f"Planted problem: n={n}, X 32-d, Y 48-d; group A ({p.group_x.size} samples) "
+        f"tight in X only, group B ({p.group_y.size}) tight in Y only."
+    )
     t0 = time.perf_counter()
     spec = SPEC(rff_dim=rff_dim, n_modes=n_modes, random_state=seed).fit(p.X, p.Y)
     members = spec.members(spec.transform(p.X, p.Y), p.group_x.size)
-    typer.echo(f"SPEC (Gaussian RFF, rff_dim={rff_dim}, sigma_x={spec.sigma_x_:.3f}, "
-               f"sigma_y={spec.sigma_y_:.3f}) in {time.perf_counter() - t0:.2f} s:")
+    typer.echo(
+        f"SPEC (Gaussian RFF, rff_dim={rff_dim}, sigma_x={spec.sigma_x_:.3f}, "
+        f"sigma_y={spec.sigma_y_:.3f}) in {time.perf_counter() - t0:.2f} s:"
+    )
     typer.echo(f"  {'mode':>4}  {'eigenvalue':>11}  {'direction':<9}  members in A  members in B")
     for j, lam in enumerate(spec.eigenvalues_):
         direction = "x_over_y" if j < n_modes else "y_over_x"
@@ -147,4 +189,6 @@ def planted_demo(n: int, rff_dim: int, n_modes: int, seed: int) -> None:
     if n <= 3000:
         exact, _ = exact_modes(p.X, p.Y, sigma_x=spec.sigma_x_, sigma_y=spec.sigma_y_)
         ref = np.concatenate([exact[:n_modes], exact[::-1][:n_modes]])
-        typer.echo(f"Exact n x n eigenvalues differ by at most {np.abs(ref - spec.eigenvalues_).max():.2e}.")
+        typer.echo(
+            f"Exact n x n eigenvalues differ by at most {np.abs(ref - spec.eigenvalues_).max():.2e}."
+        )

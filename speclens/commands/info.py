@@ -29,8 +29,8 @@ def info(
     cfg = s["config"]
     lines = [
         f"store       {s['url']} ({s['state']})",
-        "source      " + ", ".join(f"{k}={v}" for k, v in s["source"].items()
-                                    if k != "wnids" and v is not None),
+        "source      "
+        + ", ".join(f"{k}={v}" for k, v in s["source"].items() if k != "wnids" and v is not None),
         f"images      {s['n_samples']} at {cfg['image_size']}x{cfg['image_size']} "
         f"({cfg['resize_policy']})",
         f"shards      {s['n_shards']} of {cfg['shard_size']}: {s['committed']} committed, "
@@ -38,8 +38,11 @@ def info(
         f"rows        {s['rows_committed']} committed: ok {counts.get('ok', 0)}, "
         f"quarantined {counts.get('quarantined', 0)}",
     ]
-    for title, key in (("quarantined", "reasons"), ("converted", "conversions"),
-                       ("skipped", "dropped")):
+    for title, key in (
+        ("quarantined", "reasons"),
+        ("converted", "conversions"),
+        ("skipped", "dropped"),
+    ):
         for k, v in sorted(s[key].items()):
             lines.append(f"{title:<11} {v:>7}  {k}")
             title = ""

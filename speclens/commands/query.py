@@ -26,13 +26,22 @@ class Format(enum.StrEnum):
 
 
 def query(
-    sql: Annotated[str, typer.Argument(help="SQL over the views runs, modes, members, "
-                                            "pair_scores (see docs/warehouse.md).")],
-    warehouse: Annotated[str | None, typer.Option(
-        "--warehouse", help=f"Warehouse URL [default: ${WAREHOUSE_ENV} or {DEFAULT_WAREHOUSE}]."
-    )] = None,
-    fmt: Annotated[Format, typer.Option("--format", help="table (cells cut at "
-                                        f"{MAX_CELL} characters), csv or json.")] = Format.table,
+    sql: Annotated[
+        str,
+        typer.Argument(
+            help="SQL over the views runs, modes, members, pair_scores (see docs/warehouse.md)."
+        ),
+    ],
+    warehouse: Annotated[
+        str | None,
+        typer.Option(
+            "--warehouse", help=f"Warehouse URL [default: ${WAREHOUSE_ENV} or {DEFAULT_WAREHOUSE}]."
+        ),
+    ] = None,
+    fmt: Annotated[
+        Format,
+        typer.Option("--format", help=f"table (cells cut at {MAX_CELL} characters), csv or json."),
+    ] = Format.table,
 ) -> None:
     """Run SQL (DuckDB) over the warehouse tables and print the result."""
     from speclens.storage import urls
@@ -63,12 +72,16 @@ def aligned(names: list[str], rows: list[list[Any]]) -> str:
     """Columns padded to their widest cell, numbers right-aligned, a rule under the header."""
     cells = [[_cut(_text(v, "NULL")) for v in row] for row in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    numeric = [bool(rows) and all(isinstance(r[i], int | float) or r[i] is None for r in rows)
-               for i in range(len(names))]
+    numeric = [
+        bool(rows) and all(isinstance(r[i], int | float) or r[i] is None for r in rows)
+        for i in range(len(names))
+    ]
 
     def line(values: list[str]) -> str:
-        parts = [v.rjust(w) if num else v.ljust(w)
-                 for v, w, num in zip(values, widths, numeric, strict=True)]
+        parts = [
+            v.rjust(w) if num else v.ljust(w)
+            for v, w, num in zip(values, widths, numeric, strict=True)
+        ]
         return "  ".join(parts).rstrip()
 
     out = [line(names), "  ".join("-" * w for w in widths)]

@@ -36,8 +36,10 @@ def read_captions_json(url: str) -> dict:
         if not isinstance(images, list) or not isinstance(annotations, list):
             raise TypeError
     except (ValueError, KeyError, TypeError):
-        raise InputError(f"captions file {url} is not COCO captions JSON (with 'images' and "
-                         f"'annotations' lists); {FIX_JSON}.") from None
+        raise InputError(
+            f"captions file {url} is not COCO captions JSON (with 'images' and "
+            f"'annotations' lists); {FIX_JSON}."
+        ) from None
     return data
 
 
@@ -66,9 +68,14 @@ def plan_coco(images: str, captions: str) -> Plan:
         caps.append([text for _, text in sorted(by_image[image_id])])
     missing = sum(1 for s in sizes if s < 0)
     dropped["image file named by no entry"] += len(set(on_disk) - set(entries.values()))
-    table = build_plan(rel_ids=ids, sources=sources, sizes=sizes, labels=[-1] * len(ids),
-                       captions=caps)
+    table = build_plan(
+        rel_ids=ids, sources=sources, sizes=sizes, labels=[-1] * len(ids), captions=caps
+    )
     require_rows(table, f"captions file {captions}", FIX_JSON + " with at least one image entry")
-    source = {"kind": "coco", "images": images, "captions": captions,
-              "entries_without_file": missing}
+    source = {
+        "kind": "coco",
+        "images": images,
+        "captions": captions,
+        "entries_without_file": missing,
+    }
     return Plan(table, [], source, dropped={k: v for k, v in dropped.items() if v})

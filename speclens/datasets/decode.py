@@ -38,8 +38,12 @@ DEFAULT_MAX_PIXELS = 89_478_485
 POLICIES = ("center-crop", "stretch")
 WHITE = (255, 255, 255)
 _ORIENTATION = 0x0112
-_NOT_RETRIED = {FileNotFoundError: "missing file", PermissionError: "unreadable file",
-                IsADirectoryError: "unreadable file", NotADirectoryError: "unreadable file"}
+_NOT_RETRIED = {
+    FileNotFoundError: "missing file",
+    PermissionError: "unreadable file",
+    IsADirectoryError: "unreadable file",
+    NotADirectoryError: "unreadable file",
+}
 
 
 @dataclass
@@ -123,7 +127,9 @@ def _convert(img: Image.Image, size: int, policy: str) -> Decoded:
         orientation = 1
     if img.format == "JPEG" and img.mode in ("RGB", "L", "CMYK"):
         scale = size / min(img.size)
-        img.draft(img.mode, (max(size, int(img.size[0] * scale)), max(size, int(img.size[1] * scale))))
+        img.draft(
+            img.mode, (max(size, int(img.size[0] * scale)), max(size, int(img.size[1] * scale)))
+        )
     img.load()
     if orientation not in (1, None):
         img = ImageOps.exif_transpose(img)

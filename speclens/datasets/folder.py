@@ -13,9 +13,17 @@ from speclens.datasets.plan import Plan, build_plan, list_files, require_dir, re
 def plan_folder(root: str) -> Plan:
     require_dir(root, "image folder", "pass an existing folder of images")
     entries, dropped = list_files(root)
-    table = build_plan(rel_ids=[e.rel for e in entries], sources=[e.url for e in entries],
-                       sizes=[e.size for e in entries], labels=[-1] * len(entries))
-    require_rows(table, f"image folder {root}",
-                 "it needs files ending in .jpg, .jpeg, .png, .bmp, .gif, .webp or .tif")
-    return Plan(table, [], {"kind": "folder", "path": root},
-                dropped={k: v for k, v in dropped.items() if v})
+    table = build_plan(
+        rel_ids=[e.rel for e in entries],
+        sources=[e.url for e in entries],
+        sizes=[e.size for e in entries],
+        labels=[-1] * len(entries),
+    )
+    require_rows(
+        table,
+        f"image folder {root}",
+        "it needs files ending in .jpg, .jpeg, .png, .bmp, .gif, .webp or .tif",
+    )
+    return Plan(
+        table, [], {"kind": "folder", "path": root}, dropped={k: v for k, v in dropped.items() if v}
+    )

@@ -42,7 +42,7 @@ def read_class_index(url: str) -> list[tuple[str, str]]:
             return [(str(data[k][0]), str(data[k][1])) for k in sorted(data, key=int)]
         except (ValueError, KeyError, IndexError, TypeError):
             raise InputError(
-                f"class-index file {url} is not of the form {{\"0\": [\"n01440764\", \"tench\"], ...}}; "
+                f'class-index file {url} is not of the form {{"0": ["n01440764", "tench"], ...}}; '
                 "fix the file or pass a text file of 'wnid name' lines."
             ) from None
     pairs = []
@@ -53,7 +53,9 @@ def read_class_index(url: str) -> list[tuple[str, str]]:
     return pairs
 
 
-def _classes(wnids: set[str], class_index: str | None) -> tuple[dict[str, int], list[str], list[str]]:
+def _classes(
+    wnids: set[str], class_index: str | None
+) -> tuple[dict[str, int], list[str], list[str]]:
     """wnid -> label index, label names, wnids in label order."""
     if class_index:
         pairs = read_class_index(class_index)
@@ -77,10 +79,18 @@ def plan_train(root: str, class_index: str | None = None) -> Plan:
         sizes=[e.size for e in files],
         labels=[index[e.rel.split("/", 1)[0]] for e in files],
     )
-    require_rows(table, f"ImageNet folder {root}",
-                 "expected <wnid>/*.JPEG class folders (for the val layout pass --labels FILE)")
-    source = {"kind": "imagenet", "layout": "train", "path": root, "class_index": class_index,
-              "wnids": ordered}
+    require_rows(
+        table,
+        f"ImageNet folder {root}",
+        "expected <wnid>/*.JPEG class folders (for the val layout pass --labels FILE)",
+    )
+    source = {
+        "kind": "imagenet",
+        "layout": "train",
+        "path": root,
+        "class_index": class_index,
+        "wnids": ordered,
+    }
     return Plan(table, names, source, dropped={k: v for k, v in dropped.items() if v})
 
 
@@ -100,8 +110,10 @@ def read_val_labels(url: str) -> dict[str, str]:
             if len(parts) >= 2:
                 out[_stem(parts[0])] = parts[1]
     if not out:
-        raise InputError(f"labels file {url} has no '<file> <label>' lines; "
-                         "pass LOC_val_solution.csv or a '<file> <label>' text file.")
+        raise InputError(
+            f"labels file {url} has no '<file> <label>' lines; "
+            "pass LOC_val_solution.csv or a '<file> <label>' text file."
+        )
     return out
 
 
@@ -131,12 +143,23 @@ def plan_val(root: str, labels: str, class_index: str | None = None) -> Plan:
         stems.add(stem)
         labels_out.append(index[by_stem[stem]] if stem in by_stem else -1)
     unlabelled = sum(1 for x in labels_out if x < 0)
-    table = build_plan(rel_ids=[e.rel for e in files], sources=[e.url for e in files],
-                       sizes=[e.size for e in files], labels=labels_out)
+    table = build_plan(
+        rel_ids=[e.rel for e in files],
+        sources=[e.url for e in files],
+        sizes=[e.size for e in files],
+        labels=labels_out,
+    )
     require_rows(table, f"ImageNet val folder {root}", "pass the folder that holds the val images")
     dropped["label entry without an image file"] += len(set(by_stem) - stems)
-    source = {"kind": "imagenet", "layout": "val", "path": root, "labels": labels,
-              "class_index": class_index, "wnids": ordered, "unlabelled_images": unlabelled}
+    source = {
+        "kind": "imagenet",
+        "layout": "val",
+        "path": root,
+        "labels": labels,
+        "class_index": class_index,
+        "wnids": ordered,
+        "unlabelled_images": unlabelled,
+    }
     return Plan(table, names, source, dropped={k: v for k, v in dropped.items() if v})
 
 
@@ -146,4 +169,3 @@ def plan_imagenet(root: str, labels: str | None = None, class_index: str | None 
         return plan_val(root, labels, class_index)
     require_dir(root, "ImageNet folder", "pass the folder that holds the <wnid>/ class folders")
     return plan_train(root, class_index)
-

@@ -49,20 +49,32 @@ class IngestOptions(BaseModel):
 def store_config(source: IngestSource, options: IngestOptions) -> dict:
     size = options.image_size or source.default_image_size
     if size < 1 or options.shard_size < 1 or options.max_pixels < 1:
-        raise InputError("--size, --shard-size and --max-pixels must be positive; pass values >= 1.")
+        raise InputError(
+            "--size, --shard-size and --max-pixels must be positive; pass values >= 1."
+        )
     if options.resize_policy not in POLICIES:
-        raise InputError(f"resize policy {options.resize_policy!r} is unknown; pass one of {POLICIES}.")
-    return {"image_size": int(size), "shard_size": int(options.shard_size),
-            "resize_policy": options.resize_policy, "max_pixels": int(options.max_pixels)}
+        raise InputError(
+            f"resize policy {options.resize_policy!r} is unknown; pass one of {POLICIES}."
+        )
+    return {
+        "image_size": int(size),
+        "shard_size": int(options.shard_size),
+        "resize_policy": options.resize_policy,
+        "max_pixels": int(options.max_pixels),
+    }
 
 
-def prepare(source: IngestSource, out: str, options: IngestOptions, overwrite: bool = False) -> dict:
+def prepare(
+    source: IngestSource, out: str, options: IngestOptions, overwrite: bool = False
+) -> dict:
     """Plan ``source`` into the store at ``out``. Returns n, shards, pending shards, hash."""
     config = store_config(source, options)
     state = store_state(out)
     if state == "foreign":
-        raise InputError(f"--out {out} already holds files that are not a speclens dataset store; "
-                         "choose an empty or new location.")
+        raise InputError(
+            f"--out {out} already holds files that are not a speclens dataset store; "
+            "choose an empty or new location."
+        )
     plan = plan_source(source)
     digest = input_hash(plan.table, config)
     resumed = False
@@ -77,13 +89,25 @@ def prepare(source: IngestSource, out: str, options: IngestOptions, overwrite: b
         resumed = True
     else:
         store = DatasetStore.create(
-            out, plan=plan.table, config=config, source=plan.source, label_names=plan.label_names,
-            factor_names=plan.factor_names, dropped=plan.dropped,
+            out,
+            plan=plan.table,
+            config=config,
+            source=plan.source,
+            label_names=plan.label_names,
+            factor_names=plan.factor_names,
+            dropped=plan.dropped,
         )
     pending = store.pending()
-    return {"out": out, "n_samples": store.n_samples, "n_shards": store.n_shards,
-            "pending": pending, "pending_rows": sum(b - a for a, b in map(store.shard_range, pending)),
-            "input_hash": digest, "resumed": resumed, "dropped": plan.dropped}
+    return {
+        "out": out,
+        "n_samples": store.n_samples,
+        "n_shards": store.n_shards,
+        "pending": pending,
+        "pending_rows": sum(b - a for a, b in map(store.shard_range, pending)),
+        "input_hash": digest,
+        "resumed": resumed,
+        "dropped": plan.dropped,
+    }
 
 
 def fill_shard(out: str, shard_id: int) -> dict:
@@ -103,8 +127,12 @@ def fill_shard(out: str, shard_id: int) -> dict:
     bytes_read = 0
     if store.meta["source"]["kind"] == "sample":
         factors = {name: plan.column(f"factor_{name}").to_numpy() for name in sample.FACTOR_NAMES}
-        images[:] = sample.render(sample.SampleFactors(**factors), np.arange(start, stop),
-                                  int(store.meta["source"]["seed"]), size)
+        images[:] = sample.render(
+            sample.SampleFactors(**factors),
+            np.arange(start, stop),
+            int(store.meta["source"]["seed"]),
+            size,
+        )
         sha = [sha256_hex(img.tobytes()) for img in images]
     elif store.meta["source"]["kind"] == "mnist":
         images[:] = mnist.render([mnist.row_of(s) for s in ids], size)
@@ -117,23 +145,33 @@ def fill_shard(out: str, shard_id: int) -> dict:
                 continue
             bytes_read += len(got.data)
             sha[j] = sha256_hex(got.data)
-            decoded = decode_image(got.data, size, policy=cfg["resize_policy"],
-                                   max_pixels=cfg["max_pixels"])
+            decoded = decode_image(
+                got.data, size, policy=cfg["resize_policy"], max_pixels=cfg["max_pixels"]
+            )
             if decoded.image is None:
                 status[j], reason[j] = STATUS_QUARANTINED, decoded.reason
             else:
                 images[j] = decoded.image
                 conversion[j] = "; ".join(c for c in (notes[j], *decoded.conversions) if c)
     caps = plan.column("captions").to_pylist()
-    captions = pa.table({
-        "sample_id": [sid for sid, cs in zip(ids, caps, strict=True) for _ in cs],
-        "caption_index": pa.array([i for cs in caps for i in range(len(cs))], pa.int32()),
-        "caption": [c for cs in caps for c in cs],
-    })
+    captions = pa.table(
+        {
+            "sample_id": [sid for sid, cs in zip(ids, caps, strict=True) for _ in cs],
+            "caption_index": pa.array([i for cs in caps for i in range(len(cs))], pa.int32()),
+            "caption": [c for cs in caps for c in cs],
+        }
+    )
     rows = ShardRows(
-        images=images, sample_id=ids, source_uri=[urls.printable(s)[0] for s in sources],
-        label=plan.column("label").to_numpy(), caption=[cs[0] if cs else "" for cs in caps],
-        sha256=sha, status=status, reason=reason, conversion=conversion, captions=captions,
+        images=images,
+        sample_id=ids,
+        source_uri=[urls.printable(s)[0] for s in sources],
+        label=plan.column("label").to_numpy(),
+        caption=[cs[0] if cs else "" for cs in caps],
+        sha256=sha,
+        status=status,
+        reason=reason,
+        conversion=conversion,
+        captions=captions,
         factors=factors,
     )
     stats = {"bytes_read": bytes_read, "seconds": round(time.perf_counter() - t0, 4)}
@@ -152,13 +190,15 @@ def finalize(out: str) -> dict:
     counts[STATUS_QUARANTINED] += duplicates
     if duplicates:
         reasons["duplicate"] += duplicates
-    store.write_manifest({
-        "state": "complete",
-        "counts": dict(counts),
-        "reasons": dict(reasons),
-        "conversions": totals["conversions"],
-        "duplicates": duplicates,
-        "bytes_read": totals["bytes_read"],
-        "completed_at": time.time(),
-    })
+    store.write_manifest(
+        {
+            "state": "complete",
+            "counts": dict(counts),
+            "reasons": dict(reasons),
+            "conversions": totals["conversions"],
+            "duplicates": duplicates,
+            "bytes_read": totals["bytes_read"],
+            "completed_at": time.time(),
+        }
+    )
     return store.summary()

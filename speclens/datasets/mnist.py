@@ -44,8 +44,9 @@ def data_path() -> Path:
         path = Path(folder) / DATA_FILE
         if path.is_file():
             return path
-    raise InputError(f"the MNIST sample reads {PACKAGE}/{DATA_FILE}, which is not installed; "
-                     f"run {INSTALL_HINT}.")
+    raise InputError(
+        f"the MNIST sample reads {PACKAGE}/{DATA_FILE}, which is not installed; run {INSTALL_HINT}."
+    )
 
 
 def file_sha256(path: Path) -> str:
@@ -65,11 +66,14 @@ def load() -> tuple[np.ndarray, np.ndarray]:
         table = pacsv.read_csv(path, read_options=pacsv.ReadOptions(autogenerate_column_names=True))
         values = np.stack([c.to_numpy() for c in table.columns], axis=1)
     except Exception as exc:  # a damaged install is one user-fixable problem
-        raise InputError(f"{path} could not be read ({type(exc).__name__}); reinstall with "
-                         f"{INSTALL_HINT}.") from exc
+        raise InputError(
+            f"{path} could not be read ({type(exc).__name__}); reinstall with {INSTALL_HINT}."
+        ) from exc
     if values.shape != (N_ROWS, SIDE * SIDE + 1):
-        raise InputError(f"{path} holds a {values.shape} table, not {N_ROWS} rows of 784 pixels "
-                         f"and a label; reinstall with {INSTALL_HINT}.")
+        raise InputError(
+            f"{path} holds a {values.shape} table, not {N_ROWS} rows of 784 pixels "
+            f"and a label; reinstall with {INSTALL_HINT}."
+        )
     images = values[:, :-1].clip(0, 255).astype(np.uint8).reshape(N_ROWS, SIDE, SIDE)
     return images, values[:, -1].astype(np.int32)
 
@@ -77,8 +81,10 @@ def load() -> tuple[np.ndarray, np.ndarray]:
 def select_rows(labels: np.ndarray, n: int) -> np.ndarray:
     """``n`` row numbers, round-robin over the labels (balanced), sorted."""
     if not 1 <= n <= len(labels):
-        raise InputError(f"--n {n} is outside 1..{len(labels)} (the packaged MNIST sample has "
-                         f"{len(labels)} digits); pass a value in that range.")
+        raise InputError(
+            f"--n {n} is outside 1..{len(labels)} (the packaged MNIST sample has "
+            f"{len(labels)} digits); pass a value in that range."
+        )
     per_label = [np.flatnonzero(labels == d) for d in np.unique(labels)]
     depth = max(len(rows) for rows in per_label)
     order = [rows[i] for i in range(depth) for rows in per_label if i < len(rows)]
@@ -101,6 +107,9 @@ def render(rows, image_size: int = DEFAULT_SIZE) -> np.ndarray:
     if s != SIDE:
         from PIL import Image
 
-        grey = np.stack([np.asarray(Image.fromarray(g).resize((s, s), Image.BILINEAR))
-                         for g in grey]) if len(grey) else np.zeros((0, s, s), np.uint8)
+        grey = (
+            np.stack([np.asarray(Image.fromarray(g).resize((s, s), Image.BILINEAR)) for g in grey])
+            if len(grey)
+            else np.zeros((0, s, s), np.uint8)
+        )
     return np.repeat(grey[..., None], 3, axis=-1)

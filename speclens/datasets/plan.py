@@ -68,7 +68,7 @@ def list_files(root: str) -> tuple[list[FileEntry], Counter]:
     base = base.rstrip("/")
     entries, skipped = [], Counter()
     for path, info in sorted(fs.find(base, detail=True, withdirs=False).items()):
-        rel = path[len(base):].lstrip("/")
+        rel = path[len(base) :].lstrip("/")
         if info.get("type") == "directory":
             continue
         if not is_image_name(rel):

@@ -100,16 +100,19 @@ def captions(f: SampleFactors) -> list[list[str]]:
         col = ("left", "centre", "right")[min(int((x - lo) / third), 2)]
         row = ("top", "middle", "bottom")[min(int((y - lo) / third), 2)]
         where = "centre" if (row, col) == ("middle", "centre") else f"{row} {col}"
-        out.append([
-            f"a {size} {colour} {shape}" + (" with stripes" if t else ""),
-            f"a {TEXTURES[t]} {colour} {shape} on a grey background",
-            f"a {colour} {shape} in the {where} of the picture",
-        ])
+        out.append(
+            [
+                f"a {size} {colour} {shape}" + (" with stripes" if t else ""),
+                f"a {TEXTURES[t]} {colour} {shape} on a grey background",
+                f"a {colour} {shape} in the {where} of the picture",
+            ]
+        )
     return out
 
 
-def render(f: SampleFactors, indices, seed: int = 0, image_size: int = DEFAULT_SIZE,
-           batch: int = 64) -> np.ndarray:
+def render(
+    f: SampleFactors, indices, seed: int = 0, image_size: int = DEFAULT_SIZE, batch: int = 64
+) -> np.ndarray:
     """Images (k, S, S, 3) uint8 of the samples whose factors are ``f`` and global indices
     ``indices`` (the indices seed the pixel noise)."""
     indices = np.asarray(indices)
@@ -120,7 +123,7 @@ def render(f: SampleFactors, indices, seed: int = 0, image_size: int = DEFAULT_S
     coords = (np.arange(s, dtype=np.float32) + 0.5) / s
     u, v = coords[None, None, :], coords[None, :, None]
     period = max(2, round(s / 10))
-    band = (np.floor((np.arange(s)[None, :] + np.arange(s)[:, None]) / (period / 2)) % 2 == 1)
+    band = np.floor((np.arange(s)[None, :] + np.arange(s)[:, None]) / (period / 2)) % 2 == 1
     for a in range(0, k, batch):
         b = slice(a, min(a + batch, k))
         r = RADII[f.size[b]][:, None, None]

@@ -31,8 +31,15 @@ def _save(img: np.ndarray, path: str, quality: int) -> None:
     Image.fromarray(img).save(path, format="JPEG", quality=quality, subsampling=0)
 
 
-def export_imagenet(root: str, n: int, seed: int = 0, *, size: int = sample.DEFAULT_SIZE,
-                    split: str = "train", quality: int = 95) -> dict:
+def export_imagenet(
+    root: str,
+    n: int,
+    seed: int = 0,
+    *,
+    size: int = sample.DEFAULT_SIZE,
+    split: str = "train",
+    quality: int = 95,
+) -> dict:
     """Write ``n`` samples in the ImageNet ``train`` (<wnid>/<wnid>_<k>.JPEG) or ``val`` (flat
     ILSVRC2012_val_<k>.JPEG + LOC_val_solution.csv) layout, k = index + 1. Returns paths."""
     images, f, _ = sample.generate(n, seed, size)
@@ -63,8 +70,9 @@ def export_imagenet(root: str, n: int, seed: int = 0, *, size: int = sample.DEFA
     return out
 
 
-def export_coco(root: str, n: int, seed: int = 0, *, size: int = sample.DEFAULT_SIZE,
-                quality: int = 95) -> dict:
+def export_coco(
+    root: str, n: int, seed: int = 0, *, size: int = sample.DEFAULT_SIZE, quality: int = 95
+) -> dict:
     """Write ``n`` samples as ``root/images/<k:012d>.jpg`` plus
     ``root/annotations/captions_sample.json`` (three captions each), k = index + 1."""
     images, _, caps = sample.generate(n, seed, size)
@@ -80,6 +88,12 @@ def export_coco(root: str, n: int, seed: int = 0, *, size: int = sample.DEFAULT_
             annotations.append({"id": len(annotations) + 1, "image_id": i + 1, "caption": text})
     captions = os.path.join(root, "annotations", "captions_sample.json")
     with open(captions, "w") as fh:
-        json.dump({"info": {"description": "speclens sample"}, "images": entries,
-                   "annotations": annotations}, fh)
+        json.dump(
+            {
+                "info": {"description": "speclens sample"},
+                "images": entries,
+                "annotations": annotations,
+            },
+            fh,
+        )
     return {"images": image_dir, "captions": captions}

@@ -37,8 +37,9 @@ class IngestSource(BaseModel):
 
     @classmethod
     def imagenet(cls, path: str, labels: str | None = None, class_index: str | None = None):
-        return cls(kind="imagenet", path=_abs(path), labels=_abs(labels),
-                   class_index=_abs(class_index))
+        return cls(
+            kind="imagenet", path=_abs(path), labels=_abs(labels), class_index=_abs(class_index)
+        )
 
     @classmethod
     def coco(cls, images: str, captions: str):
@@ -71,7 +72,9 @@ def _abs(url: str | None) -> str | None:
 
 def plan_sample(n: int, seed: int) -> Plan:
     if n < 1:
-        raise InputError(f"--n {n} asks for no images; pass --n 1 or more (default {sample.DEFAULT_N}).")
+        raise InputError(
+            f"--n {n} asks for no images; pass --n 1 or more (default {sample.DEFAULT_N})."
+        )
     f = sample.draw_factors(n, seed)
     index = np.arange(n)
     table = build_plan(
@@ -97,8 +100,12 @@ def plan_mnist(n: int) -> Plan:
         labels=labels[rows],
         captions=[[f"a handwritten digit {d}"] for d in labels[rows]],
     )
-    source = {"kind": "mnist", "n": int(n), "file": f"{mnist.PACKAGE}/{mnist.DATA_FILE}",
-              "sha256": mnist.file_sha256(path)}
+    source = {
+        "kind": "mnist",
+        "n": int(n),
+        "file": f"{mnist.PACKAGE}/{mnist.DATA_FILE}",
+        "sha256": mnist.file_sha256(path),
+    }
     return Plan(table, list(mnist.LABEL_NAMES), source)
 
 
@@ -122,8 +129,11 @@ def check_paths(source: IngestSource) -> None:
         return
     if not s.path:
         raise InputError(f"{s.kind} needs a PATH; pass the dataset folder.")
-    require_dir(_abs(s.path), f"{'ImageNet' if s.kind == 'imagenet' else 'image'} folder",
-                "pass an existing dataset folder")
+    require_dir(
+        _abs(s.path),
+        f"{'ImageNet' if s.kind == 'imagenet' else 'image'} folder",
+        "pass an existing dataset folder",
+    )
     for name, url in (("labels file", s.labels), ("class-index file", s.class_index)):
         if url:
             require_file(_abs(url), name, f"pass an existing {name}")

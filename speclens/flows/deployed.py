@@ -36,8 +36,11 @@ from speclens.config import CompareConfig, ConfigError, load_config
 from speclens.config_messages import format_errors
 from speclens.storage.errors import InputError
 
-VARIABLES = {"root": "speclens_root", "warehouse": "speclens_warehouse",
-             "dask_address": "speclens_dask_address"}
+VARIABLES = {
+    "root": "speclens_root",
+    "warehouse": "speclens_warehouse",
+    "dask_address": "speclens_dask_address",
+}
 DEFAULT_ROOT = "speclens-out"
 
 
@@ -67,53 +70,98 @@ def speclens_audit(config: str = "deployments/audit.yaml", overrides: dict | Non
 
     try:
         cfg = load_config(config, overrides, defaults=site_defaults())
-        get_run_logger().info("audit of %s with %s -> %s", cfg.dataset, ", ".join(cfg.encoders),
-                              cfg.warehouse_url)
+        get_run_logger().info(
+            "audit of %s with %s -> %s", cfg.dataset, ", ".join(cfg.encoders), cfg.warehouse_url
+        )
         return audit_config(cfg, progress=False)
     except (ConfigError, InputError) as exc:
         return _failed(exc)
 
 
 @flow(name="speclens-compare")
-def speclens_compare(dataset: str, encoders: list[str], root: str | None = None,
-                       warehouse: str | None = None, run_id: str | None = None,
-                       kernel: str = "gaussian", sigma_scale: float = 0.5, rff_dim: int = 1000,
-                       eta: float = 1.0, n_modes: int = 5, members: int = 50, seed: int = 0,
-                       dask_address: str | None = None):
+def speclens_compare(
+    dataset: str,
+    encoders: list[str],
+    root: str | None = None,
+    warehouse: str | None = None,
+    run_id: str | None = None,
+    kernel: str = "gaussian",
+    sigma_scale: float = 0.5,
+    rff_dim: int = 1000,
+    eta: float = 1.0,
+    n_modes: int = 5,
+    members: int = 50,
+    seed: int = 0,
+    dask_address: str | None = None,
+):
     """Compare every pair of ``encoders`` on an ingested, embedded ``dataset``."""
     from speclens.flows.compare import compare
 
     try:
-        params = CompareConfig(kernel=kernel, sigma_scale=sigma_scale, rff_dim=rff_dim, eta=eta,
-                               n_modes=n_modes, members=members, seed=seed).params()
+        params = CompareConfig(
+            kernel=kernel,
+            sigma_scale=sigma_scale,
+            rff_dim=rff_dim,
+            eta=eta,
+            n_modes=n_modes,
+            members=members,
+            seed=seed,
+        ).params()
     except ValidationError as exc:
         return _failed(ConfigError(format_errors(exc.errors()), "compare parameters"))
     site = site_defaults()
     root = root or site.get("root") or DEFAULT_ROOT
     try:
-        return compare(dataset, encoders, root=root, run_id=run_id,
-                       warehouse=warehouse or site.get("warehouse"),
-                       address=dask_address or site.get("dask_address"), **params)
+        return compare(
+            dataset,
+            encoders,
+            root=root,
+            run_id=run_id,
+            warehouse=warehouse or site.get("warehouse"),
+            address=dask_address or site.get("dask_address"),
+            **params,
+        )
     except InputError as exc:
         return _failed(exc)
 
 
 @flow(name="speclens-embed")
-def speclens_embed(dataset: str, encoders: list[str], device: str | None = None,
-                     batch_size: int = 64, concurrency: int | None = None,
-                     normalize: bool = False, seed: int = 0, overwrite: bool = False,
-                     dask_address: str | None = None):
+def speclens_embed(
+    dataset: str,
+    encoders: list[str],
+    device: str | None = None,
+    batch_size: int = 64,
+    concurrency: int | None = None,
+    normalize: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    dask_address: str | None = None,
+):
     """Embed ``dataset`` with each encoder (resumable); device and concurrency default to the
     worker's SPECLENS_DEVICE and SPECLENS_EMBED_CONCURRENCY."""
     from speclens.flows.embed import EmbedIncomplete, embed
 
     device = device or os.environ.get("SPECLENS_DEVICE") or "auto"
     concurrency = concurrency or int(os.environ.get("SPECLENS_EMBED_CONCURRENCY") or 1)
-    get_run_logger().info("embedding %s with %s on %s, %d shard(s) at a time", dataset,
-                          ", ".join(encoders), device, concurrency)
+    get_run_logger().info(
+        "embedding %s with %s on %s, %d shard(s) at a time",
+        dataset,
+        ", ".join(encoders),
+        device,
+        concurrency,
+    )
     try:
-        return embed(dataset, encoders, device=device, batch_size=batch_size,
-                     normalize=normalize, seed=seed, overwrite=overwrite,
-                     concurrency=concurrency, address=dask_address, progress=False)
+        return embed(
+            dataset,
+            encoders,
+            device=device,
+            batch_size=batch_size,
+            normalize=normalize,
+            seed=seed,
+            overwrite=overwrite,
+            concurrency=concurrency,
+            address=dask_address,
+            progress=False,
+        )
     except (InputError, EmbedIncomplete) as exc:
         return _failed(exc)

@@ -37,26 +37,42 @@ class EmbedIncomplete(RuntimeError):
 
 
 @flow(name="embed")
-def embed_flow(dataset: str, encoders: list[str], outs: list[str], device: str = "auto",
-               batch_size: int = 64, normalize: bool = False, seed: int = 0,
-               overwrite: bool = False, progress: bool = True):
+def embed_flow(
+    dataset: str,
+    encoders: list[str],
+    outs: list[str],
+    device: str = "auto",
+    batch_size: int = 64,
+    normalize: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+):
     logger = get_run_logger()
     summaries = []
     for encoder_id, out in zip(encoders, outs, strict=True):
         try:
-            plan = plan_embed(dataset, out, encoder_id, device, batch_size, normalize, seed,
-                              overwrite)
+            plan = plan_embed(
+                dataset, out, encoder_id, device, batch_size, normalize, seed, overwrite
+            )
         except (InputError, EncoderError) as exc:
             logger.error(str(exc))
             return Failed(message=str(exc), data=InputError(str(exc)))
-        logger.info("%s -> %s: %d shards, %d to embed%s", plan["encoder_id"], out,
-                    plan["n_shards"], len(plan["pending"]), " (resuming)" if plan["resumed"] else "")
+        logger.info(
+            "%s -> %s: %d shards, %d to embed%s",
+            plan["encoder_id"],
+            out,
+            plan["n_shards"],
+            len(plan["pending"]),
+            " (resuming)" if plan["resumed"] else "",
+        )
         t0 = time.perf_counter()
         futures = {}
         with _gpu_annotation(device):
             for shard_id in plan["pending"]:
-                fut = embed_shard.submit(dataset, out, encoder_id, shard_id, device, batch_size,
-                                         normalize, seed)
+                fut = embed_shard.submit(
+                    dataset, out, encoder_id, shard_id, device, batch_size, normalize, seed
+                )
                 futures[fut] = shard_id
         _, failed = collect_shards(futures, plan["pending_rows"], f"embed {encoder_id}", progress)
         if failed:
@@ -64,11 +80,17 @@ def embed_flow(dataset: str, encoders: list[str], outs: list[str], device: str =
             logger.error(message)
             return Failed(message=message, data=EmbedIncomplete(message))
         seconds = time.perf_counter() - t0
-        summary = {**finalize_embed(out), "seconds": round(seconds, 3),
-                   "rows_written": plan["pending_rows"],
-                   "images_per_s": round(plan["pending_rows"] / seconds, 1) if seconds else 0.0}
-        create_markdown_artifact(markdown=summary_markdown(summary), key="embed-summary",
-                                 description=f"embedding {encoder_id} of {dataset}")
+        summary = {
+            **finalize_embed(out),
+            "seconds": round(seconds, 3),
+            "rows_written": plan["pending_rows"],
+            "images_per_s": round(plan["pending_rows"] / seconds, 1) if seconds else 0.0,
+        }
+        create_markdown_artifact(
+            markdown=summary_markdown(summary),
+            key="embed-summary",
+            description=f"embedding {encoder_id} of {dataset}",
+        )
         logger.info(" | ".join(summary_lines(summary)))
         summaries.append(summary)
     return summaries
@@ -97,14 +119,34 @@ def summary_lines(s: dict) -> list[str]:
 
 
 def summary_markdown(s: dict) -> str:
-    return "\n".join([f"# Embedding `{s['encoder_id']}`", "", *[f"- {x}" for x in summary_lines(s)],
-                      f"- store: `{s['out']}`", f"- dataset input hash: `{s['dataset_input_hash']}`"]) + "\n"
+    return (
+        "\n".join(
+            [
+                f"# Embedding `{s['encoder_id']}`",
+                "",
+                *[f"- {x}" for x in summary_lines(s)],
+                f"- store: `{s['out']}`",
+                f"- dataset input hash: `{s['dataset_input_hash']}`",
+            ]
+        )
+        + "\n"
+    )
 
 
-def embed(dataset: str, encoders: list[str] | str, *, outs: list[str] | None = None,
-          device: str = "auto", batch_size: int = 64, normalize: bool = False, seed: int = 0,
-          overwrite: bool = False, concurrency: int = 1, address: str | None = None,
-          progress: bool = True) -> list[dict]:
+def embed(
+    dataset: str,
+    encoders: list[str] | str,
+    *,
+    outs: list[str] | None = None,
+    device: str = "auto",
+    batch_size: int = 64,
+    normalize: bool = False,
+    seed: int = 0,
+    overwrite: bool = False,
+    concurrency: int = 1,
+    address: str | None = None,
+    progress: bool = True,
+) -> list[dict]:
     """Embed ``dataset`` with each encoder; returns one summary per encoder.
 
     Raises :class:`InputError` (bad input, one sentence) or :class:`EmbedIncomplete`.
@@ -120,13 +162,24 @@ def embed(dataset: str, encoders: list[str] | str, *, outs: list[str] | None = N
     except EncoderError as exc:
         raise InputError(str(exc)) from None
     outs = outs or [default_embedding_url(dataset, e) for e in encoders]
-    runner = (task_runner(address) if address
-              else ThreadPoolTaskRunner(max_workers=max(1, int(concurrency))))
+    runner = (
+        task_runner(address)
+        if address
+        else ThreadPoolTaskRunner(max_workers=max(1, int(concurrency)))
+    )
     with prefect_api():
         state = embed_flow.with_options(task_runner=runner)(
-            dataset=str(dataset), encoders=encoders, outs=outs, device=device,
-            batch_size=batch_size, normalize=normalize, seed=seed, overwrite=overwrite,
-            progress=progress, return_state=True)
+            dataset=str(dataset),
+            encoders=encoders,
+            outs=outs,
+            device=device,
+            batch_size=batch_size,
+            normalize=normalize,
+            seed=seed,
+            overwrite=overwrite,
+            progress=progress,
+            return_state=True,
+        )
     if state.is_failed():
         exc = state.data if isinstance(state.data, BaseException) else None
         if isinstance(exc, InputError | EmbedIncomplete):

@@ -33,8 +33,13 @@ class IngestIncomplete(RuntimeError):
 
 
 @flow(name="ingest")
-def ingest_flow(source: IngestSource, out: str, options: IngestOptions | None = None,
-                overwrite: bool = False, progress: bool = True):
+def ingest_flow(
+    source: IngestSource,
+    out: str,
+    options: IngestOptions | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+):
     """Plan, one task per pending shard, finalize, summary. Returns the summary dict, or a
     Failed state whose data is an InputError or IngestIncomplete."""
     logger = get_run_logger()
@@ -45,8 +50,11 @@ def ingest_flow(source: IngestSource, out: str, options: IngestOptions | None = 
         return Failed(message=planned["error"], data=InputError(planned["error"]))
     pending = planned["pending"]
     logger.info(
-        "%s: %d samples in %d shards; %d shard(s) to write%s", out, planned["n_samples"],
-        planned["n_shards"], len(pending),
+        "%s: %d samples in %d shards; %d shard(s) to write%s",
+        out,
+        planned["n_samples"],
+        planned["n_shards"],
+        len(pending),
         f", {planned['n_shards'] - len(pending)} already committed" if planned["resumed"] else "",
     )
     if pending:
@@ -56,14 +64,21 @@ def ingest_flow(source: IngestSource, out: str, options: IngestOptions | None = 
     written, failed = collect_shards(futures, planned["pending_rows"], "ingest", progress)
     seconds = time.perf_counter() - t0
     rows = sum(m["stop"] - m["start"] for m in written)
-    run = {"shards_written": len(written), "shards_skipped": planned["n_shards"] - len(pending),
-           "shards_failed": sorted(failed), "rows_written": rows, "seconds": round(seconds, 3),
-           "images_per_s": round(rows / seconds, 1) if seconds > 0 and rows else 0.0}
+    run = {
+        "shards_written": len(written),
+        "shards_skipped": planned["n_shards"] - len(pending),
+        "shards_failed": sorted(failed),
+        "rows_written": rows,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(rows / seconds, 1) if seconds > 0 and rows else 0.0,
+    }
     if failed:
         message = incomplete_message(failed, planned["n_shards"], out)
         logger.error(message)
-        _publish({**run, "out": out, "n_samples": planned["n_samples"],
-                  "n_shards": planned["n_shards"]}, logger)
+        _publish(
+            {**run, "out": out, "n_samples": planned["n_samples"], "n_shards": planned["n_shards"]},
+            logger,
+        )
         return Failed(message=message, data=IngestIncomplete(message))
     summary = {**finalize_ingest(out), **run, "out": out}
     _publish(summary, logger)
@@ -88,8 +103,9 @@ def load_task_code() -> None:
 
 def _publish(summary: dict, logger) -> None:
     text = summary_markdown(summary)
-    create_markdown_artifact(markdown=text, key="ingest-summary",
-                             description=f"ingest of {summary['out']}")
+    create_markdown_artifact(
+        markdown=text, key="ingest-summary", description=f"ingest of {summary['out']}"
+    )
     logger.info(" | ".join(summary_lines(summary)[1:]))
 
 
@@ -104,10 +120,15 @@ def summary_lines(s: dict) -> list[str]:
         f"images in {s.get('seconds', 0):.1f} s ({s.get('images_per_s', 0):.0f} images/s)",
     ]
     if counts:
-        lines.append(f"ok {counts.get('ok', 0)}, quarantined {counts.get('quarantined', 0)}"
-                     + (f" (of which duplicates {s['duplicates']})" if s.get("duplicates") else ""))
-    for title, key in (("quarantined", "reasons"), ("converted", "conversions"),
-                       ("skipped while listing", "dropped")):
+        lines.append(
+            f"ok {counts.get('ok', 0)}, quarantined {counts.get('quarantined', 0)}"
+            + (f" (of which duplicates {s['duplicates']})" if s.get("duplicates") else "")
+        )
+    for title, key in (
+        ("quarantined", "reasons"),
+        ("converted", "conversions"),
+        ("skipped while listing", "dropped"),
+    ):
         if s.get(key):
             lines.append(f"{title}: " + ", ".join(f"{k} {v}" for k, v in sorted(s[key].items())))
     return lines
@@ -115,18 +136,25 @@ def summary_lines(s: dict) -> list[str]:
 
 def summary_markdown(s: dict) -> str:
     counts = s.get("counts", {})
-    out = [f"# Ingest summary: `{s.get('out') or s.get('url')}`", "",
-           "| | |", "|---|---|",
-           f"| samples | {s['n_samples']} |",
-           f"| shards | {s['n_shards']} ({s.get('shards_written', 0)} written, "
-           f"{s.get('shards_skipped', 0)} already committed, "
-           f"{len(s.get('shards_failed', []))} failed) |",
-           f"| ok | {counts.get('ok', '-')} |",
-           f"| quarantined | {counts.get('quarantined', '-')} |",
-           f"| throughput | {s.get('images_per_s', 0):.0f} images/s "
-           f"({s.get('rows_written', 0)} in {s.get('seconds', 0):.1f} s) |"]
-    for title, key in (("Quarantine reasons", "reasons"), ("Conversions", "conversions"),
-                       ("Skipped while listing", "dropped")):
+    out = [
+        f"# Ingest summary: `{s.get('out') or s.get('url')}`",
+        "",
+        "| | |",
+        "|---|---|",
+        f"| samples | {s['n_samples']} |",
+        f"| shards | {s['n_shards']} ({s.get('shards_written', 0)} written, "
+        f"{s.get('shards_skipped', 0)} already committed, "
+        f"{len(s.get('shards_failed', []))} failed) |",
+        f"| ok | {counts.get('ok', '-')} |",
+        f"| quarantined | {counts.get('quarantined', '-')} |",
+        f"| throughput | {s.get('images_per_s', 0):.0f} images/s "
+        f"({s.get('rows_written', 0)} in {s.get('seconds', 0):.1f} s) |",
+    ]
+    for title, key in (
+        ("Quarantine reasons", "reasons"),
+        ("Conversions", "conversions"),
+        ("Skipped while listing", "dropped"),
+    ):
         if s.get(key):
             out += ["", f"## {title}", "", "| | count |", "|---|---|"]
             out += [f"| {k} | {v} |" for k, v in sorted(s[key].items())]
@@ -154,13 +182,24 @@ def ingest(
     ``address``. Raises :class:`InputError` (bad input, one sentence) or :class:`IngestIncomplete`
     (shards failed after retries; the same call again redoes only those).
     """
-    options = IngestOptions(image_size=image_size, shard_size=shard_size,
-                            resize_policy=resize_policy, max_pixels=max_pixels)
+    options = IngestOptions(
+        image_size=image_size,
+        shard_size=shard_size,
+        resize_policy=resize_policy,
+        max_pixels=max_pixels,
+    )
     check_paths(source)  # a wrong path fails here, before any server or cluster starts
-    state = run_flow(ingest_flow, address=address, n_workers=workers,
-                     processes=processes and urls.protocol(out) != "memory",
-                     source=source, out=str(out),
-                     options=options, overwrite=overwrite, progress=progress)
+    state = run_flow(
+        ingest_flow,
+        address=address,
+        n_workers=workers,
+        processes=processes and urls.protocol(out) != "memory",
+        source=source,
+        out=str(out),
+        options=options,
+        overwrite=overwrite,
+        progress=progress,
+    )
     if state.is_failed():
         exc = state.data if isinstance(state.data, BaseException) else None
         if isinstance(exc, InputError | IngestIncomplete):

@@ -51,7 +51,9 @@ def prefect_api() -> Iterator[str]:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()  # the default instance; Prefect stops it at exit
-    timeout = max(SERVER_STARTUP_TIMEOUT_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value())
+    timeout = max(
+        SERVER_STARTUP_TIMEOUT_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
+    )
     try:
         server.start(timeout=timeout)
     except RuntimeError as exc:
@@ -83,15 +85,25 @@ def task_runner(
     logging.getLogger("distributed").setLevel(logging.WARNING)
     if address:
         return DaskTaskRunner(address=address)
-    kwargs = {"n_workers": n_workers, "threads_per_worker": threads_per_worker,
-              "processes": processes, **cluster_kwargs}
+    kwargs = {
+        "n_workers": n_workers,
+        "threads_per_worker": threads_per_worker,
+        "processes": processes,
+        **cluster_kwargs,
+    }
     if n_workers is None:
         kwargs["n_workers"] = max(1, (os.cpu_count() or 1) // threads_per_worker)
     return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs=kwargs)
 
 
-def run_flow(flow, *, address: str | None = None, n_workers: int | None = None,
-             processes: bool = True, **parameters):
+def run_flow(
+    flow,
+    *,
+    address: str | None = None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    **parameters,
+):
     """Run ``flow(**parameters)`` on a Dask task runner against a shared Prefect API.
 
     Returns the flow's final state (never raises for a failed run; the caller decides).
@@ -118,8 +130,9 @@ def flow_result(state, what: str, *, value_errors_are_input: bool = False):
     raise RuntimeError(state.message or f"{what} failed")
 
 
-def collect_shards(futures: dict, total_rows: int, desc: str,
-                   progress: bool) -> tuple[list[dict], dict[int, str]]:
+def collect_shards(
+    futures: dict, total_rows: int, desc: str, progress: bool
+) -> tuple[list[dict], dict[int, str]]:
     """Wait for shard tasks (``{future: shard_id}``) in the order they finish, with a progress
     bar of rows; returns the commit markers written and ``{shard_id: 'Type: message'}`` of the
     shards that failed (a failed shard never stops the others)."""
@@ -129,8 +142,14 @@ def collect_shards(futures: dict, total_rows: int, desc: str,
     from tqdm import tqdm
 
     written, failed = [], {}
-    with tqdm(total=total_rows, unit="img", desc=desc, file=sys.stderr, disable=not progress,
-              dynamic_ncols=True) as bar:
+    with tqdm(
+        total=total_rows,
+        unit="img",
+        desc=desc,
+        file=sys.stderr,
+        disable=not progress,
+        dynamic_ncols=True,
+    ) as bar:
         for future in as_completed(list(futures)):
             try:
                 marker = future.result()
@@ -145,5 +164,7 @@ def collect_shards(futures: dict, total_rows: int, desc: str,
 def incomplete_message(failed: dict[int, str], n_shards: int, out: str) -> str:
     """One sentence for a run some of whose shards failed: how many, the first, what to do."""
     first = min(failed)
-    return (f"{len(failed)} of {n_shards} shards of {out} failed (shard {first}: "
-            f"{failed[first]}); rerun the same command to redo only those shards.")
+    return (
+        f"{len(failed)} of {n_shards} shards of {out} failed (shard {first}: "
+        f"{failed[first]}); rerun the same command to redo only those shards."
+    )

@@ -80,8 +80,8 @@ def esc(value) -> str:
 
 def page(title: str, body: str) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{esc(title)}</title><style>{CSS}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
@@ -106,82 +106,101 @@ def direction_words(mode: dict, run: dict) -> str:
 
 def run_header(run: dict) -> str:
     """Title and the run's parameters as a definition grid."""
+
     def kernel(axis: str) -> str:
         k, s = run.get(f"kernel_{axis}"), run.get(f"sigma_{axis}")
         return f"{k} (σ = {fmt(s)})" if s is not None else str(k)
 
     items = [
-        ("dataset", run.get("dataset")), ("samples", fmt(run.get("n"), ",")),
-        ("encoder X", run.get("encoder_x")), ("encoder Y", run.get("encoder_y")),
-        ("kernel X", kernel("x")), ("kernel Y", kernel("y")),
-        ("random features", fmt(run.get("rff_dim"), ",")), ("eta", fmt(run.get("eta"))),
-        ("modes each way", run.get("n_modes")), ("seed", run.get("seed")),
-        ("status", run.get("status")), ("created", _when(run.get("created_at"))),
-        ("dataset hash", run.get("dataset_hash")), ("group", run.get("group_id")),
-        ("parent run", run.get("parent_run_id")), ("stage timings", _timings(run)),
+        ("dataset", run.get("dataset")),
+        ("samples", fmt(run.get("n"), ",")),
+        ("encoder X", run.get("encoder_x")),
+        ("encoder Y", run.get("encoder_y")),
+        ("kernel X", kernel("x")),
+        ("kernel Y", kernel("y")),
+        ("random features", fmt(run.get("rff_dim"), ",")),
+        ("eta", fmt(run.get("eta"))),
+        ("modes each way", run.get("n_modes")),
+        ("seed", run.get("seed")),
+        ("status", run.get("status")),
+        ("created", _when(run.get("created_at"))),
+        ("dataset hash", run.get("dataset_hash")),
+        ("group", run.get("group_id")),
+        ("parent run", run.get("parent_run_id")),
+        ("stage timings", _timings(run)),
     ]
     cells = "".join(_param(k, v) for k, v in items if v not in (None, ""))
     versions = _json(run.get("library_versions"))
     lib = ""
     if versions:
-        lib = ("<details><summary>library versions</summary><p>"
-               + esc(", ".join(f"{k} {v}" for k, v in sorted(versions.items()))) + "</p></details>")
+        lib = (
+            "<details><summary>library versions</summary><p>"
+            + esc(", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+            + "</p></details>"
+        )
     return (
         f"<h1>SPEC run {esc(run.get('run_id'))}</h1>"
-        f"<p class=\"sub\">What {esc(run.get('encoder_x'))} and {esc(run.get('encoder_y'))} "
+        f'<p class="sub">What {esc(run.get("encoder_x"))} and {esc(run.get("encoder_y"))} '
         f"group differently in {esc(run.get('dataset'))}</p>"
-        f"<div class=\"card\"><dl class=\"params\">{cells}</dl>{lib}</div>"
+        f'<div class="card"><dl class="params">{cells}</dl>{lib}</div>'
     )
 
 
 def diff_boxes(run: dict, x_over_y: float, y_over_x: float) -> str:
     ex, ey = esc(run.get("encoder_x")), esc(run.get("encoder_y"))
     return (
-        "<div class=\"diffs\">"
-        f"<div class=\"card diff\"><div class=\"muted\">SPEC-diff {ex} over {ey}</div>"
-        f"<div class=\"v\">{fmt(x_over_y)}</div><p>The largest eigenvalue: how strongly the "
+        '<div class="diffs">'
+        f'<div class="card diff"><div class="muted">SPEC-diff {ex} over {ey}</div>'
+        f'<div class="v">{fmt(x_over_y)}</div><p>The largest eigenvalue: how strongly the '
         f"tightest group that {ex} ties together is missed by {ey}.</p></div>"
-        f"<div class=\"card diff y\"><div class=\"muted\">SPEC-diff {ey} over {ex}</div>"
-        f"<div class=\"v\">{fmt(y_over_x)}</div><p>Minus the smallest eigenvalue: how strongly "
+        f'<div class="card diff y"><div class="muted">SPEC-diff {ey} over {ex}</div>'
+        f'<div class="v">{fmt(y_over_x)}</div><p>Minus the smallest eigenvalue: how strongly '
         f"the tightest group that {ey} ties together is missed by {ex}.</p></div></div>"
     )
 
 
 def overview_table(modes: list[dict], run: dict) -> str:
     rows = "".join(
-        f"<tr><td><a href=\"#mode-{esc(m['mode'])}\">#{esc(m['mode'])}</a></td>"
-        f"<td><span class=\"badge{'' if is_x(m) else ' y'}\">{esc(direction_words(m, run))}"
-        f"</span></td><td class=\"num\">{fmt(m.get('eigenvalue'))}</td>"
-        f"<td class=\"num\">{fmt(m.get('mass_share'), '.1%')}</td>"
+        f'<tr><td><a href="#mode-{esc(m["mode"])}">#{esc(m["mode"])}</a></td>'
+        f'<td><span class="badge{"" if is_x(m) else " y"}">{esc(direction_words(m, run))}'
+        f'</span></td><td class="num">{fmt(m.get("eigenvalue"))}</td>'
+        f'<td class="num">{fmt(m.get("mass_share"), ".1%")}</td>'
         f"<td>{esc(_dominant(m))}</td></tr>"
         for m in modes
     )
     return (
-        "<table class=\"overview\"><thead><tr><th>mode</th><th>direction</th>"
-        "<th class=\"num\">eigenvalue</th><th class=\"num\">share of mass</th>"
+        '<table class="overview"><thead><tr><th>mode</th><th>direction</th>'
+        '<th class="num">eigenvalue</th><th class="num">share of mass</th>'
         f"<th>dominant label</th></tr></thead><tbody>{rows}</tbody></table>"
     )
 
 
-def mode_card(mode: dict, run: dict, members: list[dict], thumbs: list[tuple[str, bool]],
-              common_words: frozenset[str] = frozenset()) -> str:
+def mode_card(
+    mode: dict,
+    run: dict,
+    members: list[dict],
+    thumbs: list[tuple[str, bool]],
+    common_words: frozenset[str] = frozenset(),
+) -> str:
     """One mode: header, numbers, summary, label bars and its top members (images when
     ``thumbs`` holds their relative paths and whether they are small, captions otherwise)."""
     y = "" if is_x(mode) else " y"
     dominant = _dominant(mode)
-    stats = [f"eigenvalue {fmt(mode.get('eigenvalue'))}",
-             f"{fmt(mode.get('mass_share'), '.1%')} of the spectrum's mass"]
+    stats = [
+        f"eigenvalue {fmt(mode.get('eigenvalue'))}",
+        f"{fmt(mode.get('mass_share'), '.1%')} of the spectrum's mass",
+    ]
     if dominant:
         stats.append(f"dominant label <b>{esc(dominant)}</b>")
     head = (
-        f"<section class=\"card mode{y}\" id=\"mode-{esc(mode['mode'])}\"><header>"
-        f"<h3>Mode {esc(mode['mode'])}</h3><span class=\"badge{y}\">"
+        f'<section class="card mode{y}" id="mode-{esc(mode["mode"])}"><header>'
+        f'<h3>Mode {esc(mode["mode"])}</h3><span class="badge{y}">'
         f"{esc(direction_words(mode, run))}</span></header>"
-        f"<div class=\"stats\">{' · '.join(stats)}</div>"
-        f"<p class=\"summary\">{esc(mode.get('summary'))}</p>"
+        f'<div class="stats">{" · ".join(stats)}</div>'
+        f'<p class="summary">{esc(mode.get("summary"))}</p>'
     )
     bars = histogram(members, common_words)
-    return head + f"<div class=\"cols\">{bars}{_members(members, thumbs)}</div></section>"
+    return head + f'<div class="cols">{bars}{_members(members, thumbs)}</div></section>'
 
 
 def histogram(members: list[dict], common_words: frozenset[str] = frozenset(), top: int = 8) -> str:
@@ -194,18 +213,18 @@ def histogram(members: list[dict], common_words: frozenset[str] = frozenset(), t
         words = [w for m in members for w in set(_words(m.get("caption"))) - common_words]
         counts, what = Counter(words), f"Caption words of the top {len(members)} members"
     if not counts:
-        return "<p class=\"muted\">No labels or captions.</p>"
+        return '<p class="muted">No labels or captions.</p>'
     shown = counts.most_common(top)
     rest = sum(counts.values()) - sum(c for _, c in shown)
     if rest and labels:
         shown.append(("other", rest))
     peak = max(c for _, c in shown)
     rows = "".join(
-        f"<tr><td class=\"lab\" title=\"{esc(k)}\">{esc(k)}</td><td class=\"bar\">"
-        f"<span style=\"width:{100 * c / peak:.1f}%\"></span></td><td class=\"num\">{c}</td></tr>"
+        f'<tr><td class="lab" title="{esc(k)}">{esc(k)}</td><td class="bar">'
+        f'<span style="width:{100 * c / peak:.1f}%"></span></td><td class="num">{c}</td></tr>'
         for k, c in shown
     )
-    return f"<table class=\"hist\"><caption>{esc(what)}</caption>{rows}</table>"
+    return f'<table class="hist"><caption>{esc(what)}</caption>{rows}</table>'
 
 
 def matrix_table(encoders: list[str], matrix) -> str:
@@ -220,15 +239,15 @@ def matrix_table(encoders: list[str], matrix) -> str:
         for j in range(len(encoders)):
             v = float(matrix[i][j])
             if i == j:
-                cells.append("<td class=\"muted\">–</td>")
+                cells.append('<td class="muted">–</td>')
                 continue
             t = max(0.0, min(1.0, v / peak)) if math.isfinite(v) else 0.0
             bg = _blend("#ffffff", X_COLOUR, 0.08 + 0.85 * t)
             ink = "#fff" if t > 0.55 else "#0f172a"
-            cells.append(f"<td class=\"num\" style=\"background:{bg};color:{ink}\">{fmt(v)}</td>")
+            cells.append(f'<td class="num" style="background:{bg};color:{ink}">{fmt(v)}</td>')
         body.append(f"<tr><th>{esc(a)}</th>{''.join(cells)}</tr>")
     return (
-        "<table class=\"matrix\"><thead><tr><th class=\"muted\">captures ↓ · misses →</th>"
+        '<table class="matrix"><thead><tr><th class="muted">captures ↓ · misses →</th>'
         f"{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
     )
 
@@ -243,19 +262,19 @@ def _members(members: list[dict], thumbs: list[tuple[str, bool]]) -> str:
             alt = esc(m.get("label") or m.get("sample_id"))
             px = ' class="px"' if small else ""
             figs.append(
-                f"<figure title=\"{esc(m.get('sample_id'))}: {esc(caption or '')}\">"
-                f"<img src=\"{esc(src)}\" alt=\"{alt}\" loading=\"lazy\"{px}>"
+                f'<figure title="{esc(m.get("sample_id"))}: {esc(caption or "")}">'
+                f'<img src="{esc(src)}" alt="{alt}" loading="lazy"{px}>'
                 f"<figcaption>{label}{text}</figcaption></figure>"
             )
-        return f"<div class=\"grid\">{''.join(figs)}</div>"
+        return f'<div class="grid">{"".join(figs)}</div>'
     items = "".join(
-        f"<li><span class=\"r\">#{esc(m.get('rank'))}</span>"
+        f'<li><span class="r">#{esc(m.get("rank"))}</span>'
         f"{'<b>' + esc(m['label']) + '</b> · ' if m.get('label') else ''}"
-        f"{esc(m.get('caption') or m.get('sample_id'))} <span class=\"muted\">"
+        f'{esc(m.get("caption") or m.get("sample_id"))} <span class="muted">'
         f"({fmt(m.get('score'), '.3f')})</span></li>"
         for m in members[:12]
     )
-    return f"<ol class=\"texts\">{items}</ol>"
+    return f'<ol class="texts">{items}</ol>'
 
 
 def _param(name: str, value) -> str:
@@ -279,8 +298,11 @@ def common_words(members: list[dict], share: float = 0.6) -> frozenset[str]:
 
 
 def _words(text) -> list[str]:
-    return [w for w in re.findall(r"[a-z][a-z'-]+", str(text or "").lower())
-            if len(w) > 2 and w not in STOPWORDS]
+    return [
+        w
+        for w in re.findall(r"[a-z][a-z'-]+", str(text or "").lower())
+        if len(w) > 2 and w not in STOPWORDS
+    ]
 
 
 def _json(text) -> dict:
@@ -309,6 +331,6 @@ def _when(value) -> str:
 
 
 def _blend(a: str, b: str, t: float) -> str:
-    ca = [int(a[i:i + 2], 16) for i in (1, 3, 5)]
-    cb = [int(b[i:i + 2], 16) for i in (1, 3, 5)]
+    ca = [int(a[i : i + 2], 16) for i in (1, 3, 5)]
+    cb = [int(b[i : i + 2], 16) for i in (1, 3, 5)]
     return "#" + "".join(f"{round(x + (y - x) * t):02x}" for x, y in zip(ca, cb, strict=True))

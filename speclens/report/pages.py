@@ -25,9 +25,15 @@ from speclens.storage import urls
 SMALL_IMAGE = 96  # thumbnails at most this wide are drawn with sharp pixels
 
 
-def write_report(out_dir: str, run: dict, modes: list[dict], members: list[dict],
-                 eigenvalues, images: dict[int, np.ndarray] | None = None,
-                 pair_matrix: tuple[list[str], np.ndarray] | None = None) -> str:
+def write_report(
+    out_dir: str,
+    run: dict,
+    modes: list[dict],
+    members: list[dict],
+    eigenvalues,
+    images: dict[int, np.ndarray] | None = None,
+    pair_matrix: tuple[list[str], np.ndarray] | None = None,
+) -> str:
     """Write the report of one run; returns the URL of its ``index.html``.
 
     ``run`` is a warehouse ``runs`` row, ``modes`` and ``members`` its rows (modes shown in
@@ -37,8 +43,10 @@ def write_report(out_dir: str, run: dict, modes: list[dict], members: list[dict]
     """
     eig = np.asarray(eigenvalues, dtype=np.float64).ravel()
     if len(eig) != len(modes):
-        raise ValueError(f"eigenvalues has {len(eig)} entries for {len(modes)} modes; pass one "
-                         "per mode, in modes order.")
+        raise ValueError(
+            f"eigenvalues has {len(eig)} entries for {len(modes)} modes; pass one "
+            "per mode, in modes order."
+        )
     urls.remove(urls.join(out_dir, "modes"))  # a rerun with fewer modes leaves no stale images
     by_mode: dict[int, list[dict]] = defaultdict(list)
     for m in sorted(members, key=lambda r: (r["mode"], r["rank"])):
@@ -53,8 +61,8 @@ def write_report(out_dir: str, run: dict, modes: list[dict], members: list[dict]
     if len(eig):
         urls.write_bytes(urls.join(out_dir, "spectrum.png"), spectrum_png(eig, ids, ex, ey))
         body.append(
-            "<h2>Spectrum</h2><div class=\"card spectrum\"><img src=\"spectrum.png\" "
-            "alt=\"eigenvalue spectrum\"><p class=\"muted\">Eigenvalues of "
+            '<h2>Spectrum</h2><div class="card spectrum"><img src="spectrum.png" '
+            'alt="eigenvalue spectrum"><p class="muted">Eigenvalues of '
             "K<sub>X</sub>/n − η K<sub>Y</sub>/n reported at both ends, largest first. "
             "Each is a mode: a group of samples one embedding ties together and the other "
             "does not.</p></div>"
@@ -63,38 +71,43 @@ def write_report(out_dir: str, run: dict, modes: list[dict], members: list[dict]
         encoders, matrix = pair_matrix
         body.append(_matrix_section(list(encoders), np.asarray(matrix, dtype=np.float64)))
     if modes:
-        body.append(f"<h2>Modes</h2><div class=\"card\">{html.overview_table(modes, run)}</div>")
+        body.append(f'<h2>Modes</h2><div class="card">{html.overview_table(modes, run)}</div>')
     common = html.common_words(members)
     for mode in modes:
         j = int(mode["mode"])
         thumbs = _write_thumbs(out_dir, j, (images or {}).get(j))
         body.append(html.mode_card(mode, run, by_mode.get(j, []), thumbs, common))
     if not modes:
-        body.append("<p class=\"muted\">This run reported no modes.</p>")
-    body.append(f"<footer>speclens · SPEC (arXiv 2506.06231) · run {html.esc(run.get('run_id'))}"
-                "</footer>")
+        body.append('<p class="muted">This run reported no modes.</p>')
+    body.append(
+        f"<footer>speclens · SPEC (arXiv 2506.06231) · run {html.esc(run.get('run_id'))}</footer>"
+    )
     index = urls.join(out_dir, "index.html")
     title = f"SPEC {run.get('run_id')}: {ex} vs {ey}"
     urls.write_bytes(index, html.page(title, "".join(body)).encode("utf-8"))
     return index
 
 
-def write_matrix_report(out_dir: str, group_id: str, encoders: list[str], matrix,
-                        run_ids: list[str]) -> str:
+def write_matrix_report(
+    out_dir: str, group_id: str, encoders: list[str], matrix, run_ids: list[str]
+) -> str:
     """The report of a group of K encoders: the K x K SPEC-diff matrix (cell (a, b) = what a
     captures that b misses) and links to each pairwise run's report; returns its URL."""
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (len(encoders), len(encoders)):
-        raise ValueError(f"matrix has shape {m.shape} for {len(encoders)} encoders; pass a "
-                         "K x K matrix in encoders order.")
-    links = "".join(f"<li><a href=\"../{html.esc(r)}/index.html\">{html.esc(r)}</a></li>"
-                    for r in run_ids)
+        raise ValueError(
+            f"matrix has shape {m.shape} for {len(encoders)} encoders; pass a "
+            "K x K matrix in encoders order."
+        )
+    links = "".join(
+        f'<li><a href="../{html.esc(r)}/index.html">{html.esc(r)}</a></li>' for r in run_ids
+    )
     body = (
         f"<h1>SPEC comparison {html.esc(group_id)}</h1>"
-        f"<p class=\"sub\">{len(encoders)} encoders: "
+        f'<p class="sub">{len(encoders)} encoders: '
         f"{html.esc(', '.join(map(str, encoders)))}</p>"
         + _matrix_section(list(encoders), m)
-        + f"<h2>Pairwise runs</h2><div class=\"card\"><ul>{links}</ul></div>"
+        + f'<h2>Pairwise runs</h2><div class="card"><ul>{links}</ul></div>'
         + f"<footer>speclens · SPEC (arXiv 2506.06231) · group {html.esc(group_id)}</footer>"
     )
     index = urls.join(out_dir, "index.html")
@@ -104,8 +117,9 @@ def write_matrix_report(out_dir: str, group_id: str, encoders: list[str], matrix
 
 def _matrix_section(encoders: list[str], matrix: np.ndarray) -> str:
     return (
-        "<h2>SPEC-diff matrix</h2><div class=\"card\">" + html.matrix_table(encoders, matrix)
-        + "<p class=\"muted\">Row a, column b: SPEC-diff of a over b, the largest eigenvalue "
+        '<h2>SPEC-diff matrix</h2><div class="card">'
+        + html.matrix_table(encoders, matrix)
+        + '<p class="muted">Row a, column b: SPEC-diff of a over b, the largest eigenvalue '
         "of K<sub>a</sub>/n − η K<sub>b</sub>/n — how strongly a group that a ties together "
         "is missed by b. Darker is larger.</p></div>"
     )

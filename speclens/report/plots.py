@@ -56,9 +56,13 @@ def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes
     ax.set_xlabel("mode")
     legend = ax.legend(
         handles=[Patch(color=X_COLOUR), Patch(color=Y_COLOUR)],
-        labels=[f"captured by {encoder_x}, not by {encoder_y}",
-                f"captured by {encoder_y}, not by {encoder_x}"],
-        loc="upper right", fontsize=8, frameon=False,
+        labels=[
+            f"captured by {encoder_x}, not by {encoder_y}",
+            f"captured by {encoder_y}, not by {encoder_x}",
+        ],
+        loc="upper right",
+        fontsize=8,
+        frameon=False,
     )
     return _finish(fig, ax, legend)
 
@@ -68,10 +72,14 @@ def spectra_png(before, after, reference: str, encoder: str, aligned: str) -> by
     each comparison sorted from largest to smallest, one bar pair per rank, so the drop of the
     reference's end (positive: the reference is X) reads at a glance."""
     fig, ax = _eigen_axes()
-    values = [np.sort(np.nan_to_num(np.asarray(e, dtype=np.float64)))[::-1] for e in (before, after)]
+    values = [
+        np.sort(np.nan_to_num(np.asarray(e, dtype=np.float64)))[::-1] for e in (before, after)
+    ]
     pos = np.arange(max(len(v) for v in values))
-    bars = ((values[0], "#94a3b8", f"before: {reference} vs {encoder}"),
-            (values[1], X_COLOUR, f"after: {reference} vs {aligned}"))
+    bars = (
+        (values[0], "#94a3b8", f"before: {reference} vs {encoder}"),
+        (values[1], X_COLOUR, f"after: {reference} vs {aligned}"),
+    )
     for k, (v, colour, name) in enumerate(bars):
         ax.bar(pos[: len(v)] + (k - 0.5) * 0.38, v, width=0.38, color=colour, label=name)
     ax.set_xticks(pos, [str(i + 1) for i in pos], fontsize=8)
@@ -86,9 +94,15 @@ def as_rgb(images) -> np.ndarray:
     if arr.ndim == 3:
         arr = arr[..., None]
     if arr.ndim != 4 or arr.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"images must have shape (k, H, W, 3) (or 1 or 4 channels), got {arr.shape}.")
+        raise ValueError(
+            f"images must have shape (k, H, W, 3) (or 1 or 4 channels), got {arr.shape}."
+        )
     if arr.dtype != np.uint8:
-        scale = 255.0 if np.issubdtype(arr.dtype, np.floating) and np.nanmax(arr, initial=0) <= 1 else 1.0
+        scale = (
+            255.0
+            if np.issubdtype(arr.dtype, np.floating) and np.nanmax(arr, initial=0) <= 1
+            else 1.0
+        )
         arr = np.clip(np.nan_to_num(arr.astype(np.float64) * scale), 0, 255).astype(np.uint8)
     if arr.shape[-1] == 1:
         arr = np.repeat(arr, 3, axis=-1)

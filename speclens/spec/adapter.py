@@ -126,16 +126,26 @@ class Adapter:
     def state_dict(self) -> dict:
         """``{'config': dict, 'weights': {name: ndarray}, 'log': list}`` (plain types)."""
         weights = {k: v.detach().cpu().numpy() for k, v in self.module.state_dict().items()}
-        return {"config": asdict(self.config), "weights": weights, "scale": self.scale,
-                "log": copy.deepcopy(self.log)}
+        return {
+            "config": asdict(self.config),
+            "weights": weights,
+            "scale": self.scale,
+            "log": copy.deepcopy(self.log),
+        }
 
     @classmethod
     def from_state(cls, state: dict, device: str = "cpu") -> Adapter:
         config = AdapterConfig(**state["config"])
         module = _build(config).to(torch.float32)
-        module.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in state["weights"].items()})
-        return cls(config, module.to(device).eval(), list(state.get("log", [])),
-                   float(state.get("scale", 1.0)))
+        module.load_state_dict(
+            {k: torch.as_tensor(np.asarray(v)) for k, v in state["weights"].items()}
+        )
+        return cls(
+            config,
+            module.to(device).eval(),
+            list(state.get("log", [])),
+            float(state.get("scale", 1.0)),
+        )
 
 
 def _preservation(kind, fx, x, config, sigma_x):
@@ -207,8 +217,9 @@ def default_batch_size(n_train: int) -> int:
     return min(256, max(16, n_train // 4))
 
 
-def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", on_epoch=None,
-                **options) -> Adapter:
+def fit_adapter(
+    X_train, Y_train, kind: str = "linear", device: str = "cpu", on_epoch=None, **options
+) -> Adapter:
     """Train an adapter on paired rows of X (to be aligned) and Y (the reference).
 
     ``options`` are :class:`AdapterConfig` fields: ``kernel_x`` / ``kernel_y``, ``sigma_y``
@@ -231,17 +242,28 @@ def fit_adapter(X_train, Y_train, kind: str = "linear", device: str = "cpu", on_
     sigma_x = resolve_sigma(X, config.kernel_x, config.sigma_x, "sigma_x", *opts)
     sigma_y = resolve_sigma(Y, config.kernel_y, config.sigma_y, "sigma_y", *opts)
     config.sigma_x, config.sigma_y = sigma_x, sigma_y
-    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if device == "auto" else device))
+    dev = torch.device(
+        "cuda"
+        if device == "auto" and torch.cuda.is_available()
+        else ("cpu" if device == "auto" else device)
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.random_state)
         module = _build(config).to(dev)
     xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
     yt = torch.as_tensor(Y, dtype=torch.float32, device=dev)
-    loss_fn = SpecDiffLoss(kernel_x=config.kernel_x, kernel_y=config.kernel_y, sigma_x=None,
-                           sigma_y=sigma_y, eta=config.eta, which=config.which,
-                           method=config.method, rff_dim=config.rff_dim,
-                           random_state=config.random_state, sigma_scale=config.sigma_scale)
+    loss_fn = SpecDiffLoss(
+        kernel_x=config.kernel_x,
+        kernel_y=config.kernel_y,
+        sigma_x=None,
+        sigma_y=sigma_y,
+        eta=config.eta,
+        which=config.which,
+        method=config.method,
+        rff_dim=config.rff_dim,
+        random_state=config.random_state,
+        sigma_scale=config.sigma_scale,
+    )
     opt = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.random_state)
     n, bs = X.shape[0], min(config.batch_size, X.shape[0])

@@ -270,7 +270,9 @@ def _check_args(x, y, kernel_x, kernel_y, eta, which, method, n_iter):
     if not (torch.is_tensor(x) and torch.is_tensor(y)):
         raise ValueError("x and y must be torch tensors; wrap arrays with torch.as_tensor.")
     if x.ndim != 2 or y.ndim != 2:
-        raise ValueError(f"x and y must be 2-D (b, d), got shapes {tuple(x.shape)}, {tuple(y.shape)}.")
+        raise ValueError(
+            f"x and y must be 2-D (b, d), got shapes {tuple(x.shape)}, {tuple(y.shape)}."
+        )
     if x.shape[0] != y.shape[0]:
         raise ValueError(
             f"x has {x.shape[0]} rows but y has {y.shape[0]}; pass embeddings of the same batch."

@@ -97,8 +97,9 @@ def solve_modes(
     else:
         eigenvalues, U = _lanczos_ends(T, n_modes, random_state)
         used = "lanczos"
-        spectrum = (scipy.linalg.eigvalsh(T, check_finite=False)[::-1] if r <= SPECTRUM_MAX
-                    else np.empty(0))
+        spectrum = (
+            scipy.linalg.eigvalsh(T, check_finite=False)[::-1] if r <= SPECTRUM_MAX else np.empty(0)
+        )
     directions = s[:, None] * (B.T @ U)
     return Modes(eigenvalues, directions, r, how, used, spectrum)
 

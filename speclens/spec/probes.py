@@ -21,16 +21,28 @@ def _check(emb_train, labels_train, emb_test, labels_test):
             f"probe one embedding at a time."
         )
     labels_train, labels_test = np.asarray(labels_train), np.asarray(labels_test)
-    for emb, lab, name in ((emb_train, labels_train, "labels_train"), (emb_test, labels_test, "labels_test")):
+    for emb, lab, name in (
+        (emb_train, labels_train, "labels_train"),
+        (emb_test, labels_test, "labels_test"),
+    ):
         if lab.shape != (emb.shape[0],):
-            raise ValueError(f"{name} must have one label per row ({emb.shape[0]}), got {lab.shape}.")
+            raise ValueError(
+                f"{name} must have one label per row ({emb.shape[0]}), got {lab.shape}."
+            )
     classes, codes = np.unique(np.concatenate([labels_train, labels_test]), return_inverse=True)
     n = labels_train.shape[0]
     return emb_train, codes[:n], emb_test, codes[n:], len(classes)
 
 
-def knn_accuracy(emb_train, labels_train, emb_test, labels_test, k: int = 10,
-                 metric: str = "euclidean", chunk_rows: int = 2048) -> float:
+def knn_accuracy(
+    emb_train,
+    labels_train,
+    emb_test,
+    labels_test,
+    k: int = 10,
+    metric: str = "euclidean",
+    chunk_rows: int = 2048,
+) -> float:
     """Accuracy of a k-nearest-neighbour majority vote (Euclidean or cosine distance).
 
     Ties between labels with equal votes go to the label whose neighbours rank closer.
@@ -59,8 +71,9 @@ def knn_accuracy(emb_train, labels_train, emb_test, labels_test, k: int = 10,
     return correct / emb_test.shape[0]
 
 
-def linear_probe_accuracy(emb_train, labels_train, emb_test, labels_test, l2: float = 1e-3,
-                          max_iter: int = 200) -> float:
+def linear_probe_accuracy(
+    emb_train, labels_train, emb_test, labels_test, l2: float = 1e-3, max_iter: int = 200
+) -> float:
     """Accuracy of multinomial logistic regression (L-BFGS, L2 penalty ``l2``) on standardised
     features (mean and scale from the training rows)."""
     emb_train, y_train, emb_test, y_test, n_classes = _check(

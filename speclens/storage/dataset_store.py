@@ -94,7 +94,9 @@ def input_hash(plan: pa.Table, config: dict) -> str:
     for name in sorted(plan.column_names):
         h.update(b"\x00column\x00" + name.encode())
         for value in plan.column(name).to_pylist():
-            item = value if isinstance(value, bytes) else repr(value).encode("utf-8", "surrogatepass")
+            item = (
+                value if isinstance(value, bytes) else repr(value).encode("utf-8", "surrogatepass")
+            )
             h.update(len(item).to_bytes(8, "little") + item)
     return h.hexdigest()
 
@@ -120,8 +122,12 @@ def store_state(url: str) -> str:
 def _versions() -> dict:
     import PIL
 
-    return {"zarr": zarr.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
-            "pyarrow": pa.__version__}
+    return {
+        "zarr": zarr.__version__,
+        "numpy": np.__version__,
+        "pillow": PIL.__version__,
+        "pyarrow": pa.__version__,
+    }
 
 
 def _table_bytes(table: pa.Table, row_group_size: int | None = None) -> bytes:
@@ -158,8 +164,10 @@ class DatasetStore:
         store already at ``url``; refuses a location holding anything else.
         """
         if store_state(url) == "foreign":
-            raise InputError(f"{url} already holds files that are not a speclens dataset store; "
-                             "choose an empty or new location.")
+            raise InputError(
+                f"{url} already holds files that are not a speclens dataset store; "
+                "choose an empty or new location."
+            )
         n = plan.num_rows
         size, shard = int(config["image_size"]), int(config["shard_size"])
         digest = input_hash(plan, config)
@@ -178,24 +186,51 @@ class DatasetStore:
         urls.remove(url)
         group = zarr.open_group(url, mode="w", attributes={"speclens": attrs})
         group.create_array(
-            "images", shape=(n, size, size, 3), chunks=(shard, size, size, 3), dtype="uint8",
-            dimension_names=("sample", "y", "x", "channel"), compressors=[IMAGE_CODEC],
+            "images",
+            shape=(n, size, size, 3),
+            chunks=(shard, size, size, 3),
+            dtype="uint8",
+            dimension_names=("sample", "y", "x", "channel"),
+            compressors=[IMAGE_CODEC],
             attributes={"resize_policy": config.get("resize_policy"), "colour": "RGB"},
         )
         for name in STRING_ROWS:
-            group.create_array(name, shape=(n,), chunks=(shard,), dtype=str, fill_value="",
-                               dimension_names=("sample",))
-        group.create_array("label", shape=(n,), chunks=(shard,), dtype="int32", fill_value=-1,
-                           dimension_names=("sample",))
-        group.create_array("duplicate_of", shape=(n,), chunks=(shard,), dtype="int64",
-                           fill_value=-1, dimension_names=("sample",))
+            group.create_array(
+                name,
+                shape=(n,),
+                chunks=(shard,),
+                dtype=str,
+                fill_value="",
+                dimension_names=("sample",),
+            )
+        group.create_array(
+            "label",
+            shape=(n,),
+            chunks=(shard,),
+            dtype="int32",
+            fill_value=-1,
+            dimension_names=("sample",),
+        )
+        group.create_array(
+            "duplicate_of",
+            shape=(n,),
+            chunks=(shard,),
+            dtype="int64",
+            fill_value=-1,
+            dimension_names=("sample",),
+        )
         if factor_names:
             factors = group.create_group("factors")
             for name, names in factor_names.items():
                 dtype = plan.column(f"factor_{name}").type.to_pandas_dtype()
-                factors.create_array(name, shape=(n,), chunks=(shard,), dtype=dtype,
-                                     dimension_names=("sample",),
-                                     attributes={"names": names} if names else {})
+                factors.create_array(
+                    name,
+                    shape=(n,),
+                    chunks=(shard,),
+                    dtype=dtype,
+                    dimension_names=("sample",),
+                    attributes={"names": names} if names else {},
+                )
         urls.write_bytes(urls.join(url, PLAN_FILE), _table_bytes(plan, row_group_size=shard))
         store = cls(url, group)
         store.write_manifest({"state": "planned", "dropped": dict(dropped or {})})
@@ -206,8 +241,11 @@ class DatasetStore:
         """Open a planned store; ``mode="r+"`` for the ingest tasks that write into it."""
         state = store_state(url)
         if state != "planned":
-            what = {"absent": "nothing is there", "foreign": "it holds other files",
-                    "incomplete": "its creation was interrupted"}[state]
+            what = {
+                "absent": "nothing is there",
+                "foreign": "it holds other files",
+                "incomplete": "its creation was interrupted",
+            }[state]
             raise InputError(
                 f"{url} is not a speclens dataset store ({what}); "
                 f"create it with `speclens ingest ... --out {url}`."
@@ -257,8 +295,9 @@ class DatasetStore:
             table = pq.ParquetFile(f).read_row_group(shard_id)
         start, stop = self.shard_range(shard_id)
         if table.num_rows != stop - start:
-            raise RuntimeError(f"plan row group {shard_id} has {table.num_rows} rows, "
-                               f"expected {stop - start}")
+            raise RuntimeError(
+                f"plan row group {shard_id} has {table.num_rows} rows, expected {stop - start}"
+            )
         return table
 
     # ------------------------------------------------------------------- markers
@@ -296,6 +335,7 @@ class DatasetStore:
         k = stop - start
         if rows.images.shape != (k, self.image_size, self.image_size, 3):
             raise ValueError(f"shard {shard_id}: images shape {rows.images.shape} does not match")
+
         def put(name: str, values) -> None:
             self.group[name].with_config(WHOLE_CHUNKS)[start:stop] = values
 
@@ -309,8 +349,10 @@ class DatasetStore:
         for name, values in rows.factors.items():
             put(f"factors/{name}", values)
         captions = rows.captions.cast(CAPTIONS_SCHEMA)
-        urls.write_bytes(urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
-                         _table_bytes(captions))
+        urls.write_bytes(
+            urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
+            _table_bytes(captions),
+        )
         digest = hashlib.sha256()  # of what the shard read: ids, source hashes, labels
         for name in ("sample_id", "sha256"):
             digest.update("\n".join(getattr(rows, name)).encode("utf-8"))
@@ -388,9 +430,13 @@ class DatasetStore:
             counts.update(m["counts"])
             reasons.update(m["reasons"])
             conversions.update(m["conversions"])
-        return {"counts": dict(counts), "reasons": dict(reasons), "conversions": dict(conversions),
-                "bytes_read": sum(m.get("bytes_read", 0) for m in markers.values()),
-                "rows": sum(m["stop"] - m["start"] for m in markers.values())}
+        return {
+            "counts": dict(counts),
+            "reasons": dict(reasons),
+            "conversions": dict(conversions),
+            "bytes_read": sum(m.get("bytes_read", 0) for m in markers.values()),
+            "rows": sum(m["stop"] - m["start"] for m in markers.values()),
+        }
 
     def summary(self) -> dict:
         """What ``speclens info`` shows: shards committed/pending, counts, reasons, drops."""
@@ -464,7 +510,9 @@ class DatasetStore:
         """Every caption of committed shards: sample_id, caption_index, caption, in row order."""
         tables = []
         for shard_id in self.committed():
-            data = urls.read_bytes(urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"))
+            data = urls.read_bytes(
+                urls.join(self.url, "captions", shard_name(shard_id) + ".parquet")
+            )
             tables.append(pq.read_table(pa.BufferReader(data)))
         if not tables:
             return CAPTIONS_SCHEMA.empty_table()

@@ -54,7 +54,9 @@ def default_embedding_url(dataset_url: str, encoder_id: str) -> str:
     parent = str(dataset_url).rstrip("/").rsplit("/", 1)[0] if "/" in str(dataset_url) else "."
     if parent.rstrip("/").endswith("/datasets") or parent == "datasets":
         parent = parent.rstrip("/")[: -len("datasets")].rstrip("/") or "."
-    return urls.join(parent, "embeddings", dataset_name(dataset_url), encoder_slug(encoder_id) + ".zarr")
+    return urls.join(
+        parent, "embeddings", dataset_name(dataset_url), encoder_slug(encoder_id) + ".zarr"
+    )
 
 
 class EmbeddingStore:
@@ -70,18 +72,37 @@ class EmbeddingStore:
         return urls.exists(urls.join(url, MANIFEST_FILE))
 
     @classmethod
-    def create(cls, url: str, *, n_samples: int, dim: int, shard_size: int, sample_id: np.ndarray,
-               provenance: dict) -> EmbeddingStore:
+    def create(
+        cls,
+        url: str,
+        *,
+        n_samples: int,
+        dim: int,
+        shard_size: int,
+        sample_id: np.ndarray,
+        provenance: dict,
+    ) -> EmbeddingStore:
         group = zarr.open_group(url, mode="w")
-        group.create_array("embedding", shape=(n_samples, dim), chunks=(shard_size, dim),
-                           dtype="float32", fill_value=np.nan)
-        group.create_array("valid", shape=(n_samples,), chunks=(shard_size,), dtype="bool",
-                           fill_value=False)
-        ids = group.create_array("sample_id", shape=(n_samples,), chunks=(shard_size,),
-                                 dtype=STRING_DTYPE)
+        group.create_array(
+            "embedding",
+            shape=(n_samples, dim),
+            chunks=(shard_size, dim),
+            dtype="float32",
+            fill_value=np.nan,
+        )
+        group.create_array(
+            "valid", shape=(n_samples,), chunks=(shard_size,), dtype="bool", fill_value=False
+        )
+        ids = group.create_array(
+            "sample_id", shape=(n_samples,), chunks=(shard_size,), dtype=STRING_DTYPE
+        )
         ids[:] = np.asarray(sample_id, dtype=STRING_DTYPE)
-        meta = {**provenance, "n_samples": int(n_samples), "dim": int(dim),
-                "shard_size": int(shard_size)}
+        meta = {
+            **provenance,
+            "n_samples": int(n_samples),
+            "dim": int(dim),
+            "shard_size": int(shard_size),
+        }
         group.attrs["speclens"] = meta
         store = cls(url, group)
         store.write_manifest({"state": "planned"})
@@ -139,7 +160,11 @@ class EmbeddingStore:
     def markers(self) -> dict[int, dict]:
         out = {}
         for name in urls.list_names(urls.join(self.url, "_shards")):
-            if name.endswith(".json") and name[:-5].isdigit() and (m := self.marker(int(name[:-5]))):
+            if (
+                name.endswith(".json")
+                and name[:-5].isdigit()
+                and (m := self.marker(int(name[:-5])))
+            ):
                 out[int(name[:-5])] = m
         return out
 
@@ -148,12 +173,20 @@ class EmbeddingStore:
         return [i for i in range(self.n_shards) if i not in done]
 
     # ---- writes -------------------------------------------------------------------------
-    def write_shard(self, shard_id: int, vectors: np.ndarray, valid: np.ndarray, stats: dict,
-                    captions_table=None) -> dict:
+    def write_shard(
+        self,
+        shard_id: int,
+        vectors: np.ndarray,
+        valid: np.ndarray,
+        stats: dict,
+        captions_table=None,
+    ) -> dict:
         """Write one shard's rows (whole chunk), its caption rows, then its marker (last)."""
         start, stop = self.shard_range(shard_id)
         if vectors.shape != (stop - start, self.dim) or valid.shape != (stop - start,):
-            raise ValueError(f"shard {shard_id}: got {vectors.shape}, expected ({stop - start}, {self.dim})")
+            raise ValueError(
+                f"shard {shard_id}: got {vectors.shape}, expected ({stop - start}, {self.dim})"
+            )
         block = np.where(valid[:, None], vectors, np.nan).astype(np.float32)
         self.group["embedding"][start:stop] = block
         self.group["valid"][start:stop] = valid
@@ -163,18 +196,31 @@ class EmbeddingStore:
 
             sink = pa.BufferOutputStream()
             pq.write_table(captions_table, sink)
-            urls.write_bytes(urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
-                             sink.getvalue().to_pybytes())
-        marker = {"shard": shard_id, "start": start, "stop": stop, "valid": int(valid.sum()),
-                  "sha256": hashlib.sha256(block.tobytes()).hexdigest(),
-                  "dataset_input_hash": self.dataset_input_hash, **stats}
+            urls.write_bytes(
+                urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
+                sink.getvalue().to_pybytes(),
+            )
+        marker = {
+            "shard": shard_id,
+            "start": start,
+            "stop": stop,
+            "valid": int(valid.sum()),
+            "sha256": hashlib.sha256(block.tobytes()).hexdigest(),
+            "dataset_input_hash": self.dataset_input_hash,
+            **stats,
+        }
         urls.write_json(self._marker_url(shard_id), marker)
         return marker
 
     def write_manifest(self, extra: dict) -> dict:
-        manifest = {"encoder_id": self.meta["encoder_id"], "dataset_url": self.meta.get("dataset_url"),
-                    "dataset_input_hash": self.dataset_input_hash, "n_samples": self.n_samples,
-                    "dim": self.dim, **extra}
+        manifest = {
+            "encoder_id": self.meta["encoder_id"],
+            "dataset_url": self.meta.get("dataset_url"),
+            "dataset_input_hash": self.dataset_input_hash,
+            "n_samples": self.n_samples,
+            "dim": self.dim,
+            **extra,
+        }
         urls.write_json(urls.join(self.url, MANIFEST_FILE), manifest)
         return manifest
 
@@ -204,8 +250,9 @@ class EmbeddingStore:
         """Whether this store embeds ``dataset`` (a ``DatasetStore``): same input hash and the
         same sample ids in the same order (``sample_ids``: the dataset's, if already read)."""
         ids = dataset.sample_ids() if sample_ids is None else sample_ids
-        return (self.dataset_input_hash == dataset.input_hash
-                and np.array_equal(self.sample_ids(), ids))
+        return self.dataset_input_hash == dataset.input_hash and np.array_equal(
+            self.sample_ids(), ids
+        )
 
     def vectors(self) -> tuple[np.ndarray, np.ndarray]:
         """All valid rows as (vectors, row indices); for small data and tests."""

@@ -126,7 +126,7 @@ class Warehouse:
             for entry in self.fs.ls(folder, detail=False):
                 base = entry.rstrip("/").rsplit("/", 1)[-1]
                 if base.startswith("run_id=") and self.fs.exists(f"{entry.rstrip('/')}/{PART}"):
-                    found.add(base[len("run_id="):])
+                    found.add(base[len("run_id=") :])
         return sorted(found)
 
     def read(self, table: str, run_id: str | None = None) -> pa.Table:
@@ -180,7 +180,9 @@ class Warehouse:
                 con.register(f"_empty_{table}", SCHEMAS[table].empty_table())
                 source, found = f"_empty_{table}", set(SCHEMAS[table].names)
             columns = ", ".join(  # a column newer than every file reads as null
-                f'"{f.name}"' if f.name in found else f'CAST(NULL AS {_SQL_TYPES[f.type]}) AS "{f.name}"'
+                f'"{f.name}"'
+                if f.name in found
+                else f'CAST(NULL AS {_SQL_TYPES[f.type]}) AS "{f.name}"'
                 for f in SCHEMAS[table]
             )
             con.execute(f"CREATE VIEW {table} AS SELECT {columns} FROM {source}")
@@ -202,4 +204,3 @@ class Warehouse:
 
 def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-

@@ -57,19 +57,35 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("seed", pa.int64(), "Seed of the random frequencies and bandwidth subsample."),
         _f("group_id", pa.string(), "Comparison of several encoders this pair belongs to.", True),
         _f("parent_run_id", pa.string(), "Run this one derives from (align: before run).", True),
-        _f("library_versions", pa.string(), 'JSON object, e.g. `{"numpy": "2.1.0"}`.', True,
-           json="1"),
-        _f("stage_timings", pa.string(), 'JSON object of seconds per stage, e.g. `{"gram": 3.2}`.',
-           True, json="1"),
+        _f(
+            "library_versions",
+            pa.string(),
+            'JSON object, e.g. `{"numpy": "2.1.0"}`.',
+            True,
+            json="1",
+        ),
+        _f(
+            "stage_timings",
+            pa.string(),
+            'JSON object of seconds per stage, e.g. `{"gram": 3.2}`.',
+            True,
+            json="1",
+        ),
     ),
     "modes": _schema(
         "mode",
         RUN_ID,
         _f("mode", pa.int32(), "Mode index: position in the run's eigenvalue list (from 0)."),
         _f("eigenvalue", pa.float64(), "Eigenvalue of `K_X/n - eta K_Y/n`."),
-        _f("direction", pa.string(), "`x_over_y` (eigenvalue > 0: captured by X, not by Y) or "
-           "`y_over_x` (the reverse).", values=",".join(DIRECTIONS)),
-        _f("mass_share", pa.float64(), "abs(eigenvalue) / sum of abs(eigenvalues) of the spectrum."),
+        _f(
+            "direction",
+            pa.string(),
+            "`x_over_y` (eigenvalue > 0: captured by X, not by Y) or `y_over_x` (the reverse).",
+            values=",".join(DIRECTIONS),
+        ),
+        _f(
+            "mass_share", pa.float64(), "abs(eigenvalue) / sum of abs(eigenvalues) of the spectrum."
+        ),
         _f("label", pa.string(), "Most frequent label among the mode's top members.", True),
         _f("label_share", pa.float64(), "Fraction of the top members that carry `label`.", True),
         _f("summary", pa.string(), "Short summary of the members' labels or caption words."),
@@ -128,15 +144,15 @@ def schema_markdown(table: str) -> str:
     lines = ["| column | type | null | meaning |", "| --- | --- | --- | --- |"]
     for field in SCHEMAS[table]:
         null = "yes" if field.nullable else "no"
-        lines.append(f"| `{field.name}` | {TYPE_NAMES[field.type]} | {null} | {meta(field, 'doc')} |")
+        lines.append(
+            f"| `{field.name}` | {TYPE_NAMES[field.type]} | {null} | {meta(field, 'doc')} |"
+        )
     return "\n".join(lines)
 
 
 def check_table_name(table: str) -> None:
     if table not in SCHEMAS:
-        raise ValueError(
-            f"unknown warehouse table {table!r}; use one of {', '.join(SCHEMAS)}."
-        )
+        raise ValueError(f"unknown warehouse table {table!r}; use one of {', '.join(SCHEMAS)}.")
 
 
 def conform(table: str, run_id: str, rows: list[dict] | pa.Table) -> pa.Table:
@@ -194,9 +210,7 @@ def _column(table: str, field: pa.Field, columns: dict) -> pa.Array:
     name, type_name = field.name, TYPE_NAMES[field.type]
     where = f"warehouse table {table!r}: column {name!r}"
     if name not in columns:
-        raise ValueError(
-            f"{where} is missing; add it ({type_name}: {meta(field, 'doc')})."
-        )
+        raise ValueError(f"{where} is missing; add it ({type_name}: {meta(field, 'doc')}).")
     values = columns[name]
     if meta(field, "json"):
         values = [_json_text(where, v) for v in _pylist(values)]
@@ -208,8 +222,7 @@ def _column(table: str, field: pa.Field, columns: dict) -> pa.Array:
             array = pa.array(values, type=field.type)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError) as exc:
         raise ValueError(
-            f"{where} must hold {type_name} values ({_first_line(exc)}); convert it to "
-            f"{type_name}."
+            f"{where} must hold {type_name} values ({_first_line(exc)}); convert it to {type_name}."
         ) from None
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
@@ -259,7 +272,9 @@ def _json_text(where: str, value: Any) -> str | None:
         try:
             json.loads(value)
         except ValueError:
-            raise ValueError(f"{where} must hold JSON text; {value[:40]!r} does not parse.") from None
+            raise ValueError(
+                f"{where} must hold JSON text; {value[:40]!r} does not parse."
+            ) from None
         return value
     try:
         return json.dumps(value, sort_keys=True, allow_nan=False)

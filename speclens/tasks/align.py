@@ -31,14 +31,20 @@ def split_rows(valid: np.ndarray, train_frac: float, seed: int) -> tuple[np.ndar
     return np.sort(perm[:cut]), np.sort(perm[cut:])
 
 
-def _write_view(url: str, source: EmbeddingStore, vectors: np.ndarray, rows: np.ndarray,
-                provenance: dict) -> str:
+def _write_view(
+    url: str, source: EmbeddingStore, vectors: np.ndarray, rows: np.ndarray, provenance: dict
+) -> str:
     """An embedding store holding ``vectors`` at ``rows`` (every other row invalid)."""
     if urls.exists(url):
         urls.remove(url)
-    store = EmbeddingStore.create(url, n_samples=source.n_samples, dim=vectors.shape[1],
-                                  shard_size=source.shard_size, sample_id=source.sample_ids(),
-                                  provenance=provenance)
+    store = EmbeddingStore.create(
+        url,
+        n_samples=source.n_samples,
+        dim=vectors.shape[1],
+        shard_size=source.shard_size,
+        sample_id=source.sample_ids(),
+        provenance=provenance,
+    )
     full = np.full((source.n_samples, vectors.shape[1]), np.nan, dtype=np.float32)
     full[rows] = vectors
     valid = np.zeros(source.n_samples, dtype=bool)
@@ -50,18 +56,23 @@ def _write_view(url: str, source: EmbeddingStore, vectors: np.ndarray, rows: np.
     return url
 
 
-def split_stores(x_url: str, y_url: str, train_frac: float,
-                 seed: int) -> tuple[EmbeddingStore, EmbeddingStore, np.ndarray, np.ndarray]:
+def split_stores(
+    x_url: str, y_url: str, train_frac: float, seed: int
+) -> tuple[EmbeddingStore, EmbeddingStore, np.ndarray, np.ndarray]:
     """Open both stores, check they embed the same dataset, and split the rows both embed
     (seeded, :func:`split_rows`): (x store, y store, train rows, held-out rows)."""
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     if sx.dataset_input_hash != sy.dataset_input_hash:
-        raise InputError(f"{x_url} and {y_url} embed different datasets; align embeddings of "
-                         f"the same dataset store.")
+        raise InputError(
+            f"{x_url} and {y_url} embed different datasets; align embeddings of "
+            f"the same dataset store."
+        )
     train, held = split_rows(sx.valid() & sy.valid(), train_frac, seed)
     if train.size < 10 or held.size < 10:
-        raise InputError(f"only {train.size} training and {held.size} held-out samples; align "
-                         f"needs at least 10 of each (embed more samples or change --train-frac).")
+        raise InputError(
+            f"only {train.size} training and {held.size} held-out samples; align "
+            f"needs at least 10 of each (embed more samples or change --train-frac)."
+        )
     return sx, sy, train, held
 
 
@@ -70,21 +81,29 @@ def preflight(dataset_url: str, x_url: str, y_url: str) -> dict:
     are two different stores, both of ``dataset_url`` (same input hash and sample ids).
     Returns the run's identity (what a rerun of the run id must match)."""
     if x_url.rstrip("/") == y_url.rstrip("/"):
-        raise InputError(f"--encoder and --reference are the same embedding ({x_url}); align "
-                         f"an encoder to another one.")
+        raise InputError(
+            f"--encoder and --reference are the same embedding ({x_url}); align "
+            f"an encoder to another one."
+        )
     ds = DatasetStore.open(dataset_url)
     ids = ds.sample_ids()
     stores = {}
     for flag, url in (("--encoder", x_url), ("--reference", y_url)):
         store = EmbeddingStore.open(url)
         if not store.embeds(ds, ids):
-            raise InputError(f"{flag} {url} embeds another dataset than --dataset {dataset_url}; "
-                             f"embed {dataset_url} with it (speclens embed) or pass the dataset "
-                             f"it embeds.")
+            raise InputError(
+                f"{flag} {url} embeds another dataset than --dataset {dataset_url}; "
+                f"embed {dataset_url} with it (speclens embed) or pass the dataset "
+                f"it embeds."
+            )
         stores[flag] = store
-    return {"dataset_hash": ds.input_hash, "encoder": stores["--encoder"].encoder_id,
-            "reference": stores["--reference"].encoder_id, "encoder_url": x_url,
-            "reference_url": y_url}
+    return {
+        "dataset_hash": ds.input_hash,
+        "encoder": stores["--encoder"].encoder_id,
+        "reference": stores["--reference"].encoder_id,
+        "encoder_url": x_url,
+        "reference_url": y_url,
+    }
 
 
 def recorded_differences(url: str, record: dict) -> dict:
@@ -103,8 +122,10 @@ def claim_run(run_url: str, identity: dict) -> None:
     differ = recorded_differences(url, identity)
     if differ:
         was = ", ".join(f"{k} {v!r}" for k, v in differ.items())
-        raise InputError(f"run {run_url} is an align run with another {was}; pass a new "
-                         f"--run-id, or the same settings to rerun it.")
+        raise InputError(
+            f"run {run_url} is an align run with another {was}; pass a new "
+            f"--run-id, or the same settings to rerun it."
+        )
     urls.write_json(url, identity)
 
 
@@ -115,8 +136,16 @@ def save_split(run_url: str, train: np.ndarray, held: np.ndarray) -> str:
 
 
 @task(name="train-adapter")
-def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_frac: float,
-                  seed: int, adapter_options: dict, device: str = "cpu") -> dict:
+def train_adapter(
+    dataset_url: str,
+    x_url: str,
+    y_url: str,
+    run_url: str,
+    train_frac: float,
+    seed: int,
+    adapter_options: dict,
+    device: str = "cpu",
+) -> dict:
     logger = get_run_logger()
     sx, sy, train, held = split_stores(x_url, y_url, train_frac, seed)
     X, Y = sx.take(train), sy.take(train)
@@ -127,21 +156,35 @@ def train_adapter(dataset_url: str, x_url: str, y_url: str, run_url: str, train_
 
     def progress(entry):
         if entry["epoch"] % every == 0 or entry["epoch"] == epochs:
-            logger.info("adapter epoch %d/%d: loss %.4f (SPEC-diff %.4f, preservation %.4f)",
-                        entry["epoch"], epochs, entry["loss"], entry["spec_diff"],
-                        entry["preserve"])
+            logger.info(
+                "adapter epoch %d/%d: loss %.4f (SPEC-diff %.4f, preservation %.4f)",
+                entry["epoch"],
+                epochs,
+                entry["loss"],
+                entry["spec_diff"],
+                entry["preserve"],
+            )
 
     adapter = fit_adapter(X, Y, kind=kind, device=device, on_epoch=progress, **options)
     state = adapter.state_dict()
     meta = {k: v for k, v in state.items() if k != "weights"}
-    save_npz(urls.join(run_url, "adapter.npz"),
-             **{f"w:{k}": v for k, v in state["weights"].items()},
-             meta=np.array(json.dumps(meta, default=float)))
-    return {"train": int(train.size), "held_out": int(held.size), "adapter_url":
-            urls.join(run_url, "adapter.npz"), "split_url": save_split(run_url, train, held),
-            "epochs": len(adapter.log), "batch_size": adapter.config.batch_size,
-            "trained_with": {"device": str(next(adapter.module.parameters()).device),
-                             "torch_threads": torch.get_num_threads()}}
+    save_npz(
+        urls.join(run_url, "adapter.npz"),
+        **{f"w:{k}": v for k, v in state["weights"].items()},
+        meta=np.array(json.dumps(meta, default=float)),
+    )
+    return {
+        "train": int(train.size),
+        "held_out": int(held.size),
+        "adapter_url": urls.join(run_url, "adapter.npz"),
+        "split_url": save_split(run_url, train, held),
+        "epochs": len(adapter.log),
+        "batch_size": adapter.config.batch_size,
+        "trained_with": {
+            "device": str(next(adapter.module.parameters()).device),
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
 
 
 def load_adapter(url: str) -> Adapter:
@@ -154,9 +197,17 @@ def aligned_encoder_id(encoder: str, run_id: str) -> str:
     return f"{encoder}+aligned@{run_id}"
 
 
-def store_aligned(dataset_url: str, x_url: str, y_url: str, run_id: str, run_url: str,
-                  aligned: np.ndarray, rows: np.ndarray, split_url: str,
-                  provenance: dict) -> dict:
+def store_aligned(
+    dataset_url: str,
+    x_url: str,
+    y_url: str,
+    run_id: str,
+    run_url: str,
+    aligned: np.ndarray,
+    rows: np.ndarray,
+    split_url: str,
+    provenance: dict,
+) -> dict:
     """Write ``aligned`` (the aligned vectors of ``rows``, every valid row of the encoder's
     store) as the new encoder entry ``<encoder>+aligned@<run_id>`` at its default location,
     and the held-out views (reference, encoder, aligned) that compare reads.
@@ -165,32 +216,74 @@ def store_aligned(dataset_url: str, x_url: str, y_url: str, run_id: str, run_url
     over the encoder's own provenance in the entry's attributes. Both align modes end here."""
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     aligned_id = aligned_encoder_id(sx.encoder_id, run_id)
-    prov = {**sx.meta, **provenance, "encoder_id": aligned_id, "aligned_from": sx.encoder_id,
-            "aligned_to": sy.encoder_id, "align_run_id": run_id}
-    aligned_url = _write_view(default_embedding_url(dataset_url, aligned_id), sx, aligned, rows, prov)
+    prov = {
+        **sx.meta,
+        **provenance,
+        "encoder_id": aligned_id,
+        "aligned_from": sx.encoder_id,
+        "aligned_to": sy.encoder_id,
+        "align_run_id": run_id,
+    }
+    aligned_url = _write_view(
+        default_embedding_url(dataset_url, aligned_id), sx, aligned, rows, prov
+    )
     held = load_npz(split_url)["held_out"]
     pos = np.searchsorted(rows, held)
     views = {
-        "x": _write_view(urls.join(run_url, "heldout", "x.zarr"), sx, sx.take(held), held,
-                         {**sx.meta, "view": "held-out"}),
-        "y": _write_view(urls.join(run_url, "heldout", "y.zarr"), sy, sy.take(held), held,
-                         {**sy.meta, "view": "held-out"}),
-        "aligned": _write_view(urls.join(run_url, "heldout", "aligned.zarr"), sx, aligned[pos],
-                               held, {**prov, "view": "held-out"}),
+        "x": _write_view(
+            urls.join(run_url, "heldout", "x.zarr"),
+            sx,
+            sx.take(held),
+            held,
+            {**sx.meta, "view": "held-out"},
+        ),
+        "y": _write_view(
+            urls.join(run_url, "heldout", "y.zarr"),
+            sy,
+            sy.take(held),
+            held,
+            {**sy.meta, "view": "held-out"},
+        ),
+        "aligned": _write_view(
+            urls.join(run_url, "heldout", "aligned.zarr"),
+            sx,
+            aligned[pos],
+            held,
+            {**prov, "view": "held-out"},
+        ),
     }
     return {"aligned_id": aligned_id, "aligned_url": aligned_url, "views": views}
 
 
 @task(name="write-aligned")
-def write_aligned(dataset_url: str, x_url: str, y_url: str, run_id: str, run_url: str,
-                  adapter_url: str, split_url: str) -> dict:
+def write_aligned(
+    dataset_url: str,
+    x_url: str,
+    y_url: str,
+    run_id: str,
+    run_url: str,
+    adapter_url: str,
+    split_url: str,
+) -> dict:
     """The adapted embedding as a new encoder entry, and held-out views for compare."""
     X, vx = EmbeddingStore.open(x_url).rows()
     rows = np.flatnonzero(vx)
     aligned = load_adapter(adapter_url).transform(X[rows]).astype(np.float32)
-    return store_aligned(dataset_url, x_url, y_url, run_id, run_url, aligned, rows,
-                         split_url, {"align_mode": "adapter", "adapter_url": adapter_url,
-                                     "adapter_sha256": urls.sha256(adapter_url)})
+    return store_aligned(
+        dataset_url,
+        x_url,
+        y_url,
+        run_id,
+        run_url,
+        aligned,
+        rows,
+        split_url,
+        {
+            "align_mode": "adapter",
+            "adapter_url": adapter_url,
+            "adapter_sha256": urls.sha256(adapter_url),
+        },
+    )
 
 
 #: label probes fit on at most this many train rows and score at most this many held-out rows
@@ -203,8 +296,9 @@ def _cap(rows: np.ndarray, most: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @task(name="label-probes")
-def label_probes(dataset_url: str, x_url: str, aligned_url: str, split_url: str,
-                 seed: int = 0) -> dict:
+def label_probes(
+    dataset_url: str, x_url: str, aligned_url: str, split_url: str, seed: int = 0
+) -> dict:
     """k-NN and linear-probe label accuracy, fit on the train split and scored on held-out
     rows with a label (seeded subsamples of at most :data:`PROBE_MAX_TRAIN` and
     :data:`PROBE_MAX_HELD_OUT`); {} when the dataset has no labels."""
@@ -219,7 +313,9 @@ def label_probes(dataset_url: str, x_url: str, aligned_url: str, split_url: str,
     for name, url in (("before", x_url), ("after", aligned_url)):
         store = EmbeddingStore.open(url)
         a, b = store.take(tr), store.take(te)
-        out[name] = {"knn": knn_accuracy(a, labels[tr], b, labels[te]),
-                     "linear_probe": linear_probe_accuracy(a, labels[tr], b, labels[te])}
+        out[name] = {
+            "knn": knn_accuracy(a, labels[tr], b, labels[te]),
+            "linear_probe": linear_probe_accuracy(a, labels[tr], b, labels[te]),
+        }
     out["rows"] = {"train": int(tr.size), "held_out": int(te.size)}
     return out

@@ -227,9 +227,13 @@ def finetune_encoder(
             f"{folder} already holds a checkpoint at step {start_step}, past --steps "
             f"{loop['steps']}; pass --steps {start_step} or more, or a new --run-id."
         )
-    data = {"batch_size": loop["batch_size"], "train_frac": train_frac, "train_rows": rows.size,
-            "dataset_hash": dataset.input_hash,
-            "train_rows_sha256": hashlib.sha256(np.ascontiguousarray(rows, np.int64)).hexdigest()}
+    data = {
+        "batch_size": loop["batch_size"],
+        "train_frac": train_frac,
+        "train_rows": rows.size,
+        "dataset_hash": dataset.input_hash,
+        "train_rows_sha256": hashlib.sha256(np.ascontiguousarray(rows, np.int64)).hexdigest(),
+    }
     _check_same_data(run_url, start_step, data)
     split_url = save_split(run_url, train, held)
     reference_rows = sy.take(rows)
@@ -313,8 +317,13 @@ def write_finetuned(
         for i in range(lo, hi, batch_size):
             j = min(i + batch_size, hi)
             aligned[i:j] = enc.encode(images[rows[i:j] - a])
-        logger.info("embedded %d/%d samples with the fine-tuned checkpoint (shard %d/%d)", hi,
-                    rows.size, shard + 1, dataset.n_shards)
+        logger.info(
+            "embedded %d/%d samples with the fine-tuned checkpoint (shard %d/%d)",
+            hi,
+            rows.size,
+            shard + 1,
+            dataset.n_shards,
+        )
     normalisation = sx.meta.get("normalisation", "none")
     if normalisation == "l2":
         aligned /= np.linalg.norm(aligned, axis=1, keepdims=True)

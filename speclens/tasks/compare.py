@@ -54,14 +54,17 @@ def prepare_compare(dataset_url: str, x_url: str, y_url: str, run_url: str, para
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     for store, url in ((sx, x_url), (sy, y_url)):
         if not store.complete:
-            raise InputError(f"{url} is incomplete ({len(store.pending())} shard(s) pending); "
-                             f"rerun its `speclens embed` command, then compare.")
+            raise InputError(
+                f"{url} is incomplete ({len(store.pending())} shard(s) pending); "
+                f"rerun its `speclens embed` command, then compare."
+            )
     ids = dataset.sample_ids()
     for store, url in ((sx, x_url), (sy, y_url)):
         if not store.embeds(dataset, ids):
             raise InputError(
                 f"{url} embeds other samples than {dataset_url} (its sample_ids or input hash "
-                f"differ); embed both encoders from the same dataset store.")
+                f"differ); embed both encoders from the same dataset store."
+            )
     return plan_pair(x_url, y_url, run_url, params)
 
 
@@ -72,39 +75,62 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: dict) -> dict:
     valid = sx.valid() & sy.valid()
     n = int(valid.sum())
     if n < 2 * params["n_modes"] + 1:
-        raise InputError(f"only {n} samples have both embeddings; compare needs more than "
-                         f"2 * n_modes = {2 * params['n_modes']} (lower --n-modes or embed more).")
+        raise InputError(
+            f"only {n} samples have both embeddings; compare needs more than "
+            f"2 * n_modes = {2 * params['n_modes']} (lower --n-modes or embed more)."
+        )
     rng = np.random.default_rng(params["seed"])
     sample = np.sort(rng.choice(np.flatnonzero(valid), size=min(n, 1000), replace=False))
     seed, scale = params["seed"], params["sigma_scale"]
-    sigma_x = resolve_sigma(sx.take(sample), params["kernel_x"], params["sigma_x"],
-                            "sigma_x", scale, 1000, seed)
-    sigma_y = resolve_sigma(sy.take(sample), params["kernel_y"], params["sigma_y"],
-                            "sigma_y", scale, 1000, seed)
+    sigma_x = resolve_sigma(
+        sx.take(sample), params["kernel_x"], params["sigma_x"], "sigma_x", scale, 1000, seed
+    )
+    sigma_y = resolve_sigma(
+        sy.take(sample), params["kernel_y"], params["sigma_y"], "sigma_y", scale, 1000, seed
+    )
     fx = make_feature_map(params["kernel_x"], sigma_x, params["rff_dim"], seed).fit(sx.dim)
     fy = make_feature_map(params["kernel_y"], sigma_y, params["rff_dim"], seed).fit(sy.dim)
     arrays = {f"x_{k}": v for k, v in fx.get_state().items() if v is not None}
     arrays.update({f"y_{k}": v for k, v in fy.get_state().items() if v is not None})
     freq_url = save_npz(urls.join(run_url, "frequencies.npz"), **arrays)
     blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.get("block_shards", 1))
-    return {"n": n, "sigma_x": sigma_x, "sigma_y": sigma_y, "freq_url": freq_url,
-            "blocks": blocks, "dx": sx.dim, "dy": sy.dim}
+    return {
+        "n": n,
+        "sigma_x": sigma_x,
+        "sigma_y": sigma_y,
+        "freq_url": freq_url,
+        "blocks": blocks,
+        "dx": sx.dim,
+        "dy": sy.dim,
+    }
 
 
 @task(name="accumulate-gram", retries=1, retry_condition_fn=retry_on_io_error)
 def accumulate_gram(address: str, blocks: list, freq_url: str, dtype: str, run_url: str) -> dict:
     with dask_client(address) as client:
         state = gram_mapreduce(client, blocks, freq_url, dtype)
-    url = save_npz(urls.join(run_url, "gram.npz"), gram_sum=state.gram_sum,
-                   count=np.int64(state.count), m_x=np.int64(state.m_x))
+    url = save_npz(
+        urls.join(run_url, "gram.npz"),
+        gram_sum=state.gram_sum,
+        count=np.int64(state.count),
+        m_x=np.int64(state.m_x),
+    )
     return {"gram_url": url, "count": state.count, "m": int(state.gram_sum.shape[0])}
 
 
 def spec_for(params: dict, prep: dict) -> SPEC:
-    return SPEC(kernel_x=params["kernel_x"], kernel_y=params["kernel_y"],
-                sigma_x=prep["sigma_x"], sigma_y=prep["sigma_y"], rff_dim=params["rff_dim"],
-                eta=params["eta"], n_modes=params["n_modes"], solver=params["solver"],
-                random_state=params["seed"], dtype=params["dtype"])
+    return SPEC(
+        kernel_x=params["kernel_x"],
+        kernel_y=params["kernel_y"],
+        sigma_x=prep["sigma_x"],
+        sigma_y=prep["sigma_y"],
+        rff_dim=params["rff_dim"],
+        eta=params["eta"],
+        n_modes=params["n_modes"],
+        solver=params["solver"],
+        random_state=params["seed"],
+        dtype=params["dtype"],
+    )
 
 
 @task(name="solve-spectrum")
@@ -112,16 +138,26 @@ def solve_spectrum(gram_url: str, params: dict, prep: dict, run_url: str) -> dic
     a = load_npz(gram_url)
     state = GramState(a["gram_sum"], int(a["count"]), int(a["m_x"]))
     spec = spec_for(params, prep).solve(state)
-    save_npz(urls.join(run_url, "solution.npz"), eigenvalues=spec.eigenvalues_,
-             weights=spec.weights_, spectrum=spec.spectrum_)
-    return {"eigenvalues": spec.eigenvalues_.tolist(), "spec_diff": spec.spec_diff_,
-            "rank": spec.rank_, "solver": spec.solver_, "factorization": spec.factorization_,
-            "abs_mass": float(np.abs(spec.spectrum_).sum()) if spec.spectrum_.size else None}
+    save_npz(
+        urls.join(run_url, "solution.npz"),
+        eigenvalues=spec.eigenvalues_,
+        weights=spec.weights_,
+        spectrum=spec.spectrum_,
+    )
+    return {
+        "eigenvalues": spec.eigenvalues_.tolist(),
+        "spec_diff": spec.spec_diff_,
+        "rank": spec.rank_,
+        "solver": spec.solver_,
+        "factorization": spec.factorization_,
+        "abs_mass": float(np.abs(spec.spectrum_).sum()) if spec.spectrum_.size else None,
+    }
 
 
 @task(name="score-members", retries=1, retry_condition_fn=retry_on_io_error)
-def score_members(address: str, blocks: list, freq_url: str, run_url: str, k: int,
-                  dtype: str) -> str:
+def score_members(
+    address: str, blocks: list, freq_url: str, run_url: str, k: int, dtype: str
+) -> str:
     weights = load_npz(urls.join(run_url, "solution.npz"))["weights"]
     with dask_client(address) as client:
         signs, rows, scores = members_mapreduce(client, blocks, freq_url, weights, k, dtype)
@@ -145,15 +181,20 @@ def describe_members(dataset: DatasetStore, rows: np.ndarray) -> dict:
         factors.append((c / len(rows), f"{fname}={codes[int(value)]} {c / len(rows):.0%}"))
     if factors:
         summary = "; ".join(t for _, t in sorted(factors, key=lambda f: -f[0])[:2]) + (
-            f" | {summary}" if summary else "")
+            f" | {summary}" if summary else ""
+        )
     if not summary:
         captions = dataset.array("caption").get_orthogonal_selection(rows).tolist()
         words = Counter(w for c in captions for w in set(c.lower().split()) if len(w) > 3)
         summary = "words: " + ", ".join(w for w, _ in words.most_common(5))
-    return {"labels": label_names, "summary": summary,
-            "label": top[0][0] if top else None, "label_share": top[0][1] / len(rows) if top else None,
-            "captions": dataset.array("caption").get_orthogonal_selection(rows).tolist(),
-            "sample_ids": dataset.array("sample_id").get_orthogonal_selection(rows).tolist()}
+    return {
+        "labels": label_names,
+        "summary": summary,
+        "label": top[0][0] if top else None,
+        "label_share": top[0][1] / len(rows) if top else None,
+        "captions": dataset.array("caption").get_orthogonal_selection(rows).tolist(),
+        "sample_ids": dataset.array("sample_id").get_orthogonal_selection(rows).tolist(),
+    }
 
 
 def now() -> float:

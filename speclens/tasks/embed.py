@@ -31,8 +31,9 @@ def load_encoder(encoder_id: str, device: str, seed: int):
     return get_encoder(encoder_id, device=device, seed=seed)
 
 
-def embedding_provenance(encoder, dataset: DatasetStore, normalize: bool, seed: int,
-                         batch_size: int) -> dict:
+def embedding_provenance(
+    encoder, dataset: DatasetStore, normalize: bool, seed: int, batch_size: int
+) -> dict:
     return {
         **encoder.provenance(),
         "normalisation": "l2" if normalize else "none",
@@ -45,8 +46,16 @@ def embedding_provenance(encoder, dataset: DatasetStore, normalize: bool, seed: 
 
 
 @task(name="plan-embed")
-def plan_embed(dataset_url: str, out: str, encoder_id: str, device: str, batch_size: int,
-               normalize: bool, seed: int, overwrite: bool) -> dict:
+def plan_embed(
+    dataset_url: str,
+    out: str,
+    encoder_id: str,
+    device: str,
+    batch_size: int,
+    normalize: bool,
+    seed: int,
+    overwrite: bool,
+) -> dict:
     """Open the dataset, create (or reopen to resume) the embedding store; list pending shards."""
     dataset = DatasetStore.open(dataset_url)
     if dataset.manifest().get("state") != "complete":
@@ -57,9 +66,13 @@ def plan_embed(dataset_url: str, out: str, encoder_id: str, device: str, batch_s
     encoder = load_encoder(encoder_id, device, seed)
     if EmbeddingStore.exists(out) and not overwrite:
         store = EmbeddingStore.open(out)
-        same = (store.encoder_id == encoder.id and store.dataset_input_hash == dataset.input_hash
-                and store.meta.get("normalisation") == ("l2" if normalize else "none")
-                and store.meta.get("seed") == seed and store.dim == encoder.dim)
+        same = (
+            store.encoder_id == encoder.id
+            and store.dataset_input_hash == dataset.input_hash
+            and store.meta.get("normalisation") == ("l2" if normalize else "none")
+            and store.meta.get("seed") == seed
+            and store.dim == encoder.dim
+        )
         if not same:
             raise InputError(
                 f"{out} already holds embeddings of another dataset, encoder or setting "
@@ -71,14 +84,26 @@ def plan_embed(dataset_url: str, out: str, encoder_id: str, device: str, batch_s
         if urls.exists(out) and urls.list_names(out):
             urls.remove(out)
         prov = embedding_provenance(encoder, dataset, normalize, seed, batch_size)
-        store = EmbeddingStore.create(out, n_samples=dataset.n_samples, dim=encoder.dim,
-                                      shard_size=dataset.shard_size,
-                                      sample_id=dataset.sample_ids(), provenance=prov)
+        store = EmbeddingStore.create(
+            out,
+            n_samples=dataset.n_samples,
+            dim=encoder.dim,
+            shard_size=dataset.shard_size,
+            sample_id=dataset.sample_ids(),
+            provenance=prov,
+        )
         resumed = False
     pending = store.pending()
-    return {"out": out, "encoder_id": encoder.id, "dim": encoder.dim, "n_shards": store.n_shards,
-            "n_samples": store.n_samples, "pending": pending, "resumed": resumed,
-            "pending_rows": sum(store.shard_range(i)[1] - store.shard_range(i)[0] for i in pending)}
+    return {
+        "out": out,
+        "encoder_id": encoder.id,
+        "dim": encoder.dim,
+        "n_shards": store.n_shards,
+        "n_samples": store.n_samples,
+        "pending": pending,
+        "resumed": resumed,
+        "pending_rows": sum(store.shard_range(i)[1] - store.shard_range(i)[0] for i in pending),
+    }
 
 
 def _batches(indices: np.ndarray, batch_size: int) -> list[np.ndarray]:
@@ -130,8 +155,16 @@ def _normalise(v: np.ndarray) -> np.ndarray:
 
 
 @task(name="embed-shard", retries=2, retry_delay_seconds=1, retry_condition_fn=retry_on_io_error)
-def embed_shard(dataset_url: str, out: str, encoder_id: str, shard_id: int, device: str,
-                batch_size: int, normalize: bool, seed: int) -> dict:
+def embed_shard(
+    dataset_url: str,
+    out: str,
+    encoder_id: str,
+    shard_id: int,
+    device: str,
+    batch_size: int,
+    normalize: bool,
+    seed: int,
+) -> dict:
     """Embed the ok rows of one dataset shard and commit it (rows, then marker)."""
     t_start = time.perf_counter()
     dataset = DatasetStore.open(dataset_url)
@@ -143,14 +176,16 @@ def embed_shard(dataset_url: str, out: str, encoder_id: str, shard_id: int, devi
     captions_table = None
     if encoder.modality == "text":
         vectors, valid, captions_table, timings = _embed_captions(
-            encoder, dataset, start, stop, ok, batch_size, normalize)
+            encoder, dataset, start, stop, ok, batch_size, normalize
+        )
         timings["read_s"] = time.perf_counter() - t0 - timings["prepare_s"] - timings["compute_s"]
     else:
         images = dataset.images(start, stop)
         read_s = time.perf_counter() - t0
         rows = np.flatnonzero(ok)
-        vecs, timings = _run_pipelined(encoder, lambda b: images[b], _batches(rows, batch_size),
-                                       encoder.dim)
+        vecs, timings = _run_pipelined(
+            encoder, lambda b: images[b], _batches(rows, batch_size), encoder.dim
+        )
         timings["read_s"] = read_s
         if normalize:
             vecs = _normalise(vecs)
@@ -159,8 +194,11 @@ def embed_shard(dataset_url: str, out: str, encoder_id: str, shard_id: int, devi
         valid = ok & np.isfinite(vectors).all(axis=1)
     n_bad = int((ok & ~valid).sum())
     t0 = time.perf_counter()
-    stats = {"n_batches": -(-int(ok.sum()) // batch_size), "non_finite": n_bad,
-             **{k: round(v, 4) for k, v in timings.items()}}
+    stats = {
+        "n_batches": -(-int(ok.sum()) // batch_size),
+        "non_finite": n_bad,
+        **{k: round(v, 4) for k, v in timings.items()},
+    }
     marker = store.write_shard(shard_id, vectors, valid, stats, captions_table)
     marker["write_s"] = round(time.perf_counter() - t0, 4)
     marker["total_s"] = round(time.perf_counter() - t_start, 4)
@@ -168,16 +206,30 @@ def embed_shard(dataset_url: str, out: str, encoder_id: str, shard_id: int, devi
     nb = max(stats["n_batches"], 1)
     logger.info(
         "shard %d: %d rows in %d batches; per batch read %.4fs prepare %.4fs compute %.4fs "
-        "write %.4fs%s", shard_id, marker["valid"], stats["n_batches"], timings["read_s"] / nb,
-        timings["prepare_s"] / nb, timings["compute_s"] / nb, marker["write_s"] / nb,
-        f"; {n_bad} row(s) gave non-finite vectors and are marked invalid" if n_bad else "")
+        "write %.4fs%s",
+        shard_id,
+        marker["valid"],
+        stats["n_batches"],
+        timings["read_s"] / nb,
+        timings["prepare_s"] / nb,
+        timings["compute_s"] / nb,
+        marker["write_s"] / nb,
+        f"; {n_bad} row(s) gave non-finite vectors and are marked invalid" if n_bad else "",
+    )
     if delay := float(os.environ.get(DELAY_ENV, "0") or 0):
         time.sleep(delay)
     return marker
 
 
-def _embed_captions(encoder, dataset: DatasetStore, start: int, stop: int, ok: np.ndarray,
-                    batch_size: int, normalize: bool):
+def _embed_captions(
+    encoder,
+    dataset: DatasetStore,
+    start: int,
+    stop: int,
+    ok: np.ndarray,
+    batch_size: int,
+    normalize: bool,
+):
     """One vector per caption, and per image the mean of its captions' vectors."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -186,8 +238,12 @@ def _embed_captions(encoder, dataset: DatasetStore, start: int, stop: int, ok: n
     caps = dataset.captions()
     caps = caps.filter(pc.is_in(caps["sample_id"], value_set=pa.array(list(ids[ok]))))
     texts = caps["caption"].to_pylist()
-    vecs, timings = _run_pipelined(encoder, lambda b: [texts[i] for i in b],
-                                   _batches(np.arange(len(texts)), batch_size), encoder.dim)
+    vecs, timings = _run_pipelined(
+        encoder,
+        lambda b: [texts[i] for i in b],
+        _batches(np.arange(len(texts)), batch_size),
+        encoder.dim,
+    )
     if normalize:
         vecs = _normalise(vecs)
     row_of = {sid: i for i, sid in enumerate(ids)}
@@ -199,10 +255,13 @@ def _embed_captions(encoder, dataset: DatasetStore, start: int, stop: int, ok: n
     has = counts > 0
     vectors[has] = (sums[has] / counts[has, None]).astype(np.float32)
     valid = ok & has & np.isfinite(vectors).all(axis=1)
-    table = pa.table({
-        "sample_id": caps["sample_id"], "caption_index": caps["caption_index"],
-        "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), encoder.dim),
-    })
+    table = pa.table(
+        {
+            "sample_id": caps["sample_id"],
+            "caption_index": caps["caption_index"],
+            "embedding": pa.FixedSizeListArray.from_arrays(pa.array(vecs.ravel()), encoder.dim),
+        }
+    )
     return vectors, valid, table, timings
 
 
@@ -211,8 +270,16 @@ def finalize_embed(out: str) -> dict:
     store = EmbeddingStore.open(out, mode="r+")
     markers = store.markers()
     valid = sum(m["valid"] for m in markers.values())
-    timings = {k: round(sum(m.get(k, 0.0) for m in markers.values()), 3)
-               for k in ("read_s", "prepare_s", "compute_s")}
-    manifest = store.write_manifest({"state": "complete", "valid": valid,
-                                     "invalid": store.n_samples - valid, "timings": timings})
+    timings = {
+        k: round(sum(m.get(k, 0.0) for m in markers.values()), 3)
+        for k in ("read_s", "prepare_s", "compute_s")
+    }
+    manifest = store.write_manifest(
+        {
+            "state": "complete",
+            "valid": valid,
+            "invalid": store.n_samples - valid,
+            "timings": timings,
+        }
+    )
     return {**manifest, "out": out}

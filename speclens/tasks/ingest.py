@@ -16,8 +16,9 @@ from speclens.tasks.retries import retry_on_io_error
 
 
 @task(name="plan-ingest", cache_policy=NO_CACHE, persist_result=False)
-def plan_ingest(source: IngestSource, out: str, options: steps.IngestOptions,
-                overwrite: bool) -> dict:
+def plan_ingest(
+    source: IngestSource, out: str, options: steps.IngestOptions, overwrite: bool
+) -> dict:
     """List the source and create (or reopen to resume) the store. Input errors come back
     as ``{"error": sentence}`` so the flow can end with that sentence alone."""
     try:
@@ -26,16 +27,28 @@ def plan_ingest(source: IngestSource, out: str, options: steps.IngestOptions,
         return {"error": str(exc)}
 
 
-@task(name="ingest-shard", task_run_name="ingest-shard-{shard_id}", retries=3,
-      retry_delay_seconds=[1, 4, 10], retry_condition_fn=retry_on_io_error,
-      cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="ingest-shard",
+    task_run_name="ingest-shard-{shard_id}",
+    retries=3,
+    retry_delay_seconds=[1, 4, 10],
+    retry_condition_fn=retry_on_io_error,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def ingest_shard(out: str, shard_id: int) -> dict:
     """Fill and commit one shard; returns its marker (counts, reasons, seconds)."""
     return steps.fill_shard(out, shard_id)
 
 
-@task(name="finalize-ingest", retries=2, retry_delay_seconds=2,
-      retry_condition_fn=retry_on_io_error, cache_policy=NO_CACHE, persist_result=False)
+@task(
+    name="finalize-ingest",
+    retries=2,
+    retry_delay_seconds=2,
+    retry_condition_fn=retry_on_io_error,
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def finalize_ingest(out: str) -> dict:
     """Flag duplicates, write the complete manifest; returns the store summary."""
     return steps.finalize(out)

@@ -31,7 +31,9 @@ class Block:
 
 
 def blocks_for(x_url: str, y_url: str, n_rows: int, block_rows: int) -> list[Block]:
-    return [Block(x_url, y_url, a, min(a + block_rows, n_rows)) for a in range(0, n_rows, block_rows)]
+    return [
+        Block(x_url, y_url, a, min(a + block_rows, n_rows)) for a in range(0, n_rows, block_rows)
+    ]
 
 
 @functools.lru_cache(maxsize=8)
@@ -65,8 +67,9 @@ def block_gram(block: Block, freq_url: str, dtype: str = "float32") -> GramState
     return acc.state()
 
 
-def block_members(block: Block, freq_url: str, weights: np.ndarray, k: int,
-                  dtype: str = "float32") -> dict:
+def block_members(
+    block: Block, freq_url: str, weights: np.ndarray, k: int, dtype: str = "float32"
+) -> dict:
     """Scoring step for one block: per mode the signed extreme entry and the k best rows at
     either end (the sign of each mode is only known once every block is seen)."""
     fx, fy = load_feature_maps(freq_url)
@@ -74,17 +77,29 @@ def block_members(block: Block, freq_url: str, weights: np.ndarray, k: int,
     n_modes = weights.shape[1]
     if rows.size == 0:
         empty = np.empty((n_modes, 0))
-        return {"extremes": np.zeros(n_modes), "rows_hi": empty.astype(np.int64), "hi": empty,
-                "rows_lo": empty.astype(np.int64), "lo": empty}
+        return {
+            "extremes": np.zeros(n_modes),
+            "rows_hi": empty.astype(np.int64),
+            "hi": empty,
+            "rows_lo": empty.astype(np.int64),
+            "lo": empty,
+        }
     acc = GramAccumulator(fx, fy, dtype=dtype)
-    phi = acc.features(np.ascontiguousarray(x, dtype=acc.dtype), np.ascontiguousarray(y, dtype=acc.dtype))
+    phi = acc.features(
+        np.ascontiguousarray(x, dtype=acc.dtype), np.ascontiguousarray(y, dtype=acc.dtype)
+    )
     scores = phi.astype(np.float64) @ weights
     kk = min(k, rows.size)
     hi = np.argsort(-scores, axis=0, kind="stable")[:kk].T  # (modes, kk)
     lo = np.argsort(scores, axis=0, kind="stable")[:kk].T
     cols = np.arange(n_modes)[:, None]
-    return {"extremes": extremes(scores), "rows_hi": rows[hi], "hi": scores[hi, cols],
-            "rows_lo": rows[lo], "lo": scores[lo, cols]}
+    return {
+        "extremes": extremes(scores),
+        "rows_hi": rows[hi],
+        "hi": scores[hi, cols],
+        "rows_lo": rows[lo],
+        "lo": scores[lo, cols],
+    }
 
 
 def merge_members(a: dict, b: dict, k: int) -> dict:
@@ -112,8 +127,10 @@ def _tree(parts: list, combine, fan_in: int = 4):
     from dask import delayed
 
     while len(parts) > 1:
-        parts = [delayed(combine)(*parts[i : i + fan_in]) if len(parts[i : i + fan_in]) > 1
-                 else parts[i] for i in range(0, len(parts), fan_in)]
+        parts = [
+            delayed(combine)(*parts[i : i + fan_in]) if len(parts[i : i + fan_in]) > 1 else parts[i]
+            for i in range(0, len(parts), fan_in)
+        ]
     return parts[0]
 
 
@@ -126,13 +143,15 @@ def gram_mapreduce(client, blocks: list[Block], freq_url: str, dtype: str = "flo
     return client.compute(_tree(parts, merge_states)).result()
 
 
-def members_mapreduce(client, blocks: list[Block], freq_url: str, weights: np.ndarray, k: int,
-                      dtype: str = "float32"):
+def members_mapreduce(
+    client, blocks: list[Block], freq_url: str, weights: np.ndarray, k: int, dtype: str = "float32"
+):
     """Top-k members of every mode with the sign convention applied."""
     from dask import delayed
 
     w = client.scatter(weights, broadcast=True)
     parts = [delayed(block_members, pure=True)(b, freq_url, w, k, dtype) for b in blocks]
-    merged = client.compute(_tree(parts, lambda *ps: functools.reduce(
-        lambda a, b: merge_members(a, b, k), ps))).result()
+    merged = client.compute(
+        _tree(parts, lambda *ps: functools.reduce(lambda a, b: merge_members(a, b, k), ps))
+    ).result()
     return finish_members(merged)

@@ -36,16 +36,35 @@ def _versions() -> str:
 
     import speclens
 
-    return json.dumps({"speclens": speclens.__version__, "numpy": numpy.__version__,
-                       "scipy": scipy.__version__, "dask": dask.__version__,
-                       "zarr": zarr.__version__, "prefect": prefect.__version__}, sort_keys=True)
+    return json.dumps(
+        {
+            "speclens": speclens.__version__,
+            "numpy": numpy.__version__,
+            "scipy": scipy.__version__,
+            "dask": dask.__version__,
+            "zarr": zarr.__version__,
+            "prefect": prefect.__version__,
+        },
+        sort_keys=True,
+    )
 
 
 @task(name="publish-run")
-def publish_run(dataset_url: str, encoder_x: str, encoder_y: str, run_id: str, group_id: str,
-                root: str, params: dict, prep: dict, solved: dict, members_url: str,
-                timings: dict, parent_run_id: str | None = None,
-                warehouse: str | None = None) -> dict:
+def publish_run(
+    dataset_url: str,
+    encoder_x: str,
+    encoder_y: str,
+    run_id: str,
+    group_id: str,
+    root: str,
+    params: dict,
+    prep: dict,
+    solved: dict,
+    members_url: str,
+    timings: dict,
+    parent_run_id: str | None = None,
+    warehouse: str | None = None,
+) -> dict:
     """Write this run's partitions of runs, modes, members and pair_scores (idempotent)."""
     dataset = DatasetStore.open(dataset_url)
     members = load_npz(members_url)
@@ -54,12 +73,23 @@ def publish_run(dataset_url: str, encoder_x: str, encoder_y: str, run_id: str, g
     mass = solved["abs_mass"]
     wh = Warehouse(warehouse_url(root, warehouse))
     run = {
-        "run_id": run_id, "group_id": group_id, "parent_run_id": parent_run_id,
-        "created_at": datetime.now(UTC), "dataset": dataset_url,
-        "dataset_hash": dataset.input_hash, "encoder_x": encoder_x, "encoder_y": encoder_y,
-        "kernel_x": params["kernel_x"], "kernel_y": params["kernel_y"],
-        "sigma_x": prep["sigma_x"], "sigma_y": prep["sigma_y"], "rff_dim": params["rff_dim"],
-        "eta": float(params["eta"]), "n_modes": k, "seed": int(params["seed"]), "n": prep["n"],
+        "run_id": run_id,
+        "group_id": group_id,
+        "parent_run_id": parent_run_id,
+        "created_at": datetime.now(UTC),
+        "dataset": dataset_url,
+        "dataset_hash": dataset.input_hash,
+        "encoder_x": encoder_x,
+        "encoder_y": encoder_y,
+        "kernel_x": params["kernel_x"],
+        "kernel_y": params["kernel_y"],
+        "sigma_x": prep["sigma_x"],
+        "sigma_y": prep["sigma_y"],
+        "rff_dim": params["rff_dim"],
+        "eta": float(params["eta"]),
+        "n_modes": k,
+        "seed": int(params["seed"]),
+        "n": prep["n"],
         "library_versions": _versions(),
         "stage_timings": json.dumps({s: round(v, 3) for s, v in timings.items()}),
         "status": "succeeded",
@@ -68,55 +98,89 @@ def publish_run(dataset_url: str, encoder_x: str, encoder_y: str, run_id: str, g
     for j, lam in enumerate(eig):
         rows = members["rows"][j]
         d = describe_members(dataset, rows)
-        modes.append({
-            "run_id": run_id, "mode": j, "eigenvalue": float(lam),
-            "direction": "x_over_y" if j < k else "y_over_x",
-            "mass_share": float(abs(lam) / mass) if mass else float("nan"),
-            "summary": d["summary"], "label": d["label"], "label_share": d["label_share"],
-        })
-        for rank, (sid, score, label, caption) in enumerate(zip(
-                d["sample_ids"], members["scores"][j], d["labels"], d["captions"], strict=True)):
-            member_rows.append({"run_id": run_id, "mode": j, "rank": rank + 1, "sample_id": sid,
-                                "score": float(score), "label": label or None,
-                                "caption": caption or None})
+        modes.append(
+            {
+                "run_id": run_id,
+                "mode": j,
+                "eigenvalue": float(lam),
+                "direction": "x_over_y" if j < k else "y_over_x",
+                "mass_share": float(abs(lam) / mass) if mass else float("nan"),
+                "summary": d["summary"],
+                "label": d["label"],
+                "label_share": d["label_share"],
+            }
+        )
+        for rank, (sid, score, label, caption) in enumerate(
+            zip(d["sample_ids"], members["scores"][j], d["labels"], d["captions"], strict=True)
+        ):
+            member_rows.append(
+                {
+                    "run_id": run_id,
+                    "mode": j,
+                    "rank": rank + 1,
+                    "sample_id": sid,
+                    "score": float(score),
+                    "label": label or None,
+                    "caption": caption or None,
+                }
+            )
     sd = solved["spec_diff"]
-    pair = {"run_id": run_id, "encoder_x": encoder_x, "encoder_y": encoder_y,
-            "spec_diff_x_over_y": sd["x_over_y"], "spec_diff_y_over_x": sd["y_over_x"],
-            "spec_diff": sd["max"]}
+    pair = {
+        "run_id": run_id,
+        "encoder_x": encoder_x,
+        "encoder_y": encoder_y,
+        "spec_diff_x_over_y": sd["x_over_y"],
+        "spec_diff_y_over_x": sd["y_over_x"],
+        "spec_diff": sd["max"],
+    }
     wh.write("modes", run_id, modes)
     wh.write("members", run_id, member_rows)
     wh.write("pair_scores", run_id, [pair])
     wh.write("runs", run_id, [run])  # last: a run row means its other partitions are there
-    return {"run_id": run_id, "encoder_x": encoder_x, "encoder_y": encoder_y,
-            "spec_diff": sd, "n": prep["n"], "sigma_x": prep["sigma_x"],
-            "sigma_y": prep["sigma_y"], "timings": timings}
+    return {
+        "run_id": run_id,
+        "encoder_x": encoder_x,
+        "encoder_y": encoder_y,
+        "spec_diff": sd,
+        "n": prep["n"],
+        "sigma_x": prep["sigma_x"],
+        "sigma_y": prep["sigma_y"],
+        "timings": timings,
+    }
 
 
 def _member_images(dataset: DatasetStore, members_url: str) -> dict[int, np.ndarray]:
     rows = load_npz(members_url)["rows"][:, :REPORT_IMAGES]
     images = dataset.array("images")
-    return {j: images.get_orthogonal_selection((r, slice(None), slice(None), slice(None)))
-            for j, r in enumerate(rows)}
+    return {
+        j: images.get_orthogonal_selection((r, slice(None), slice(None), slice(None)))
+        for j, r in enumerate(rows)
+    }
 
 
 @task(name="write-report")
-def write_run_report(dataset_url: str, root: str, run_id: str,
-                     warehouse: str | None = None) -> str:
+def write_run_report(dataset_url: str, root: str, run_id: str, warehouse: str | None = None) -> str:
     """The HTML report of a published run, and its Prefect markdown artifact."""
     from speclens.report import run_markdown, write_report
 
     wh = Warehouse(warehouse_url(root, warehouse))
     run = wh.read("runs", run_id).to_pylist()[0]
     modes = wh.read("modes", run_id).sort_by("mode").to_pylist()
-    members = wh.read("members", run_id).sort_by([("mode", "ascending"), ("rank", "ascending")]).to_pylist()
+    members = (
+        wh.read("members", run_id)
+        .sort_by([("mode", "ascending"), ("rank", "ascending")])
+        .to_pylist()
+    )
     pair_scores = wh.read("pair_scores", run_id).to_pylist()
     dataset = DatasetStore.open(dataset_url)
     images = _member_images(dataset, urls.join(root, "runs", run_id, "members.npz"))
     eigenvalues = np.array([m["eigenvalue"] for m in modes])
     path = write_report(report_url(root, run_id), run, modes, members, eigenvalues, images, None)
-    create_markdown_artifact(markdown=run_markdown(run, modes, pair_scores),
-                             key="compare-" + "".join(c if c.isalnum() else "-" for c in run_id.lower())[:90],
-                             description=f"SPEC run {run_id}")
+    create_markdown_artifact(
+        markdown=run_markdown(run, modes, pair_scores),
+        key="compare-" + "".join(c if c.isalnum() else "-" for c in run_id.lower())[:90],
+        description=f"SPEC run {run_id}",
+    )
     return path
 
 
@@ -130,6 +194,7 @@ def publish_group(root: str, group_id: str, encoders: list[str], results: list[d
         i, j = index[r["encoder_x"]], index[r["encoder_y"]]
         matrix[i, j] = r["spec_diff"]["x_over_y"]
         matrix[j, i] = r["spec_diff"]["y_over_x"]
-    path = write_matrix_report(report_url(root, group_id), group_id, encoders, matrix,
-                               [r["run_id"] for r in results])
+    path = write_matrix_report(
+        report_url(root, group_id), group_id, encoders, matrix, [r["run_id"] for r in results]
+    )
     return {"run_id": group_id, "matrix": matrix.tolist(), "encoders": encoders, "report": path}
