@@ -25,17 +25,10 @@ from pydantic import (
 )
 
 from speclens.config_messages import format_errors
+from speclens.errors import ConfigError
 
 SAFE_NAME = r"^[A-Za-z0-9._-]+$"
 Kernel = Literal["gaussian", "cosine"]
-
-
-class ConfigError(ValueError):
-    """An audit config with problems; ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str], source: str = "audit config"):
-        self.problems = list(problems)
-        super().__init__(f"{source}: {len(problems)} problem(s):\n" + "\n".join(problems))
 
 
 def _local(url: str) -> str | None:

@@ -14,11 +14,11 @@ import pytest
 
 from speclens.datasets.sources import IngestSource
 from speclens.encoders.weights import sha256_file
+from speclens.errors import InputError
 from speclens.flows.align import align
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
-from speclens.storage.errors import InputError
 from speclens.storage.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("torch_one_thread")]

@@ -8,11 +8,11 @@ import re
 import pytest
 
 from speclens.datasets.sources import IngestSource
+from speclens.errors import InputError
 from speclens.flows.align import align
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
-from speclens.storage.errors import InputError
 from speclens.storage.warehouse import Warehouse
 from speclens.tasks import align as align_tasks
 

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from speclens.datasets.sources import IngestSource
+from speclens.errors import InputError
 from speclens.flows.compare import compare
 from speclens.flows.ingest import ingest
 from speclens.spec import SPEC, GramAccumulator, planted_pair
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.errors import InputError
 from speclens.storage.warehouse import Warehouse
 from speclens.tasks import mapreduce
 from speclens.tasks.vector_import import import_vectors

@@ -16,12 +16,12 @@ import pytest
 
 from speclens.datasets.sources import IngestSource
 from speclens.encoders import get_encoder
+from speclens.errors import InputError
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
-from speclens.storage.errors import InputError
 from speclens.tasks.embed import DELAY_ENV
 from speclens.tasks.vector_import import import_vectors
 

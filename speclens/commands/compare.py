@@ -87,8 +87,8 @@ def compare(
     ] = None,
 ) -> None:
     """Compare embeddings of one dataset: modes, SPEC-diff, warehouse rows, report."""
+    from speclens.errors import InputError
     from speclens.flows.compare import compare as run_compare
-    from speclens.storage.errors import InputError
 
     try:
         results = run_compare(
@@ -120,8 +120,8 @@ def report(
     warehouse: WarehouseOpt = None,
 ) -> None:
     """(Re)write the HTML report of a published run from the warehouse."""
+    from speclens.errors import InputError
     from speclens.flows.runtime import prefect_api
-    from speclens.storage.errors import InputError
     from speclens.storage.warehouse import Warehouse
     from speclens.tasks.publish import warehouse_url, write_run_report
 

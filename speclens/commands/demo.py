@@ -58,8 +58,8 @@ def demo(
         return planted_demo(n, rff_dim, n_modes, seed)
     from speclens.commands.compare import fail, print_runs
     from speclens.datasets.sources import IngestSource
+    from speclens.errors import InputError
     from speclens.flows.audit import audit
-    from speclens.storage.errors import InputError
 
     t0 = time.perf_counter()
     try:
@@ -89,10 +89,10 @@ def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
     """Align ``hog`` to ``grad-hist`` on the sample the audit just wrote; print before/after."""
     from speclens.commands.align import probes_line
     from speclens.commands.compare import fail
+    from speclens.errors import InputError
     from speclens.flows.align import align
     from speclens.flows.embed import embed
     from speclens.storage import urls
-    from speclens.storage.errors import InputError
 
     dataset = urls.join(root, "datasets", "sample.zarr")
     t0 = time.perf_counter()
@@ -128,8 +128,8 @@ def mnist_demo(root: str, n: int, rff_dim: int, n_modes: int, seed: int) -> None
     from speclens.datasets.sources import IngestSource
     from speclens.encoders import EncoderError
     from speclens.encoders.packaged import check_available
+    from speclens.errors import InputError
     from speclens.flows.audit import audit
-    from speclens.storage.errors import InputError
 
     try:
         for encoder_id in MNIST_ENCODERS:

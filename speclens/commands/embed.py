@@ -62,9 +62,9 @@ def embed(
     """Embed --dataset with each --encoder (resumable: a rerun redoes only missing shards)."""
     if ctx.invoked_subcommand is not None:
         return
+    from speclens.errors import InputError
     from speclens.flows.embed import EmbedIncomplete, summary_lines
     from speclens.flows.embed import embed as run_embed
-    from speclens.storage.errors import InputError
 
     if not dataset or not encoder:
         _fail(
@@ -130,7 +130,7 @@ def import_vectors(
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Import precomputed vectors, matched to the dataset's rows by sample_id."""
-    from speclens.storage.errors import InputError
+    from speclens.errors import InputError
     from speclens.tasks.vector_import import import_vectors as run_import
 
     try:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
+from speclens.errors import InputError
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.errors import InputError
 
 
 def info(

@@ -74,8 +74,8 @@ def _run(
     progress,
     processes=True,
 ) -> None:
+    from speclens.errors import InputError
     from speclens.flows.ingest import IngestIncomplete, ingest, summary_lines
-    from speclens.storage.errors import InputError
 
     try:
         summary = ingest(

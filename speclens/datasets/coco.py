@@ -22,8 +22,8 @@ from speclens.datasets.plan import (
     require_file,
     require_rows,
 )
+from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 
 FIX_JSON = "pass a COCO captions file such as annotations/captions_val2017.json"
 

@@ -28,8 +28,8 @@ from speclens.datasets.plan import (
     require_file,
     require_rows,
 )
+from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 
 
 def read_class_index(url: str) -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ from speclens.datasets.decode import (
     sha256_hex,
 )
 from speclens.datasets.sources import IngestSource, plan_source
+from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import (
     STATUS_OK,
@@ -36,7 +37,6 @@ from speclens.storage.dataset_store import (
     input_hash,
     store_state,
 )
-from speclens.storage.errors import InputError
 
 
 class IngestOptions(BaseModel):

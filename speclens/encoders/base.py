@@ -20,15 +20,13 @@ from typing import Any
 
 import numpy as np
 
+from speclens.errors import EncoderError
+
 WEIGHT_FREE = ("pixels", "hue-hist", "grad-hist", "hog")
 MODEL_FAMILIES = ("open_clip", "open_clip-text", "timm")
 PACKAGED_FAMILY = "packaged"  # pretrained weights shipped inside an installed package
 CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 NORMALISATION = "none (raw features; the encoder does not L2-normalise)"
-
-
-class EncoderError(ValueError):
-    """A user-fixable problem with an encoder id, its weights or its input, in one sentence."""
 
 
 @dataclass(frozen=True)

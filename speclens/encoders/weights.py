@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from .base import EncoderError
+from speclens.errors import EncoderError
 
 PROBE_TIMEOUT_S = 2.0
 _sha_cache: dict[tuple[str, int, int], str] = {}

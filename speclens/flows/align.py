@@ -28,11 +28,11 @@ import json
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
+from speclens.errors import InputError
 from speclens.flows.compare import DEFAULTS, compare_pair, dask_cluster, make_run_id
 from speclens.flows.runtime import flow_result, prefect_api
 from speclens.spec.adapter import check_adapter_options
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 from speclens.tasks.align import claim_run, label_probes, preflight, train_adapter, write_aligned
 from speclens.tasks.align_finetune import (
     check_finetune_encoder,

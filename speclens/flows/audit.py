@@ -12,12 +12,12 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from speclens.datasets.sources import IngestSource
+from speclens.errors import InputError
 from speclens.flows.compare import DEFAULTS, compare, dask_cluster
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.flows.runtime import flow_result, prefect_api
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 
 
 @flow(name="audit")

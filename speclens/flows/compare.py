@@ -26,9 +26,9 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 from prefect.states import Failed
 
+from speclens.errors import InputError
 from speclens.flows.runtime import prefect_api
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 from speclens.tasks.compare import (
     accumulate_gram,
     prepare_compare,

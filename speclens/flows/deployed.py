@@ -34,7 +34,7 @@ from pydantic import ValidationError
 
 from speclens.config import CompareConfig, ConfigError, load_config
 from speclens.config_messages import format_errors
-from speclens.storage.errors import InputError
+from speclens.errors import InputError
 
 VARIABLES = {
     "root": "speclens_root",

@@ -26,9 +26,9 @@ from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from speclens.encoders import EncoderError
+from speclens.errors import InputError
 from speclens.flows.runtime import collect_shards, incomplete_message, prefect_api, task_runner
 from speclens.storage.embedding_store import default_embedding_url
-from speclens.storage.errors import InputError
 from speclens.tasks.embed import embed_shard, finalize_embed, plan_embed
 
 

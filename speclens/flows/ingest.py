@@ -22,9 +22,9 @@ from prefect.states import Failed
 from speclens.datasets.decode import DEFAULT_MAX_PIXELS
 from speclens.datasets.ingest import IngestOptions
 from speclens.datasets.sources import IngestSource, check_paths
+from speclens.errors import InputError
 from speclens.flows.runtime import collect_shards, incomplete_message, run_flow
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 from speclens.tasks.ingest import finalize_ingest, ingest_shard, plan_ingest
 
 

@@ -116,7 +116,7 @@ def run_flow(
 def flow_result(state, what: str, *, value_errors_are_input: bool = False):
     """The result of a finished flow run: re-raise a user error as it was raised (a
     ValueError as an InputError when asked), anything else as one RuntimeError."""
-    from speclens.storage.errors import InputError
+    from speclens.errors import InputError
 
     if not state.is_failed():
         return state.result()

@@ -40,8 +40,8 @@ import pyarrow.parquet as pq
 import zarr
 from zarr.codecs import ZstdCodec
 
+from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 
 LAYOUT_VERSION = 1
 STATUS_OK = "ok"

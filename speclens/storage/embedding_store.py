@@ -28,9 +28,9 @@ import re
 import numpy as np
 import zarr
 
+from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import STRING_DTYPE, shard_name
-from speclens.storage.errors import InputError
 
 MANIFEST_FILE = "manifest.json"
 

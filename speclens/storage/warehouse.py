@@ -21,8 +21,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.errors import InputError
 from speclens.storage.warehouse_schema import (
     SCHEMAS,
     check_table_name,

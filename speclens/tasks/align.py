@@ -14,13 +14,13 @@ import numpy as np
 import torch
 from prefect import get_run_logger, task
 
+from speclens.errors import InputError
 from speclens.spec.adapter import Adapter, AdapterConfig, fit_adapter
 from speclens.spec.probes import knn_accuracy, linear_probe_accuracy
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
-from speclens.storage.errors import InputError
 
 
 def split_rows(valid: np.ndarray, train_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -24,10 +24,10 @@ import numpy as np
 from prefect import get_run_logger, task
 
 from speclens.encoders import EncoderError, parse_encoder_id
+from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
-from speclens.storage.errors import InputError
 from speclens.tasks.align import recorded_differences, save_split, split_stores, store_aligned
 
 #: Settings of the training loop (the rest of the options are :class:`FinetuneConfig` fields).

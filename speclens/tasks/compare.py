@@ -11,12 +11,12 @@ from collections import Counter
 import numpy as np
 from prefect import task
 
+from speclens.errors import InputError
 from speclens.spec import SPEC, GramState, make_feature_map, resolve_sigma
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
-from speclens.storage.errors import InputError
 from speclens.tasks.mapreduce import blocks_for, gram_mapreduce, members_mapreduce
 from speclens.tasks.retries import retry_on_io_error
 

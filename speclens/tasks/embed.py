@@ -14,10 +14,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from prefect import get_run_logger, task
 
+from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import STATUS_OK, DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
-from speclens.storage.errors import InputError
 from speclens.tasks.retries import retry_on_io_error
 
 #: Seconds to sleep after each shard: a fault-injection knob for the kill-and-resume tests.

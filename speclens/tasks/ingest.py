@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from speclens.datasets import ingest as steps
 from speclens.datasets.sources import IngestSource
-from speclens.storage.errors import InputError
+from speclens.errors import InputError
 from speclens.tasks.retries import retry_on_io_error
 
 

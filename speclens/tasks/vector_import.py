@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from speclens.datasets.vectors import align_to_dataset, read_vectors
+from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
-from speclens.storage.errors import InputError
 
 
 def import_vectors(
