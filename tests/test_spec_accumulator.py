@@ -74,9 +74,11 @@ def test_state_round_trips_through_plain_arrays():
     fx, fy = _maps()
     acc = GramAccumulator(fx, fy).update(X, Y)
     arrays = acc.to_arrays()
-    assert set(arrays) == {"gram_sum", "count", "m_x"} and arrays["gram_sum"].dtype == np.float64
+    assert set(arrays) == {"gram_sum", "count", "m_x", "identical"}
+    assert arrays["gram_sum"].dtype == np.float64
     back = GramAccumulator(fx, fy).load_state(GramAccumulator.state_from_arrays(arrays))
     np.testing.assert_array_equal(back.state().gram_sum, acc.state().gram_sum)
+    assert back.state().identical is acc.state().identical is False
 
 
 def test_rff_self_kernel_is_exactly_one_and_approximates_gaussian():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from speclens.spec import SPEC, GaussianRFF, GramAccumulator
+from speclens.spec import SPEC, GaussianRFF, GramAccumulator, planted_pair
 
 rng = np.random.default_rng(0)
 X = rng.standard_normal((50, 4))
@@ -82,3 +82,28 @@ def test_unfitted_and_mismatched_widths():
         acc.update(X, X)
     with pytest.raises(ValueError, match="x_chunk has 50 rows but y_chunk has 10"):
         acc.update(X, Y[:10])
+
+
+def test_solve_from_a_state_is_fully_fitted_or_says_what_is_missing():
+    p = planted_pair(n=300, dx=6, dy=8, group_size=30, random_state=2)
+    fx, fy = GaussianRFF(2.0, 100, 0).fit(p.X), GaussianRFF(3.0, 100, 0).fit(p.Y)
+    state = GramAccumulator(fx, fy, dtype="float64").update(p.X, p.Y).state()
+    bare = SPEC(rff_dim=100, n_modes=2, dtype="float64").solve(state)
+    assert bare.eigenvalues_.shape == (4,) and bare.sigma_x_ is None
+    for call in (
+        lambda: bare.transform(p.X, p.Y),
+        lambda: bare.fit_signs(p.X, p.Y),
+        lambda: bare.raw_scores(p.X, p.Y),
+    ):
+        with pytest.raises(ValueError, match="without its feature maps.*solve\\(state, feature_x"):
+            call()
+    full = SPEC(rff_dim=100, n_modes=2, dtype="float64").solve(state, fx, fy)
+    assert (full.sigma_x_, full.sigma_y_) == (2.0, 3.0)
+    ref = SPEC(sigma_x=2.0, sigma_y=3.0, rff_dim=100, n_modes=2, dtype="float64").fit(p.X, p.Y)
+    np.testing.assert_allclose(
+        full.fit_signs(p.X, p.Y).transform(p.X, p.Y), ref.transform(p.X, p.Y), atol=1e-10
+    )
+    with pytest.raises(ValueError, match="Gram state is 400 wide with m_x=200; pass the maps"):
+        SPEC(n_modes=2).solve(state, fx, GaussianRFF(3.0, 50, 0).fit(p.Y))
+    with pytest.raises(ValueError, match="signs must hold \\+1 or -1 for each of the 4 modes"):
+        SPEC(n_modes=2).solve(state, fx, fy, signs=[1, 1])

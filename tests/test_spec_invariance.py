@@ -1,5 +1,7 @@
 """Invariances of the engine: identity, chunking, merge order, permutation, seeds, backends."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -21,8 +23,69 @@ def data():
 def test_identical_embeddings_give_zero_spectrum(data):
     X, _ = data
     spec = SPEC(rff_dim=400, n_modes=3).fit(X, X.copy())
-    assert np.abs(spec.eigenvalues_).max() < 1e-8
-    assert spec.spec_diff_["max"] < 1e-8
+    assert np.all(spec.eigenvalues_ == 0.0) and spec.spec_diff_["max"] == 0.0
+    assert spec.spectrum_.size == 0 and spec.gram_state_.identical
+    assert np.all(spec.transform(X[:50], X[:50]) == 0.0)
+    streamed = SPEC(kernel_x="cosine", kernel_y="cosine", n_modes=2)
+    for a in range(0, X.shape[0], 128):
+        streamed.partial_fit(X[a : a + 128], X[a : a + 128].copy())
+    assert np.all(streamed.finalize().eigenvalues_ == 0.0)
+
+
+def test_nearly_identical_or_differently_mapped_inputs_are_not_taken_for_identical(data):
+    X, _ = data
+    nudged = X.copy()
+    nudged[5, 3] = np.nextafter(nudged[5, 3], np.inf)
+    spec = SPEC(rff_dim=400, n_modes=3).fit(X, nudged)
+    assert not spec.gram_state_.identical and spec.spectrum_.size > 0
+    assert spec.spec_diff_["max"] < 1e-3  # rounding noise, not a difference
+    other_map = SPEC(rff_dim=400, n_modes=3, sigma_x=1.0, sigma_y=2.0).fit(X, X.copy())
+    assert not other_map.gram_state_.identical and other_map.spec_diff_["max"] > 1e-3
+
+
+#: OpenBLAS kernels that compute the float32 block products of two equal feature blocks
+#: differently, and the CPU flags each needs (AMD EPYC machines pick the Zen kernels).
+KERNELS = {
+    "Haswell": ("avx2", "fma"),
+    "Zen": ("avx2", "fma"),
+    "Sandybridge": ("avx",),
+    "Prescott": (),
+}
+
+
+def test_identical_embeddings_give_zero_under_every_blas_kernel():
+    """Before identical inputs were detected, the Haswell and Zen kernels gave 6.9e-06 here."""
+    import pathlib
+    import subprocess
+    import sys
+
+    flags = (
+        set(pathlib.Path("/proc/cpuinfo").read_text().split())
+        if pathlib.Path("/proc/cpuinfo").exists()
+        else set()
+    )
+    script = (
+        "import numpy as np; from speclens.spec import SPEC, planted_pair; "
+        "X = planted_pair(n=700, dx=12, dy=20, group_size=70, random_state=1).X; "
+        "print(max(np.abs(SPEC(rff_dim=r, n_modes=3).fit(X, X.copy()).eigenvalues_).max() "
+        "for r in (37, 400)))"
+    )
+    ran = []
+    for kernel, needs in KERNELS.items():
+        if not set(needs) <= flags:
+            continue
+        env = {**os.environ, "OPENBLAS_CORETYPE": kernel}
+        out = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert float(out.stdout.strip()) == 0.0, (kernel, out.stdout)
+        ran.append(kernel)
+    assert "Prescott" in ran
 
 
 def _accumulate(X, Y, splits, order=None, dtype="float64"):
@@ -126,3 +189,35 @@ def test_sign_convention_and_members(data):
     for j in range(4):
         assert np.all(np.diff(scores[members[j], j]) <= 0)
         assert scores[members[j], j].min() >= np.sort(scores[:, j])[-10]
+
+
+def test_transform_is_row_wise(data):
+    """The signs are fixed at fit time, so scoring a subset gives those rows of the whole."""
+    X, Y = data
+    spec = SPEC(rff_dim=300, n_modes=3, dtype="float64").fit(X, Y)
+    whole = spec.transform(X, Y)
+    for rows in (np.arange(10), np.arange(350, 700), np.array([3, 600, 41])):
+        np.testing.assert_allclose(spec.transform(X[rows], Y[rows]), whole[rows], atol=1e-12)
+    extreme = whole[np.abs(whole).argmax(axis=0), np.arange(whole.shape[1])]
+    assert np.all(extreme > 0)
+    np.testing.assert_allclose(
+        SPEC(rff_dim=300, n_modes=3, dtype="float64").fit_transform(X, Y), whole, atol=1e-12
+    )
+
+
+def test_streamed_signs_equal_the_signs_of_fit(data):
+    X, Y = data
+    kw = dict(sigma_x=3.0, sigma_y=4.0, rff_dim=300, n_modes=3, dtype="float64")
+    full = SPEC(**kw).fit(X, Y)
+    streamed = SPEC(**kw)
+    for a in range(0, 700, 97):
+        streamed.partial_fit(X[a : a + 97], Y[a : a + 97])
+    streamed.finalize()
+    with pytest.raises(ValueError, match="signs are not fixed yet; call fit_signs"):
+        streamed.transform(X, Y)
+    for a in range(0, 700, 97):
+        streamed.partial_fit_signs(X[a : a + 97], Y[a : a + 97])
+    # the solver's raw signs may differ (another summation order); the convention may not
+    np.testing.assert_allclose(
+        streamed.transform(X[:20], Y[:20]), full.transform(X[:20], Y[:20]), atol=1e-8
+    )

@@ -38,6 +38,14 @@ class Modes:
     solver: str
     spectrum: np.ndarray  #: every nonzero-rank eigenvalue, descending (empty above SPECTRUM_MAX)
 
+    @classmethod
+    def zero(cls, m: int, n_modes: int) -> Modes:
+        """The modes of a difference kernel that is exactly zero (identical inputs): every
+        eigenvalue 0, no direction, an empty nonzero spectrum."""
+        return cls(
+            np.zeros(2 * n_modes), np.zeros((m, 2 * n_modes)), 0, "none", "none", np.zeros(0)
+        )
+
 
 def factor_gram(G: np.ndarray, n_samples: int | None = None) -> tuple[np.ndarray, str]:
     """Return ``B`` (r x m) with ``B^T B = G`` and the method used.

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from speclens.spec.eigen import SOLVERS, score_weights, solve_modes
+from speclens.spec.eigen import SOLVERS, Modes, score_weights, solve_modes
 from speclens.spec.features import DEFAULT_SIGMA_SCALE, make_feature_map, resolve_sigma
 from speclens.spec.gram import GramAccumulator, gram_from_state
-from speclens.spec.scores import fix_signs, top_members
+from speclens.spec.scores import extremes, merge_extremes, signs_from_extremes, top_members
 from speclens.spec.validation import (
     check_dtype,
     check_int,
@@ -52,16 +52,15 @@ class SPEC:
         ``sigma_sample`` rows drawn with ``random_state`` (from the first chunk under
         ``partial_fit``). Recorded as ``sigma_x_`` / ``sigma_y_``. Half the median, not the
         full median: at the full median a background pair still has kernel value
-        exp(-1/2) ~ 0.6, which blurs tight groups into their surroundings (planted groups are
-        recovered with ~0.6 precision at 1.0 and 1.0 at 0.5; DESIGN.md reports the same for
-        the embedded default's colour modes).
+        exp(-1/2) ~ 0.6, which blurs tight groups into their surroundings (measured in
+        docs/benchmarks.md, "Bandwidth").
     rff_dim : random frequencies per Gaussian kernel (feature width 2 * rff_dim).
     eta : weight of Y's kernel.
     n_modes : eigenpairs reported at each end of the spectrum.
     solver : 'auto', 'eigh' or 'lanczos' for the reduced eigenproblem.
     random_state : seed of the frequencies (shared by X and Y: common random numbers, so
-        identical embeddings give an exactly zero difference), the bandwidth subsample and
-        the Lanczos start vector.
+        identical embeddings use the same map and nearly identical ones nearly cancel), the
+        bandwidth subsample and the Lanczos start vector.
     device : 'cpu' (numpy), 'cuda' / 'cuda:N' (torch) or 'auto'.
     dtype : precision of the features and per-block products; sums are float64.
     chunk_rows : rows per block in ``fit`` / ``transform`` (bounds memory).
@@ -73,7 +72,11 @@ class SPEC:
     spec_diff_ : {'x_over_y': largest eigenvalue, 'y_over_x': minus the smallest, 'max': larger}.
     spectrum_ : every eigenvalue of the reduced problem (the nonzero spectrum of Lambda),
         descending; empty above rank ``SPECTRUM_MAX``. ``abs(eigenvalues_) / abs(spectrum_).sum()``
-        is each mode's share of the spectrum's absolute mass.
+        is each mode's share of the spectrum's absolute mass. Identical inputs (same rows bit
+        for bit, same feature map) are detected while accumulating: every eigenvalue is then
+        exactly 0 and the spectrum empty.
+    signs_ : +1 or -1 per mode, fixed over the fitted rows (each mode's largest-magnitude
+        entry positive), so ``transform`` of any subset of rows equals those rows of the whole.
     sigma_x_, sigma_y_, feature_x_, feature_y_, gram_state_, n_samples_, rank_, weights_.
     """
 
@@ -152,25 +155,32 @@ class SPEC:
         return self
 
     def finalize(self) -> SPEC:
-        """Solve the eigenproblem from the accumulated Gram."""
+        """Solve the eigenproblem from the Gram accumulated by ``partial_fit``. The mode signs
+        need the fitted rows once more: pass every chunk to ``partial_fit_signs`` (or all rows
+        to ``fit_signs``) before ``transform``."""
         if not hasattr(self, "accumulator_"):
             raise ValueError("SPEC has seen no data; call fit(X, Y) or partial_fit(x, y) first.")
-        return self.solve(self.accumulator_.state())
+        acc = self.accumulator_
+        return self.solve(acc.state(), acc.feature_x, acc.feature_y)
 
-    def solve(self, state, feature_x=None, feature_y=None) -> SPEC:
+    def solve(self, state, feature_x=None, feature_y=None, signs=None) -> SPEC:
         """Solve from an accumulated ``GramState`` (e.g. merged from distributed workers).
 
-        Pass the feature maps the state was accumulated with to ``transform`` afterwards.
+        ``feature_x`` / ``feature_y``: the fitted feature maps the state was accumulated
+        with. Without them the estimator reports eigenvalues, spectrum and SPEC-diff, and its
+        scoring methods say what is missing. ``signs``: +1 or -1 per mode, the
+        largest-magnitude rule applied over every fitted row (e.g. by a distributed scoring
+        pass); otherwise fix them with ``fit_signs`` / ``partial_fit_signs``.
         """
-        if feature_x is not None and feature_y is not None:
-            self.feature_x_, self.feature_y_ = feature_x, feature_y
-            backend, device = resolve_device(self.device)
-            self.accumulator_ = GramAccumulator(
-                feature_x, feature_y, self.dtype, backend, device, self.chunk_rows
-            )
         self._validate_params()
-        G = gram_from_state(state, self.eta)
-        modes = solve_modes(G, state.m_x, self.n_modes, self.solver, self.random_state, state.count)
+        self._set_feature_maps(state, feature_x, feature_y)
+        if state.identical and self.eta == 1.0:  # K_X - K_Y is exactly zero
+            modes = Modes.zero(state.gram_sum.shape[0], self.n_modes)
+        else:
+            G = gram_from_state(state, self.eta)
+            modes = solve_modes(
+                G, state.m_x, self.n_modes, self.solver, self.random_state, state.count
+            )
         self.gram_state_ = state
         self.n_samples_ = int(state.count)
         self.rank_ = modes.rank
@@ -184,21 +194,58 @@ class SPEC:
         )
         top, bottom = float(modes.eigenvalues[0]), float(modes.eigenvalues[self.n_modes])
         self.spec_diff_ = {"x_over_y": top, "y_over_x": -bottom, "max": max(top, -bottom)}
+        self.extremes_ = None
+        self.signs_ = None if signs is None else _check_signs(signs, 2 * self.n_modes)
         return self
 
+    def _set_feature_maps(self, state, feature_x, feature_y) -> None:
+        """Keep the feature maps that score samples: the ones given, or the fitted ones when
+        they fit the state's layout; otherwise none (scoring then says why it cannot)."""
+        if (feature_x is None) != (feature_y is None):
+            raise ValueError("pass both feature_x and feature_y to solve, or neither.")
+        if feature_x is None:
+            feature_x = getattr(self, "feature_x_", None)
+            feature_y = getattr(self, "feature_y_", None)
+            if feature_x is not None and not _fits(state, feature_x, feature_y):
+                feature_x = feature_y = None
+        elif not _fits(state, feature_x, feature_y):
+            raise ValueError(
+                f"the feature maps give {feature_x.n_features_out_} + "
+                f"{feature_y.n_features_out_} features but the Gram state is "
+                f"{state.gram_sum.shape[0]} wide with m_x={state.m_x}; pass the maps the "
+                f"state was accumulated with."
+            )
+        self.feature_x_, self.feature_y_ = feature_x, feature_y
+        self.sigma_x_ = getattr(feature_x, "sigma", None)
+        self.sigma_y_ = getattr(feature_y, "sigma", None)
+        acc = getattr(self, "accumulator_", None)
+        if feature_x is None:
+            self.__dict__.pop("accumulator_", None)
+        elif acc is None or acc.feature_x is not feature_x or acc.feature_y is not feature_y:
+            backend, device = resolve_device(self.device)
+            self.accumulator_ = GramAccumulator(
+                feature_x, feature_y, self.dtype, backend, device, self.chunk_rows
+            )
+
     def fit(self, X, Y) -> SPEC:
-        """Fit on all rows of X and Y, streamed in blocks of ``chunk_rows``."""
+        """Fit on all rows of X and Y, streamed in blocks of ``chunk_rows``; the mode signs
+        are fixed over the same rows."""
+        X, Y = self._fit_gram(X, Y)
+        return self.fit_signs(X, Y)
+
+    def _fit_gram(self, X, Y):
         X, Y = check_pair(X, Y)
         for attr in ("accumulator_", "eigenvalues_"):
             self.__dict__.pop(attr, None)
         self._start(X, Y)
         self.accumulator_.update(X, Y)
-        return self.finalize()
+        self.finalize()
+        return X, Y
 
     # ---- scores -------------------------------------------------------------------------
     def raw_scores(self, X, Y) -> np.ndarray:
         """Scores before the sign convention: ``phi(x, y) @ weights_`` for every row."""
-        self._check_fitted()
+        self._check_scorable()
         X, Y = check_pair(X, Y)
         acc = self.accumulator_
         out = np.empty((X.shape[0], self.weights_.shape[1]), dtype=np.float64)
@@ -208,23 +255,70 @@ class SPEC:
             out[start:stop] = _to_numpy(phi).astype(np.float64) @ self.weights_
         return out
 
+    def partial_fit_signs(self, x_chunk, y_chunk) -> SPEC:
+        """Fold one chunk of the fitted rows into the sign convention (each mode's
+        largest-magnitude entry over all rows seen is positive); ``signs_`` is final once
+        every fitted row has been passed."""
+        self._take_extremes(self.raw_scores(x_chunk, y_chunk))
+        return self
+
+    def fit_signs(self, X, Y) -> SPEC:
+        """Fix the mode signs over the fitted rows ``X``, ``Y`` (``fit`` does this)."""
+        self.extremes_ = None
+        return self.partial_fit_signs(X, Y)
+
+    def _take_extremes(self, raw: np.ndarray) -> None:
+        ext = extremes(raw)
+        if getattr(self, "extremes_", None) is not None:
+            ext = merge_extremes(self.extremes_, ext)
+        self.extremes_ = ext
+        self.signs_ = signs_from_extremes(ext)
+
     def transform(self, X, Y) -> np.ndarray:
         """(n, 2 * n_modes) scores in the order of ``eigenvalues_``: entries of the unit
-        eigenvectors of the difference kernel for the fitted samples, each mode's sign fixed
-        so its largest-magnitude entry (over the rows given) is positive."""
-        return fix_signs(self.raw_scores(X, Y))
+        eigenvectors of the difference kernel for the fitted samples, with the signs fixed
+        at fit time, so the scores of any subset of rows are those rows of the whole."""
+        self._check_scorable()
+        if getattr(self, "signs_", None) is None:
+            raise ValueError(
+                "the mode signs are not fixed yet; call fit_signs(X, Y) with the fitted rows "
+                "(or partial_fit_signs on each chunk) before transform (fit does this)."
+            )
+        return self.raw_scores(X, Y) * self.signs_
 
     def fit_transform(self, X, Y) -> np.ndarray:
-        return self.fit(X, Y).transform(X, Y)
+        """``fit(X, Y).transform(X, Y)`` with one scoring pass instead of two."""
+        X, Y = self._fit_gram(X, Y)
+        raw = self.raw_scores(X, Y)
+        self.extremes_ = None
+        self._take_extremes(raw)
+        return raw * self.signs_
 
     def members(self, scores: np.ndarray, k: int) -> np.ndarray:
         """Top-``k`` row indices per mode, (2 * n_modes, k), highest score first."""
         scores = check_matrix(scores, "scores")
         return top_members(scores, k)
 
-    def _check_fitted(self) -> None:
+    def _check_scorable(self) -> None:
         if not hasattr(self, "weights_"):
             raise ValueError("SPEC is not fitted; call fit(X, Y) or partial_fit + finalize first.")
+        if getattr(self, "feature_x_", None) is None:
+            raise ValueError(
+                "SPEC was solved from a Gram state without its feature maps, so it cannot "
+                "score samples; pass them: solve(state, feature_x, feature_y)."
+            )
+
+
+def _fits(state, feature_x, feature_y) -> bool:
+    m_x, m_y = feature_x.n_features_out_, feature_y.n_features_out_
+    return state.m_x == m_x and state.gram_sum.shape == (m_x + m_y, m_x + m_y)
+
+
+def _check_signs(signs, n: int) -> np.ndarray:
+    signs = np.asarray(signs, dtype=np.float64)
+    if signs.shape != (n,) or not np.all(np.abs(signs) == 1.0):
+        raise ValueError(f"signs must hold +1 or -1 for each of the {n} modes, got {signs!r}.")
+    return signs
 
 
 def _to_numpy(a) -> np.ndarray:

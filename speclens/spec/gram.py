@@ -9,6 +9,12 @@ serves every eta: ``G = D (sum / n) D`` with ``D = diag(I_mx, sqrt(eta) I_my)``,
 
 Each chunk costs one feature evaluation and one SYRK-shaped product (``P^T P``) per block of
 ``block_rows`` rows; no per-sample loop and never more than one block of features in memory.
+
+Identical inputs are detected, not left to rounding: the state records ``identical`` (every
+chunk had ``x == y`` bit for bit and the two feature maps are the same map), and the solver
+then reports the exactly zero difference kernel. Without this the float32 block products of
+two equal feature blocks can differ in their last bits between BLAS kernels (CPUs pick
+different ones), leaving eigenvalues of rounding size instead of zero.
 """
 
 from __future__ import annotations
@@ -22,14 +28,34 @@ from speclens.spec.validation import check_dtype, check_int, check_pair
 
 @dataclass
 class GramState:
-    """Plain-array state of a Gram accumulation: float64 ``gram_sum`` (m x m), ``count`` rows."""
+    """Plain-array state of a Gram accumulation: float64 ``gram_sum`` (m x m), ``count`` rows,
+    the width ``m_x`` of X's features, and whether X and Y were ``identical`` (same rows bit
+    for bit, same feature map) in every chunk."""
 
     gram_sum: np.ndarray
     count: int
     m_x: int
+    identical: bool = False
 
     def __add__(self, other: GramState) -> GramState:
         return merge_states(self, other)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Plain named arrays (for an ``.npz`` file); :meth:`from_arrays` reads them back."""
+        return {
+            "gram_sum": self.gram_sum,
+            "count": np.int64(self.count),
+            "m_x": np.int64(self.m_x),
+            "identical": np.bool_(self.identical),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict) -> GramState:
+        """The state saved by :meth:`to_arrays` (a state saved without ``identical`` reads as
+        not identical)."""
+        identical = bool(arrays["identical"]) if "identical" in arrays else False
+        gram_sum = np.asarray(arrays["gram_sum"], dtype=np.float64)
+        return cls(gram_sum, int(arrays["count"]), int(arrays["m_x"]), identical)
 
 
 def merge_states(*states: GramState) -> GramState:
@@ -47,7 +73,16 @@ def merge_states(*states: GramState) -> GramState:
     total = first.gram_sum.copy()
     for s in states[1:]:
         total += s.gram_sum
-    return GramState(total, sum(int(s.count) for s in states), first.m_x)
+    identical = all(s.identical for s in states)
+    return GramState(total, sum(int(s.count) for s in states), first.m_x, identical)
+
+
+def same_feature_map(a, b) -> bool:
+    """Whether two fitted feature maps are the same map (kernel, width, bandwidth, frequencies)."""
+    sa, sb = a.get_state(), b.get_state()
+    if sa.keys() != sb.keys():
+        return False
+    return all(np.array_equal(np.asarray(sa[k]), np.asarray(sb[k])) for k in sa)
 
 
 def gram_from_state(state: GramState, eta: float = 1.0) -> np.ndarray:
@@ -93,6 +128,7 @@ class GramAccumulator:
         self.block_rows = check_int(block_rows, "block_rows")
         self.m_x = feature_x.n_features_out_
         self.m_y = feature_y.n_features_out_
+        self._same_maps = same_feature_map(feature_x, feature_y)
         self.reset()
 
     @property
@@ -101,6 +137,7 @@ class GramAccumulator:
 
     def reset(self) -> GramAccumulator:
         self.count_ = 0
+        self.identical_ = self._same_maps
         self._sum = None
         self._buf = None
         return self
@@ -119,6 +156,7 @@ class GramAccumulator:
         """Fold one chunk of paired rows into the running sum."""
         x_chunk, y_chunk = check_pair(x_chunk, y_chunk, "x_chunk", "y_chunk")
         self._check_widths(x_chunk, y_chunk)
+        self.identical_ = self.identical_ and np.array_equal(x_chunk, y_chunk)
         n = x_chunk.shape[0]
         for start in range(0, n, self.block_rows):
             stop = min(start + self.block_rows, n)
@@ -180,7 +218,7 @@ class GramAccumulator:
             total = self._sum.cpu().numpy().copy()
         else:
             total = self._sum.copy()
-        return GramState(total, int(self.count_), self.m_x)
+        return GramState(total, int(self.count_), self.m_x, bool(self.identical_))
 
     def load_state(self, state: GramState) -> GramAccumulator:
         if state.gram_sum.shape != (self.m, self.m) or state.m_x != self.m_x:
@@ -190,6 +228,7 @@ class GramAccumulator:
             )
         self.reset()
         self.count_ = int(state.count)
+        self.identical_ = self._same_maps and state.identical
         total = np.asarray(state.gram_sum, dtype=np.float64).copy()
         if self.backend == "torch":
             import torch
@@ -211,16 +250,11 @@ class GramAccumulator:
         return merged.load_state(merge_states(self.state(), other.state()))
 
     def to_arrays(self) -> dict:
-        s = self.state()
-        return {"gram_sum": s.gram_sum, "count": np.int64(s.count), "m_x": np.int64(s.m_x)}
+        return self.state().to_arrays()
 
     @staticmethod
     def state_from_arrays(arrays: dict) -> GramState:
-        return GramState(
-            np.asarray(arrays["gram_sum"], dtype=np.float64),
-            int(arrays["count"]),
-            int(arrays["m_x"]),
-        )
+        return GramState.from_arrays(arrays)
 
     def gram(self, eta: float = 1.0) -> np.ndarray:
         return gram_from_state(self.state(), eta)
