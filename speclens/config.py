@@ -19,16 +19,15 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeInt,
-    PositiveFloat,
     PositiveInt,
     ValidationError,
 )
 
-from speclens.config_messages import format_errors
+from speclens.config_messages import Vocabulary, format_errors
 from speclens.errors import ConfigError
+from speclens.tasks.params import CompareParams
 
 SAFE_NAME = r"^[A-Za-z0-9._-]+$"
-Kernel = Literal["gaussian", "cosine"]
 
 
 def _local(url: str) -> str | None:
@@ -98,35 +97,6 @@ Source = Annotated[
 ]
 
 
-class CompareConfig(_Strict):
-    kernel: Kernel = "gaussian"
-    kernel_x: Kernel | None = None
-    kernel_y: Kernel | None = None
-    sigma_x: PositiveFloat | None = None
-    sigma_y: PositiveFloat | None = None
-    sigma_scale: PositiveFloat = 0.5
-    rff_dim: PositiveInt = 1000
-    eta: PositiveFloat = 1.0
-    n_modes: PositiveInt = 5
-    members: PositiveInt = 50
-    seed: NonNegativeInt = 0
-
-    def params(self) -> dict[str, Any]:
-        """The compare flow's keyword parameters (``speclens.flows.compare.DEFAULTS`` keys)."""
-        return {
-            "kernel_x": self.kernel_x or self.kernel,
-            "kernel_y": self.kernel_y or self.kernel,
-            "sigma_x": self.sigma_x,
-            "sigma_y": self.sigma_y,
-            "sigma_scale": self.sigma_scale,
-            "rff_dim": self.rff_dim,
-            "eta": self.eta,
-            "n_modes": self.n_modes,
-            "members_k": self.members,
-            "seed": self.seed,
-        }
-
-
 def _check_encoders(ids: list[str]) -> list[str]:
     from speclens.encoders import EncoderError, parse_encoder_id
 
@@ -171,7 +141,7 @@ class AuditConfig(_Strict):
     name: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
     source: Source
     encoders: Annotated[list[str], AfterValidator(_check_encoders)]
-    compare: CompareConfig = Field(default_factory=CompareConfig)
+    compare: CompareParams = Field(default_factory=CompareParams)
     root: Annotated[str, Field(min_length=1)] = "speclens-out"
     warehouse: Annotated[str, Field(min_length=1)] | None = None
     run_id: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
@@ -213,6 +183,45 @@ class AuditConfig(_Strict):
         return None
 
 
+#: What to write instead of a bad value, per key (the compare keys' come from CompareParams).
+FIXES = {
+    "name": "name the dataset store with letters, digits, '.', '_', '-' only (e.g. sample)",
+    "source": "add e.g. `source: {kind: sample, n: 2000}`",
+    "source.n": "set a whole number of images, at least 1 (e.g. 2000)",
+    "source.seed": "set a whole number, 0 or more",
+    "source.path": "set the dataset folder (e.g. /data/imagenet/train)",
+    "source.labels": "set the val labels file (LOC_val_solution.csv) or remove the key",
+    "source.class_index": "set the class-index file (imagenet_class_index.json) or remove the key",
+    "source.images": "set the COCO image folder (e.g. /data/coco/val2017)",
+    "source.captions": "set the COCO captions file (e.g. captions_val2017.json)",
+    "source.url": "set the URL of an ingested dataset store (e.g. speclens-out/datasets/sample.zarr)",
+    "encoders": "list two or more encoder ids, e.g. [hue-hist, grad-hist]",
+    "compare": "make it a mapping, e.g. `compare: {rff_dim: 2000, n_modes: 8}`",
+    "root": "set the output root, a local path or URL (e.g. speclens-out or s3://bucket/speclens)",
+    "warehouse": "set the warehouse URL, or remove the key for <root>/warehouse",
+    "run_id": "use letters, digits, '.', '_', '-' only, or remove the key for a generated id",
+    "device": "use auto, cpu, cuda or cuda:N",
+    "batch_size": "set a whole number > 0 (e.g. 64)",
+    "image_size": "set a whole number of pixels > 0, or remove the key for the default",
+    "shard_size": "set a whole number of images per shard > 0 (e.g. 256)",
+    "dask_address": "use tcp://HOST:PORT of a running Dask scheduler, or remove the key for a "
+    "local cluster",
+    "schedule": "write a cron expression such as '0 3 * * *', or remove the key",
+}
+SOURCES = (SampleSource, ImageNetSource, CocoSource, FolderSource, DatasetSource)
+
+
+def vocabulary() -> Vocabulary:
+    """The audit config's keys, source kinds and fixes (derived from the models)."""
+    kinds = {
+        m.model_fields["kind"].annotation.__args__[0]: [k for k in m.model_fields if k != "kind"]
+        for m in SOURCES
+    }
+    fixes = {**FIXES, "source.kind": f"use one of {', '.join(kinds)}"}
+    own = Vocabulary(fixes, {(): list(AuditConfig.model_fields)}, kinds)
+    return own | CompareParams.vocabulary()
+
+
 def merge(base: dict, top: dict) -> dict:
     """``top`` laid over ``base``, mappings merged key by key (neither is changed)."""
     out = dict(base)
@@ -237,7 +246,7 @@ def validate_config(raw: Any, source: str = "audit config") -> AuditConfig:
     try:
         return AuditConfig.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc.errors()), source) from None
+        raise ConfigError(format_errors(exc.errors(), vocabulary()), source) from None
 
 
 def read_config(path: str) -> dict:

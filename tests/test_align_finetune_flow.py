@@ -25,7 +25,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("torch_one_thread
 
 ENCODER = "open_clip:speclens-tiny@random"
 OPTIONS = {"steps": 3, "batch_size": 8, "lr": 1e-3, "checkpoint_every": 1}
-COMPARE = {"rff_dim": 64, "n_modes": 2, "members_k": 5}
+COMPARE = {"rff_dim": 64, "n_modes": 2, "members": 5}
 
 
 @pytest.fixture(scope="module")

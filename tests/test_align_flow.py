@@ -37,7 +37,7 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(
         seed=0,
         address=dask_address,
         adapter_options={"batch_size": 50},
-        compare_params={"rff_dim": 300, "n_modes": 2, "members_k": 10},
+        compare_params={"rff_dim": 300, "n_modes": 2, "members": 10},
     )
     assert s["train"] == 200 and s["held_out"] == 200
     # the reference (X in both comparisons) captures less that the aligned encoder misses
@@ -91,7 +91,7 @@ def test_bad_align_input_is_one_sentence_and_writes_nothing(tmp_path, dask_addre
     kw = {
         "root": root,
         "address": dask_address,
-        "compare_params": {"rff_dim": 64, "n_modes": 1, "members_k": 5},
+        "compare_params": {"rff_dim": 64, "n_modes": 1, "members": 5},
     }
     before = sorted(p.name for p in (tmp_path / "embeddings" / "sample").iterdir())
     cases = [

@@ -11,10 +11,11 @@ from speclens.datasets.sources import IngestSource
 from speclens.flows.audit import audit
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.warehouse import Warehouse
+from speclens.tasks.params import CompareParams
 
 pytestmark = pytest.mark.integration
 N, K = 600, 40
-PARAMS = {"rff_dim": 500, "n_modes": 3, "members_k": K, "seed": 2}
+PARAMS = {"rff_dim": 500, "n_modes": 3, "members": K, "seed": 2}
 
 
 def _audit(root, address):
@@ -23,7 +24,7 @@ def _audit(root, address):
         "sample",
         ["hue-hist", "grad-hist"],
         root=root,
-        compare_params=PARAMS,
+        compare=CompareParams(**PARAMS),
         run_id="audit-test",
         device="cpu",
         shard_size=200,

@@ -114,7 +114,7 @@ def test_compare_on_a_real_cluster_equals_the_in_process_engine(planted, dask_cl
         run_id="cluster-run",
         address=dask_cli_cluster,
         dtype="float64",
-        members_k=30,
+        members=30,
         **kw,
     )
     engine = SPEC(
@@ -143,8 +143,25 @@ def test_compare_on_a_real_cluster_equals_the_in_process_engine(planted, dask_cl
     assert run["sigma_x"] == 2.0 and run["n"] == N and run["status"] == "succeeded"
 
 
+def test_a_rerun_on_a_long_lived_cluster_uses_its_own_frequencies(planted, dask_cli_cluster):
+    """Workers that served a run id must not serve its old feature maps to a rerun of that id
+    with another bandwidth (the frequencies file is rewritten at the same URL)."""
+    kw = dict(rff_dim=100, n_modes=2, members=5, address=dask_cli_cluster)
+    root = planted["root"]
+    compare(planted["dataset"], ["vx", "vy"], root=root, run_id="r", sigma_scale=0.5, **kw)
+    compare(planted["dataset"], ["vx", "vy"], root=root, run_id="r", sigma_scale=0.25, **kw)
+    compare(planted["dataset"], ["vx", "vy"], root=root, run_id="fresh", sigma_scale=0.25, **kw)
+    wh = Warehouse(root + "/warehouse")
+    rerun = wh.read("modes", "r").sort_by("mode").column("eigenvalue").to_numpy()
+    fresh = wh.read("modes", "fresh").sort_by("mode").column("eigenvalue").to_numpy()
+    np.testing.assert_allclose(rerun, fresh, atol=1e-8, rtol=0)
+    assert (
+        wh.read("runs", "r").column("sigma_x")[0] == wh.read("runs", "fresh").column("sigma_x")[0]
+    )
+
+
 def test_rerunning_a_run_id_overwrites_only_its_partitions(planted, dask_address):
-    kw = dict(rff_dim=100, n_modes=2, members_k=10)
+    kw = dict(rff_dim=100, n_modes=2, members=10)
     compare(
         planted["dataset"],
         ["vx", "vy"],
@@ -171,7 +188,7 @@ def test_rerunning_a_run_id_overwrites_only_its_partitions(planted, dask_address
         address=dask_address,
         rff_dim=100,
         n_modes=3,
-        members_k=10,
+        members=10,
     )
     assert wh.read("modes", "a").num_rows == 6
     assert wh.read("members", "b").equals(before_b)
@@ -205,15 +222,10 @@ def test_mismatched_embeddings_are_refused(planted, tmp_path, dask_address):
 def test_block_functions_without_a_cluster(planted, tmp_path):
     """chunk / combine / aggregate in plain Python equal the one-pass accumulator."""
     from speclens.spec import GaussianRFF
-    from speclens.storage.arrays import save_npz
 
     p = planted["p"]
     fx, fy = GaussianRFF(2.0, 64, 1).fit(8), GaussianRFF(2.5, 64, 1).fit(12)
-    freq = save_npz(
-        str(tmp_path / "f.npz"),
-        **{f"x_{k}": v for k, v in fx.get_state().items()},
-        **{f"y_{k}": v for k, v in fy.get_state().items()},
-    )
+    freq = mapreduce.save_frequencies(str(tmp_path / "f.npz"), fx, fy)
     blocks = mapreduce.blocks_for(planted["vx"], planted["vy"], N, 50)
     states = [mapreduce.block_gram(b, freq, "float64") for b in blocks]
     merged = functools.reduce(lambda a, b: a + b, reversed(states))
@@ -230,6 +242,9 @@ def test_block_functions_without_a_cluster(planted, tmp_path):
     signs, rows, scores = mapreduce.finish_members(
         functools.reduce(lambda a, b: mapreduce.merge_members(a, b, 7), parts)
     )
-    ref = spec.transform(p.X.astype(np.float32), p.Y.astype(np.float32))
+    ref = spec.fit_signs(p.X.astype(np.float32), p.Y.astype(np.float32)).transform(
+        p.X.astype(np.float32), p.Y.astype(np.float32)
+    )
+    np.testing.assert_array_equal(signs, spec.signs_)
     np.testing.assert_array_equal(rows, spec.members(ref, 7))
     np.testing.assert_allclose(scores, np.take_along_axis(ref.T, rows, axis=1), atol=1e-10)

@@ -10,7 +10,7 @@ from prefect.states import Failed
 from speclens.datasets import sample
 from speclens.datasets.ingest import IngestOptions, prepare
 from speclens.datasets.sources import IngestSource
-from speclens.errors import InputError
+from speclens.errors import IncompleteRun, InputError
 from speclens.flows.ingest import ingest
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
@@ -170,8 +170,6 @@ def test_cli_empty_dataset_is_one_sentence_and_non_zero(tmp_path, dask_address):
 def test_failed_shards_end_the_run_with_one_sentence_and_a_rerun_redoes_them(
     tmp_path, dask_address
 ):
-    from speclens.flows.ingest import IngestIncomplete
-
     out = str(tmp_path / "s.zarr")
     source = IngestSource.sample(60, 0)
     prepare(source, out, IngestOptions(shard_size=20))
@@ -179,7 +177,7 @@ def test_failed_shards_end_the_run_with_one_sentence_and_a_rerun_redoes_them(
     good = plan.read_bytes()
     plan.write_bytes(b"not parquet")  # every shard fails on a non-I/O error: no retries
     with pytest.raises(
-        IngestIncomplete,
+        IncompleteRun,
         match=r"^3 of 3 shards of .* failed \(shard 0: .*\); "
         r"rerun the same command to redo only those",
     ):

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from speclens.commands.options import compare_options
+
 _ADAPTER = "Adapter mode only: "
 _FINETUNE = "Finetune mode only: "
 
@@ -42,6 +44,7 @@ def probes_line(probes: dict) -> str:
     )
 
 
+@compare_options(exclude=("seed",))
 def align(
     ctx: typer.Context,
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset store URL.")],
@@ -134,15 +137,16 @@ def align(
             help="Name of the run; rerun a finetune run id to resume from its latest checkpoint.",
         ),
     ] = None,
-    rff_dim: Annotated[int, typer.Option("--rff-dim", min=1)] = 1000,
-    n_modes: Annotated[int, typer.Option("--n-modes", min=1)] = 5,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the split, the training and the comparisons.")
+    ] = 0,
     dask_address: Annotated[str | None, typer.Option("--dask-address")] = None,
+    compare: dict | None = None,
 ) -> None:
     """Align the encoder so it also captures the reference's groups (an adapter on the stored
     embeddings, or a fine-tuned open_clip image tower); compare held-out samples before and
     after; publish both runs and an align report."""
-    from speclens.commands.compare import fail
+    from speclens.commands.exits import fail
     from speclens.errors import InputError
     from speclens.flows.align import align as run_align
     from speclens.flows.align import check_inputs
@@ -183,10 +187,15 @@ def align(
             adapter_options=adapter_options,
             finetune_options=finetune_options,
             device=device,
-            compare_params={"rff_dim": rff_dim, "n_modes": n_modes},
+            compare_params=compare,
         )
     except (InputError, ValueError) as exc:
         fail(exc)
+    print_align(s, encoder, reference, mode)
+
+
+def print_align(s: dict, encoder: str, reference: str, mode: str) -> None:
+    """What an align run did: the aligned entry, the checkpoint, the gap and the probes."""
     b, a = s["before"]["spec_diff"], s["after"]["spec_diff"]
     typer.echo(f"{s['run_id']}: aligned {encoder} to {reference} ({mode}) -> {s['aligned_id']}")
     if mode == "finetune":

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from speclens.commands.options import compare_options
+
 Opt = typer.Option
 
 
@@ -43,6 +45,7 @@ def _source(sample, dataset, folder, imagenet, labels, class_index, coco_images,
     return None
 
 
+@compare_options(defaults=False)
 def audit(
     config: Annotated[
         str | None,
@@ -76,12 +79,6 @@ def audit(
         str | None, Opt("--warehouse", help="Warehouse URL (default: <root>/warehouse).")
     ] = None,
     run_id: Annotated[str | None, Opt("--run-id")] = None,
-    kernel: Annotated[str | None, Opt("--kernel", help="gaussian or cosine.")] = None,
-    rff_dim: Annotated[int | None, Opt("--rff-dim")] = None,
-    eta: Annotated[float | None, Opt("--eta")] = None,
-    n_modes: Annotated[int | None, Opt("--n-modes")] = None,
-    members: Annotated[int | None, Opt("--members")] = None,
-    seed: Annotated[int | None, Opt("--seed")] = None,
     device: Annotated[str | None, Opt("--device", help="auto, cpu, cuda or cuda:N.")] = None,
     dask_address: Annotated[
         str | None,
@@ -90,21 +87,15 @@ def audit(
         ),
     ] = None,
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
+    compare: dict | None = None,
 ) -> None:
     """Audit a dataset end to end: ingest, embed with each encoder, compare every pair."""
-    from speclens.commands.compare import fail, print_runs
-    from speclens.config import ConfigError, merge, read_config, validate_config
-    from speclens.errors import InputError
+    from speclens.commands.compare import print_runs
+    from speclens.commands.exits import fail
+    from speclens.config import merge, read_config, validate_config
+    from speclens.errors import IncompleteRun, SpeclensError
     from speclens.flows.audit import audit_config
 
-    compare = {
-        "kernel": kernel,
-        "rff_dim": rff_dim,
-        "eta": eta,
-        "n_modes": n_modes,
-        "members": members,
-        "seed": seed,
-    }
     top = {
         "name": name,
         "encoders": encoder or None,
@@ -113,7 +104,7 @@ def audit(
         "run_id": run_id,
         "device": device,
         "dask_address": dask_address,
-        "compare": {k: v for k, v in compare.items() if v is not None} or None,
+        "compare": compare or None,
     }
     source = _source(sample, dataset, folder, imagenet, labels, class_index, coco_images, captions)
     try:
@@ -122,20 +113,11 @@ def audit(
             raw = merge(raw, {k: v for k, v in top.items() if v is not None})
             raw = {**raw, "source": source} if source else raw
         cfg = validate_config(raw, config or "audit flags")
-    except ConfigError as exc:
-        typer.echo(
-            f"error: {config or 'audit flags'}: {len(exc.problems)} problem(s), nothing was run:",
-            err=True,
-        )
-        for line in exc.problems:
-            typer.echo(f"  {line}", err=True)
-        raise typer.Exit(2) from None
-    t0 = time.perf_counter()
-    try:
+        t0 = time.perf_counter()
         results = audit_config(cfg, progress=progress)
-    except InputError as exc:
+    except SpeclensError as exc:
         fail(exc)
-    except RuntimeError as exc:  # shards failed after retries: the same command redoes them
+    except IncompleteRun as exc:  # shards failed after retries: the same command redoes them
         fail(exc, 1)
     typer.echo(f"\nAudit of {cfg.dataset} in {time.perf_counter() - t0:.0f} s.")
     print_runs(results)

@@ -6,15 +6,13 @@ from typing import Annotated
 
 import typer
 
+from speclens.commands.exits import fail
+from speclens.commands.options import compare_options
+
 Root = Annotated[str, typer.Option("--root", help="Output root: runs/, warehouse/, reports/.")]
 WarehouseOpt = Annotated[
     str | None, typer.Option("--warehouse", help="Warehouse URL, when not <root>/warehouse.")
 ]
-
-
-def fail(exc: Exception, code: int = 2):
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code) from None
 
 
 def print_runs(results: list[dict], top: int = 3) -> None:
@@ -49,6 +47,7 @@ def print_runs(results: list[dict], top: int = 3) -> None:
         typer.echo(f"  report: {r['report']}")
 
 
+@compare_options()
 def compare(
     dataset: Annotated[str, typer.Option("--dataset", help="Dataset store URL.")],
     encoder: Annotated[
@@ -60,23 +59,6 @@ def compare(
     ],
     root: Root = "speclens-out",
     warehouse: WarehouseOpt = None,
-    kernel: Annotated[
-        str, typer.Option("--kernel", help="gaussian or cosine (both sides).")
-    ] = "gaussian",
-    sigma_x: Annotated[float | None, typer.Option("--sigma-x")] = None,
-    sigma_y: Annotated[float | None, typer.Option("--sigma-y")] = None,
-    sigma_scale: Annotated[
-        float,
-        typer.Option(
-            "--sigma-scale",
-            help="Bandwidth = scale x median pairwise distance when --sigma-* is not given.",
-        ),
-    ] = 0.5,
-    rff_dim: Annotated[int, typer.Option("--rff-dim", min=1)] = 1000,
-    eta: Annotated[float, typer.Option("--eta")] = 1.0,
-    n_modes: Annotated[int, typer.Option("--n-modes", min=1)] = 5,
-    members: Annotated[int, typer.Option("--members", min=1, help="Top members per mode.")] = 50,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
     run_id: Annotated[
         str | None,
         typer.Option("--run-id", help="Rerunning an id overwrites its own partitions only."),
@@ -85,9 +67,10 @@ def compare(
         str | None,
         typer.Option("--dask-address", help="tcp://HOST:PORT of an existing Dask scheduler."),
     ] = None,
+    compare: dict | None = None,
 ) -> None:
     """Compare embeddings of one dataset: modes, SPEC-diff, warehouse rows, report."""
-    from speclens.errors import InputError
+    from speclens.errors import SpeclensError
     from speclens.flows.compare import compare as run_compare
 
     try:
@@ -98,18 +81,9 @@ def compare(
             run_id=run_id,
             address=dask_address,
             warehouse=warehouse,
-            kernel_x=kernel,
-            kernel_y=kernel,
-            sigma_x=sigma_x,
-            sigma_y=sigma_y,
-            sigma_scale=sigma_scale,
-            rff_dim=rff_dim,
-            eta=eta,
-            n_modes=n_modes,
-            members_k=members,
-            seed=seed,
+            **compare,
         )
-    except (InputError, ValueError) as exc:
+    except SpeclensError as exc:
         fail(exc)
     print_runs(results)
 

@@ -23,6 +23,9 @@ from typing import Annotated
 import numpy as np
 import typer
 
+from speclens.commands.options import default
+from speclens.tasks.params import CompareParams
+
 DEMO_ENCODERS = ["hue-hist", "grad-hist", "open_clip:speclens-tiny-vit@random"]
 MNIST_ENCODERS = ["packaged:efficientnet-lite0", "packaged:vit-s14-dinov2init"]
 MNIST_N = 500  # 50 per digit: both models embed it on two CPU cores in about 2.5 minutes
@@ -38,7 +41,7 @@ def demo(
     root: Annotated[str, typer.Option("--root", help="Output root.")] = "speclens-out",
     n: Annotated[int, typer.Option("--n", help="Samples.")] = 2000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    rff_dim: Annotated[int, typer.Option("--rff-dim")] = 1000,
+    rff_dim: Annotated[int, typer.Option("--rff-dim")] = default("rff_dim"),
     n_modes: Annotated[int, typer.Option("--n-modes")] = 4,
     planted: Annotated[
         bool,
@@ -56,9 +59,10 @@ def demo(
     """Run the end-to-end audit on the embedded sample and print what differs."""
     if planted:
         return planted_demo(n, rff_dim, n_modes, seed)
-    from speclens.commands.compare import fail, print_runs
+    from speclens.commands.compare import print_runs
+    from speclens.commands.exits import fail
     from speclens.datasets.sources import IngestSource
-    from speclens.errors import InputError
+    from speclens.errors import SpeclensError
     from speclens.flows.audit import audit
 
     t0 = time.perf_counter()
@@ -68,11 +72,11 @@ def demo(
             "sample",
             DEMO_ENCODERS,
             root=root,
-            compare_params={"rff_dim": rff_dim, "n_modes": n_modes, "seed": seed},
+            compare=CompareParams(rff_dim=rff_dim, n_modes=n_modes, seed=seed),
             run_id=f"demo-sample-{seed}",
             device="cpu",
         )
-    except InputError as exc:
+    except SpeclensError as exc:
         fail(exc)
     typer.echo(f"\nAudit of the embedded sample ({n} images) in {time.perf_counter() - t0:.0f} s.")
     print_runs(results)
@@ -88,8 +92,8 @@ def demo(
 def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
     """Align ``hog`` to ``grad-hist`` on the sample the audit just wrote; print before/after."""
     from speclens.commands.align import probes_line
-    from speclens.commands.compare import fail
-    from speclens.errors import InputError
+    from speclens.commands.exits import fail
+    from speclens.errors import SpeclensError
     from speclens.flows.align import align
     from speclens.flows.embed import embed
     from speclens.storage import urls
@@ -107,7 +111,7 @@ def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
             seed=seed,
             compare_params={"rff_dim": rff_dim, "n_modes": n_modes},
         )
-    except InputError as exc:
+    except SpeclensError as exc:
         fail(exc)
     b, a = s["before"]["spec_diff"]["x_over_y"], s["after"]["spec_diff"]["x_over_y"]
     typer.echo(
@@ -123,19 +127,19 @@ def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
 
 def mnist_demo(root: str, n: int, rff_dim: int, n_modes: int, seed: int) -> None:
     """EfficientNet-Lite0 vs the ViT on ``n`` real digits; one sentence when the extra is missing."""
-    from speclens.commands.compare import fail, print_runs
+    from speclens.commands.compare import print_runs
+    from speclens.commands.exits import fail
     from speclens.datasets import mnist
     from speclens.datasets.sources import IngestSource
-    from speclens.encoders import EncoderError
     from speclens.encoders.packaged import check_available
-    from speclens.errors import InputError
+    from speclens.errors import SpeclensError
     from speclens.flows.audit import audit
 
     try:
         for encoder_id in MNIST_ENCODERS:
             check_available(encoder_id)
         mnist.data_path()
-    except (EncoderError, InputError) as exc:
+    except SpeclensError as exc:
         typer.echo(f"\nSkipping the real-digits audit of two pretrained models: {exc}")
         return
     t0 = time.perf_counter()
@@ -145,17 +149,17 @@ def mnist_demo(root: str, n: int, rff_dim: int, n_modes: int, seed: int) -> None
             f"mnist-{n}",
             MNIST_ENCODERS,
             root=root,
-            compare_params={
-                "rff_dim": rff_dim,
-                "n_modes": n_modes,
-                "seed": seed,
-                "sigma_scale": MNIST_SIGMA_SCALE,
-                "members_k": MNIST_MEMBERS,
-            },
+            compare=CompareParams(
+                rff_dim=rff_dim,
+                n_modes=n_modes,
+                seed=seed,
+                sigma_scale=MNIST_SIGMA_SCALE,
+                members=MNIST_MEMBERS,
+            ),
             run_id=f"demo-mnist-{seed}",
             device="cpu",
         )
-    except InputError as exc:
+    except SpeclensError as exc:
         fail(exc)
     typer.echo(
         f"\nAudit of {n} real MNIST digits (EfficientNet-Lite0 vs DINOv2-initialised "

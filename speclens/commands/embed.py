@@ -6,15 +6,12 @@ from typing import Annotated
 
 import typer
 
+from speclens.commands.exits import fail
+
 app = typer.Typer(
     help="Embed a dataset store with encoders, or import precomputed vectors.",
     invoke_without_command=True,
 )
-
-
-def _fail(exc: Exception, code: int = 2):
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(code) from None
 
 
 @app.callback()
@@ -62,23 +59,26 @@ def embed(
     """Embed --dataset with each --encoder (resumable: a rerun redoes only missing shards)."""
     if ctx.invoked_subcommand is not None:
         return
-    from speclens.errors import InputError
-    from speclens.flows.embed import EmbedIncomplete, summary_lines
-    from speclens.flows.embed import embed as run_embed
+    from speclens.errors import IncompleteRun, SpeclensError
+    from speclens.tasks.checks import check_embed
 
     if not dataset or not encoder:
-        _fail(
+        fail(
             ValueError(
                 "pass --dataset URL and at least one --encoder ID (see `speclens embed --help`)."
             )
         )
     if out and len(out) != len(encoder):
-        _fail(
+        fail(
             ValueError(
                 f"{len(out)} --out for {len(encoder)} --encoder; give one per encoder or none."
             )
         )
     try:
+        check_embed(dataset, encoder)  # in seconds, before Prefect is even imported
+        from speclens.flows.embed import embed as run_embed
+        from speclens.flows.embed import summary_lines
+
         summaries = run_embed(
             dataset,
             encoder,
@@ -92,10 +92,10 @@ def embed(
             address=address,
             progress=progress,
         )
-    except InputError as exc:
-        _fail(exc)
-    except EmbedIncomplete as exc:
-        _fail(exc, 1)
+    except SpeclensError as exc:
+        fail(exc)
+    except IncompleteRun as exc:
+        fail(exc, 1)
     for s in summaries:
         for line in summary_lines(s):
             typer.echo(line)
@@ -130,7 +130,7 @@ def import_vectors(
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Import precomputed vectors, matched to the dataset's rows by sample_id."""
-    from speclens.errors import InputError
+    from speclens.errors import SpeclensError
     from speclens.tasks.vector_import import import_vectors as run_import
 
     try:
@@ -147,8 +147,8 @@ def import_vectors(
             allow_missing=allow_missing,
             overwrite=overwrite,
         )
-    except InputError as exc:
-        _fail(exc)
+    except SpeclensError as exc:
+        fail(exc)
     typer.echo(
         f"imported {summary['valid']} vectors of dim {summary['dim']} as "
         f"{summary['encoder_id']} -> {summary['out']}"

@@ -7,15 +7,15 @@ from typing import Annotated
 
 import typer
 
-from speclens.errors import InputError
-from speclens.storage.dataset_store import DatasetStore
-
 
 def info(
     url: Annotated[str, typer.Argument(help="Dataset store URL.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Counts, shards (committed / pending), quarantine reasons of a dataset store."""
+    from speclens.errors import InputError
+    from speclens.storage.dataset_store import DatasetStore
+
     try:
         s = DatasetStore.open(url).summary()
     except InputError as exc:

@@ -74,10 +74,14 @@ def _run(
     progress,
     processes=True,
 ) -> None:
-    from speclens.errors import InputError
-    from speclens.flows.ingest import IngestIncomplete, ingest, summary_lines
+    from speclens.commands.exits import fail
+    from speclens.datasets.sources import check_paths
+    from speclens.errors import IncompleteRun, SpeclensError
 
     try:
+        check_paths(source)  # in seconds, before Prefect is even imported
+        from speclens.flows.ingest import ingest, summary_lines
+
         summary = ingest(
             source,
             out,
@@ -91,12 +95,10 @@ def _run(
             progress=progress,
             processes=processes,
         )
-    except InputError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except IngestIncomplete as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+    except SpeclensError as exc:
+        fail(exc)
+    except IncompleteRun as exc:
+        fail(exc, 1)
     for line in summary_lines(summary):
         typer.echo(line)
 

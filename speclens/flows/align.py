@@ -26,11 +26,10 @@ from __future__ import annotations
 import json
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
 
 from speclens.errors import InputError
-from speclens.flows.compare import DEFAULTS, compare_pair, dask_cluster, make_run_id
-from speclens.flows.runtime import flow_result, prefect_api
+from speclens.flows.compare import Pair, compare_pair, make_run_id
+from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
 from speclens.spec.adapter import check_adapter_options
 from speclens.storage import urls
 from speclens.tasks.align import claim_run, label_probes, preflight, train_adapter, write_aligned
@@ -40,7 +39,8 @@ from speclens.tasks.align_finetune import (
     finetune_settings,
     write_finetuned,
 )
-from speclens.tasks.compare import resolve_embedding
+from speclens.tasks.checks import resolve_embedding
+from speclens.tasks.params import CompareParams
 
 MODES = ("adapter", "finetune")
 
@@ -86,17 +86,13 @@ def align_flow(
     device: str = "auto",
 ) -> dict:
     logger = get_run_logger()
-    params = {**DEFAULTS, "seed": seed, **(compare_params or {})}
+    params = CompareParams.from_options({"seed": seed, **(compare_params or {})})
     run_id = run_id or make_run_id(dataset, [encoder, reference, "align"], params)
     run_url = urls.join(root, "runs", run_id)
-    try:  # bad input ends the run with its one sentence, not a traceback; nothing written yet
-        check_inputs(mode, encoder, finetune_options, adapter_options)
-        x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
-        identity = {"mode": mode, **preflight(dataset, x_url, y_url)}
-        claim_run(run_url, identity)
-    except InputError as exc:
-        logger.error(str(exc))
-        return Failed(message=str(exc), data=exc)
+    # bad input ends the run with its one sentence before anything is written
+    check_inputs(mode, encoder, finetune_options, adapter_options)
+    x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
+    claim_run(run_url, {"mode": mode, **preflight(dataset, x_url, y_url)})
     if mode == "adapter":
         trained = train_adapter(
             dataset, x_url, y_url, run_url, train_frac, seed, adapter_options or {}, device
@@ -155,31 +151,33 @@ def align_flow(
     views = out["views"]
     with dask_cluster(address) as addr:
         before = compare_pair(
-            dataset,
-            reference,
-            encoder,
-            views["y"],
-            views["x"],
-            root,
-            f"{run_id}-before",
-            run_id,
+            Pair(
+                dataset,
+                reference,
+                encoder,
+                views["y"],
+                views["x"],
+                root,
+                f"{run_id}-before",
+                run_id,
+            ),
             params,
             addr,
-            logger,
         )
         after = compare_pair(
-            dataset,
-            reference,
-            out["aligned_id"],
-            views["y"],
-            views["aligned"],
-            root,
-            f"{run_id}-after",
-            run_id,
+            Pair(
+                dataset,
+                reference,
+                out["aligned_id"],
+                views["y"],
+                views["aligned"],
+                root,
+                f"{run_id}-after",
+                run_id,
+                parent_run_id=f"{run_id}-before",
+            ),
             params,
             addr,
-            logger,
-            parent_run_id=f"{run_id}-before",
         )
     probes = label_probes(dataset, x_url, out["aligned_url"], trained["split_url"], seed)
     summary = {
@@ -189,7 +187,7 @@ def align_flow(
         "encoder": encoder,
         "seed": seed,
         "train_frac": train_frac,
-        "compare": params,
+        "compare": params.model_dump(),
         "reference": reference,
         "aligned_id": out["aligned_id"],
         "aligned_url": out["aligned_url"],
@@ -225,4 +223,4 @@ def align(dataset: str, encoder: str, reference: str, **kwargs) -> dict:
         state = align_flow(
             dataset=dataset, encoder=encoder, reference=reference, **kwargs, return_state=True
         )
-    return flow_result(state, "align", value_errors_are_input=True)
+    return flow_result(state, value_errors_are_input=True)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from speclens.datasets.sources import IngestSource
-from speclens.errors import InputError
-from speclens.flows.compare import DEFAULTS, compare, dask_cluster
+from speclens.datasets.sources import IngestSource, check_paths
+from speclens.flows.compare import compare as run_compare
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
-from speclens.flows.runtime import flow_result, prefect_api
+from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
 from speclens.storage import urls
+from speclens.tasks.checks import check_embed
+from speclens.tasks.params import CompareParams
 
 
 @flow(name="audit")
@@ -26,7 +27,7 @@ def audit_flow(
     name: str,
     encoders: list[str],
     root: str = "speclens-out",
-    compare_params: dict | None = None,
+    compare: CompareParams | None = None,
     run_id: str | None = None,
     device: str = "auto",
     batch_size: int = 64,
@@ -52,29 +53,30 @@ def audit_flow(
             logger.info("ingest: %s", summary.get("counts"))
         for s in embed(dataset, encoders, device=device, batch_size=batch_size, progress=progress):
             logger.info("embed %s: %d vectors", s["encoder_id"], s["valid"])
-        return compare(
+        return run_compare(
             dataset,
             encoders,
             root=root,
             run_id=run_id,
             address=addr,
             warehouse=warehouse,
-            **(compare_params or {}),
+            params=compare,
         )
 
 
 def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs) -> list[dict]:
-    """Run :func:`audit_flow`; raises :class:`InputError` for bad input (one sentence)."""
-    unknown = set(kwargs.get("compare_params") or {}) - set(DEFAULTS)
-    if unknown:
-        raise InputError(
-            f"unknown compare parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}."
-        )
+    """Run :func:`audit_flow` (keyword arguments as it takes them). What needs no data is
+    checked first, before any server or cluster starts: the source's paths, the encoders
+    (ids and weights), and an ingested dataset store when there is no source. Raises a
+    :class:`~speclens.errors.SpeclensError` (one sentence) for bad input."""
+    if source is not None:
+        check_paths(source)
+    check_embed(kwargs.get("dataset") if source is None else None, list(encoders))
     with prefect_api():
         state = audit_flow(
             source=source, name=name, encoders=list(encoders), **kwargs, return_state=True
         )
-    return flow_result(state, "audit")
+    return flow_result(state)
 
 
 def audit_config(config, progress: bool = True) -> list[dict]:
@@ -84,7 +86,7 @@ def audit_config(config, progress: bool = True) -> list[dict]:
         config.name or config.source.kind,
         config.encoders,
         root=config.root,
-        compare_params=config.compare.params(),
+        compare=config.compare,
         run_id=config.run_id,
         device=config.device,
         batch_size=config.batch_size,

@@ -16,143 +16,85 @@ Call :func:`compare` from Python; ``speclens compare ...`` on the command line.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import itertools
 import json
-import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
 
-from speclens.errors import InputError
-from speclens.flows.runtime import prefect_api
+from speclens.flows.runtime import Stopwatch, dask_cluster, flow_result, prefect_api
 from speclens.storage import urls
+from speclens.tasks.checks import check_compare, resolve_embedding
 from speclens.tasks.compare import (
     accumulate_gram,
     prepare_compare,
-    resolve_embedding,
     score_members,
     solve_spectrum,
 )
+from speclens.tasks.params import CompareParams
 from speclens.tasks.publish import publish_group, publish_run, warehouse_url, write_run_report
 
-DEFAULTS = {
-    "kernel_x": "gaussian",
-    "kernel_y": "gaussian",
-    "sigma_x": None,
-    "sigma_y": None,
-    "sigma_scale": 0.5,
-    "rff_dim": 1000,
-    "eta": 1.0,
-    "n_modes": 5,
-    "solver": "auto",
-    "seed": 0,
-    "dtype": "float32",
-    "members_k": 50,
-    "block_shards": 1,
-}
 
-
-def make_run_id(dataset: str, encoders: list[str], params: dict) -> str:
-    digest = hashlib.sha256(
-        json.dumps([dataset, encoders, params], sort_keys=True, default=str).encode()
-    ).hexdigest()[:6]
+def make_run_id(dataset: str, encoders: list[str], params: CompareParams) -> str:
+    """A new run id: the UTC time and a digest of what is compared and how."""
+    what = json.dumps([dataset, encoders, params.model_dump()], sort_keys=True, default=str)
+    digest = hashlib.sha256(what.encode()).hexdigest()[:6]
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + digest
 
 
-@contextlib.contextmanager
-def dask_cluster(address: str | None, n_workers: int | None = None):
-    """Yield a scheduler address: the given one, or a LocalCluster's for the run."""
-    if address:
-        yield address
-        return
-    import os
+@dataclass(frozen=True)
+class Pair:
+    """One comparison: embedding X (encoder id, store URL) against Y on a dataset, published
+    as ``run_id`` (of ``group_id``, derived from ``parent_run_id`` when set)."""
 
-    from distributed import LocalCluster
-
-    workers = n_workers or max(1, min(2, os.cpu_count() or 1))
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-    ) as cluster:
-        yield cluster.scheduler_address
+    dataset: str
+    encoder_x: str
+    encoder_y: str
+    x_url: str
+    y_url: str
+    root: str
+    run_id: str
+    group_id: str
+    warehouse: str | None = None
+    parent_run_id: str | None = None
 
 
-def compare_pair(
-    dataset: str,
-    x_enc: str,
-    y_enc: str,
-    x_url: str,
-    y_url: str,
-    root: str,
-    run_id: str,
-    group_id: str,
-    params: dict,
-    address: str,
-    logger,
-    warehouse: str | None = None,
-    parent_run_id: str | None = None,
-) -> dict:
-    run_url = urls.join(root, "runs", run_id)
-    timings, t0 = {}, time.perf_counter()
-    prep = prepare_compare(dataset, x_url, y_url, run_url, params)
-    timings["prepare"] = time.perf_counter() - t0
+def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
+    """Prepare, Gram map-reduce, solve, score, publish and report one pair."""
+    logger, clock = get_run_logger(), Stopwatch()
+    run_url = urls.join(pair.root, "runs", pair.run_id)
+    with clock("prepare"):
+        prep = prepare_compare(pair.dataset, pair.x_url, pair.y_url, run_url, params)
     logger.info(
         "%s: %s vs %s, n=%d, sigma_x=%s, sigma_y=%s, %d blocks",
-        run_id,
-        x_enc,
-        y_enc,
-        prep["n"],
-        prep["sigma_x"],
-        prep["sigma_y"],
-        len(prep["blocks"]),
+        *(pair.run_id, pair.encoder_x, pair.encoder_y, prep["n"]),
+        *(prep["sigma_x"], prep["sigma_y"], len(prep["blocks"])),
     )
-    t0 = time.perf_counter()
-    gram = accumulate_gram(address, prep["blocks"], prep["freq_url"], params["dtype"], run_url)
-    timings["gram"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    solved = solve_spectrum(gram["gram_url"], params, prep, run_url)
-    timings["solve"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    members_url = score_members(
-        address, prep["blocks"], prep["freq_url"], run_url, params["members_k"], params["dtype"]
-    )
-    timings["scores"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    run = publish_run(
-        dataset,
-        x_enc,
-        y_enc,
-        run_id,
-        group_id,
-        root,
-        params,
-        prep,
-        solved,
-        members_url,
-        timings,
-        parent_run_id,
-        warehouse=warehouse,
-    )
-    timings["publish"] = time.perf_counter() - t0
-    report = write_run_report(dataset, root, run_id, warehouse)
+    with clock("gram"):
+        gram_url = accumulate_gram(address, prep["blocks"], prep["frequencies"], params, run_url)
+    with clock("solve"):
+        solved = solve_spectrum(gram_url, params, prep, run_url)
+    with clock("scores"):
+        members_url = score_members(address, prep["blocks"], prep["frequencies"], run_url, params)
+    with clock("publish"):
+        run = publish_run(
+            *(pair.dataset, pair.encoder_x, pair.encoder_y, pair.run_id, pair.group_id),
+            *(pair.root, params, prep, solved, members_url, clock.seconds, pair.parent_run_id),
+            warehouse=pair.warehouse,
+        )
+    report = write_run_report(pair.dataset, pair.root, pair.run_id, pair.warehouse)
+    sd = solved["spec_diff"]
     logger.info(
         "%s: SPEC-diff x_over_y=%.5f y_over_x=%.5f; report %s",
-        run_id,
-        solved["spec_diff"]["x_over_y"],
-        solved["spec_diff"]["y_over_x"],
-        report,
+        *(pair.run_id, sd["x_over_y"], sd["y_over_x"], report),
     )
     return {
         **run,
         "report": report,
         "eigenvalues": solved["eigenvalues"],
-        "warehouse": warehouse_url(root, warehouse),
+        "warehouse": warehouse_url(pair.root, pair.warehouse),
     }
 
 
@@ -162,41 +104,28 @@ def compare_flow(
     encoders: list[str],
     root: str,
     run_id: str,
-    params: dict,
+    params: CompareParams,
     address: str | None = None,
     warehouse: str | None = None,
 ):
-    logger = get_run_logger()
-    try:
-        stores = [resolve_embedding(dataset, e) for e in encoders]
-    except InputError as exc:
-        logger.error(str(exc))
-        return Failed(message=str(exc), data=exc)
+    stores = [resolve_embedding(dataset, e) for e in encoders]
     pairs = list(itertools.combinations(range(len(encoders)), 2))
     results = []
     with dask_cluster(address) as addr:
         for i, j in pairs:
             pair_id = run_id if len(pairs) == 1 else f"{run_id}--{i}-{j}"
-            try:
-                results.append(
-                    compare_pair(
-                        dataset,
-                        encoders[i],
-                        encoders[j],
-                        stores[i],
-                        stores[j],
-                        root,
-                        pair_id,
-                        run_id,
-                        params,
-                        addr,
-                        logger,
-                        warehouse,
-                    )
-                )
-            except InputError as exc:
-                logger.error(str(exc))
-                return Failed(message=str(exc), data=exc)
+            pair = Pair(
+                dataset,
+                encoders[i],
+                encoders[j],
+                stores[i],
+                stores[j],
+                root,
+                pair_id,
+                run_id,
+                warehouse,
+            )
+            results.append(compare_pair(pair, params, addr))
     if len(encoders) > 2:
         results.append(publish_group(root, run_id, encoders, results))
     return results
@@ -210,44 +139,29 @@ def compare(
     run_id: str | None = None,
     address: str | None = None,
     warehouse: str | None = None,
-    **params,
+    params: CompareParams | None = None,
+    **options,
 ) -> list[dict]:
     """Compare every pair of ``encoders`` (ids or embedding store URLs) on ``dataset``.
 
-    Tables go to ``warehouse`` when given, else to ``<root>/warehouse``.
-    ``params`` override :data:`DEFAULTS` (kernels, sigmas, rff_dim, eta, n_modes, seed,
-    dtype, members_k). Returns one record per pair (and one for the group when K > 2).
-    Raises :class:`InputError` for bad input (one sentence).
+    ``params`` (default: :class:`CompareParams`' defaults), with any ``options`` (its field
+    names, e.g. ``rff_dim=2000``) laid over it. Tables go to ``warehouse`` when given, else
+    to ``<root>/warehouse``. Returns one record per pair (and one for the group when K > 2).
+    Raises a :class:`~speclens.errors.SpeclensError` (one sentence) for bad input, before
+    any server or cluster starts when the input alone shows it.
     """
-    unknown = set(params) - set(DEFAULTS)
-    if unknown:
-        raise InputError(
-            f"unknown compare parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}."
-        )
-    if len(encoders) < 2:
-        raise InputError(
-            f"compare needs at least two encoders, got {len(encoders)}; pass "
-            f"--encoder twice or more."
-        )
-    if len(set(encoders)) != len(encoders):
-        raise InputError("an encoder is named twice; compare distinct encoders.")
-    full = {**DEFAULTS, **params}
-    run_id = run_id or make_run_id(dataset, encoders, full)
+    params = (params or CompareParams()).with_options(**options)
+    check_compare(dataset, list(encoders))
+    run_id = run_id or make_run_id(dataset, list(encoders), params)
     with prefect_api():
         state = compare_flow(
             dataset=str(dataset),
             encoders=list(encoders),
             root=str(root),
             run_id=run_id,
-            params=full,
+            params=params,
             address=address,
             warehouse=warehouse,
             return_state=True,
         )
-    if state.is_failed():
-        exc = state.data if isinstance(state.data, BaseException) else None
-        if isinstance(exc, InputError):
-            raise exc
-        state.result()
-        raise RuntimeError(state.message or "compare failed")
-    return state.result()
+    return flow_result(state)

@@ -29,12 +29,9 @@ from __future__ import annotations
 import os
 
 from prefect import flow, get_run_logger
-from prefect.states import Failed
-from pydantic import ValidationError
 
-from speclens.config import CompareConfig, ConfigError, load_config
-from speclens.config_messages import format_errors
-from speclens.errors import InputError
+from speclens.config import load_config
+from speclens.tasks.params import CompareParams
 
 VARIABLES = {
     "root": "speclens_root",
@@ -56,26 +53,16 @@ def site_defaults() -> dict:
     return out
 
 
-def _failed(exc: Exception):
-    logger = get_run_logger()
-    for line in getattr(exc, "problems", None) or [str(exc)]:
-        logger.error(line)
-    return Failed(message=str(exc))
-
-
 @flow(name="speclens-audit")
 def speclens_audit(config: str = "deployments/audit.yaml", overrides: dict | None = None):
     """The audit an audit config describes: ingest, embed, compare, publish."""
     from speclens.flows.audit import audit_config
 
-    try:
-        cfg = load_config(config, overrides, defaults=site_defaults())
-        get_run_logger().info(
-            "audit of %s with %s -> %s", cfg.dataset, ", ".join(cfg.encoders), cfg.warehouse_url
-        )
-        return audit_config(cfg, progress=False)
-    except (ConfigError, InputError) as exc:
-        return _failed(exc)
+    cfg = load_config(config, overrides, defaults=site_defaults())
+    get_run_logger().info(
+        "audit of %s with %s -> %s", cfg.dataset, ", ".join(cfg.encoders), cfg.warehouse_url
+    )
+    return audit_config(cfg, progress=False)
 
 
 @flow(name="speclens-compare")
@@ -85,44 +72,25 @@ def speclens_compare(
     root: str | None = None,
     warehouse: str | None = None,
     run_id: str | None = None,
-    kernel: str = "gaussian",
-    sigma_scale: float = 0.5,
-    rff_dim: int = 1000,
-    eta: float = 1.0,
-    n_modes: int = 5,
-    members: int = 50,
-    seed: int = 0,
+    compare: dict | None = None,
     dask_address: str | None = None,
 ):
-    """Compare every pair of ``encoders`` on an ingested, embedded ``dataset``."""
-    from speclens.flows.compare import compare
+    """Compare every pair of ``encoders`` on an ingested, embedded ``dataset``; ``compare``
+    holds compare options by name (``{"rff_dim": 2000, "n_modes": 8}``, the keys of an audit
+    config's ``compare:`` section), the rest take their defaults."""
+    from speclens.flows.compare import compare as run_compare
 
-    try:
-        params = CompareConfig(
-            kernel=kernel,
-            sigma_scale=sigma_scale,
-            rff_dim=rff_dim,
-            eta=eta,
-            n_modes=n_modes,
-            members=members,
-            seed=seed,
-        ).params()
-    except ValidationError as exc:
-        return _failed(ConfigError(format_errors(exc.errors()), "compare parameters"))
+    params = CompareParams.from_options(compare, "compare parameters")
     site = site_defaults()
-    root = root or site.get("root") or DEFAULT_ROOT
-    try:
-        return compare(
-            dataset,
-            encoders,
-            root=root,
-            run_id=run_id,
-            warehouse=warehouse or site.get("warehouse"),
-            address=dask_address or site.get("dask_address"),
-            **params,
-        )
-    except InputError as exc:
-        return _failed(exc)
+    return run_compare(
+        dataset,
+        encoders,
+        root=root or site.get("root") or DEFAULT_ROOT,
+        run_id=run_id,
+        warehouse=warehouse or site.get("warehouse"),
+        address=dask_address or site.get("dask_address"),
+        params=params,
+    )
 
 
 @flow(name="speclens-embed")
@@ -139,29 +107,23 @@ def speclens_embed(
 ):
     """Embed ``dataset`` with each encoder (resumable); device and concurrency default to the
     worker's SPECLENS_DEVICE and SPECLENS_EMBED_CONCURRENCY."""
-    from speclens.flows.embed import EmbedIncomplete, embed
+    from speclens.flows.embed import embed
 
     device = device or os.environ.get("SPECLENS_DEVICE") or "auto"
     concurrency = concurrency or int(os.environ.get("SPECLENS_EMBED_CONCURRENCY") or 1)
     get_run_logger().info(
         "embedding %s with %s on %s, %d shard(s) at a time",
-        dataset,
-        ", ".join(encoders),
-        device,
-        concurrency,
+        *(dataset, ", ".join(encoders), device, concurrency),
     )
-    try:
-        return embed(
-            dataset,
-            encoders,
-            device=device,
-            batch_size=batch_size,
-            normalize=normalize,
-            seed=seed,
-            overwrite=overwrite,
-            concurrency=concurrency,
-            address=dask_address,
-            progress=False,
-        )
-    except (InputError, EmbedIncomplete) as exc:
-        return _failed(exc)
+    return embed(
+        dataset,
+        encoders,
+        device=device,
+        batch_size=batch_size,
+        normalize=normalize,
+        seed=seed,
+        overwrite=overwrite,
+        concurrency=concurrency,
+        address=dask_address,
+        progress=False,
+    )

@@ -22,18 +22,19 @@ import time
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
-from prefect.states import Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from speclens.encoders import EncoderError
-from speclens.errors import InputError
-from speclens.flows.runtime import collect_shards, incomplete_message, prefect_api, task_runner
+from speclens.errors import IncompleteRun
+from speclens.flows.runtime import (
+    collect_shards,
+    flow_result,
+    incomplete_message,
+    prefect_api,
+    task_runner,
+)
 from speclens.storage.embedding_store import default_embedding_url
+from speclens.tasks.checks import check_embed
 from speclens.tasks.embed import embed_shard, finalize_embed, plan_embed
-
-
-class EmbedIncomplete(RuntimeError):
-    """Some shards failed after their retries; rerunning the same command redoes only them."""
 
 
 @flow(name="embed")
@@ -48,52 +49,47 @@ def embed_flow(
     overwrite: bool = False,
     progress: bool = True,
 ):
+    settings = {"device": device, "batch_size": batch_size, "normalize": normalize, "seed": seed}
+    return [
+        embed_one(dataset, encoder_id, out, settings, overwrite, progress)
+        for encoder_id, out in zip(encoders, outs, strict=True)
+    ]
+
+
+def embed_one(
+    dataset: str, encoder_id: str, out: str, settings: dict, overwrite: bool, progress: bool
+) -> dict:
+    """Plan, embed the pending shards, finalize; the summary of one encoder's store."""
     logger = get_run_logger()
-    summaries = []
-    for encoder_id, out in zip(encoders, outs, strict=True):
-        try:
-            plan = plan_embed(
-                dataset, out, encoder_id, device, batch_size, normalize, seed, overwrite
-            )
-        except (InputError, EncoderError) as exc:
-            logger.error(str(exc))
-            return Failed(message=str(exc), data=InputError(str(exc)))
-        logger.info(
-            "%s -> %s: %d shards, %d to embed%s",
-            plan["encoder_id"],
-            out,
-            plan["n_shards"],
-            len(plan["pending"]),
-            " (resuming)" if plan["resumed"] else "",
-        )
-        t0 = time.perf_counter()
-        futures = {}
-        with _gpu_annotation(device):
-            for shard_id in plan["pending"]:
-                fut = embed_shard.submit(
-                    dataset, out, encoder_id, shard_id, device, batch_size, normalize, seed
-                )
-                futures[fut] = shard_id
-        _, failed = collect_shards(futures, plan["pending_rows"], f"embed {encoder_id}", progress)
-        if failed:
-            message = incomplete_message(failed, plan["n_shards"], out)
-            logger.error(message)
-            return Failed(message=message, data=EmbedIncomplete(message))
-        seconds = time.perf_counter() - t0
-        summary = {
-            **finalize_embed(out),
-            "seconds": round(seconds, 3),
-            "rows_written": plan["pending_rows"],
-            "images_per_s": round(plan["pending_rows"] / seconds, 1) if seconds else 0.0,
+    plan = plan_embed(dataset, out, encoder_id, overwrite=overwrite, **settings)
+    logger.info(
+        "%s -> %s: %d shards, %d to embed%s",
+        *(plan["encoder_id"], out, plan["n_shards"], len(plan["pending"])),
+        " (resuming)" if plan["resumed"] else "",
+    )
+    t0 = time.perf_counter()
+    with _gpu_annotation(settings["device"]):
+        futures = {
+            embed_shard.submit(dataset, out, encoder_id, shard_id, **settings): shard_id
+            for shard_id in plan["pending"]
         }
-        create_markdown_artifact(
-            markdown=summary_markdown(summary),
-            key="embed-summary",
-            description=f"embedding {encoder_id} of {dataset}",
-        )
-        logger.info(" | ".join(summary_lines(summary)))
-        summaries.append(summary)
-    return summaries
+    _, failed = collect_shards(futures, plan["pending_rows"], f"embed {encoder_id}", progress)
+    if failed:
+        raise IncompleteRun(incomplete_message(failed, plan["n_shards"], out))
+    seconds = time.perf_counter() - t0
+    summary = {
+        **finalize_embed(out),
+        "seconds": round(seconds, 3),
+        "rows_written": plan["pending_rows"],
+        "images_per_s": round(plan["pending_rows"] / seconds, 1) if seconds else 0.0,
+    }
+    create_markdown_artifact(
+        markdown=summary_markdown(summary),
+        key="embed-summary",
+        description=f"embedding {encoder_id} of {dataset}",
+    )
+    logger.info(" | ".join(summary_lines(summary)))
+    return summary
 
 
 @contextlib.contextmanager
@@ -149,18 +145,12 @@ def embed(
 ) -> list[dict]:
     """Embed ``dataset`` with each encoder; returns one summary per encoder.
 
-    Raises :class:`InputError` (bad input, one sentence) or :class:`EmbedIncomplete`.
+    Raises a :class:`~speclens.errors.SpeclensError` (bad input, one sentence; checked before
+    any server starts where the input alone shows it) or an
+    :class:`~speclens.errors.IncompleteRun`.
     """
-    from speclens.encoders import parse_encoder_id
-
     encoders = [encoders] if isinstance(encoders, str) else list(encoders)
-    if not encoders:
-        raise InputError("no encoder given; pass --encoder ID (e.g. --encoder hue-hist).")
-    try:
-        for e in encoders:
-            parse_encoder_id(e)
-    except EncoderError as exc:
-        raise InputError(str(exc)) from None
+    check_embed(str(dataset), encoders)
     outs = outs or [default_embedding_url(dataset, e) for e in encoders]
     runner = (
         task_runner(address)
@@ -180,10 +170,4 @@ def embed(
             progress=progress,
             return_state=True,
         )
-    if state.is_failed():
-        exc = state.data if isinstance(state.data, BaseException) else None
-        if isinstance(exc, InputError | EmbedIncomplete):
-            raise exc
-        state.result()
-        raise EmbedIncomplete(state.message or f"embedding of {dataset} failed")
-    return state.result()
+    return flow_result(state)

@@ -17,19 +17,14 @@ import time
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.context import FlowRunContext
-from prefect.states import Failed
 
 from speclens.datasets.decode import DEFAULT_MAX_PIXELS
 from speclens.datasets.ingest import IngestOptions
 from speclens.datasets.sources import IngestSource, check_paths
-from speclens.errors import InputError
-from speclens.flows.runtime import collect_shards, incomplete_message, run_flow
+from speclens.errors import IncompleteRun
+from speclens.flows.runtime import collect_shards, flow_result, incomplete_message, run_flow
 from speclens.storage import urls
 from speclens.tasks.ingest import finalize_ingest, ingest_shard, plan_ingest
-
-
-class IngestIncomplete(RuntimeError):
-    """Some shards failed after their retries; rerunning the same command redoes only them."""
 
 
 @flow(name="ingest")
@@ -40,14 +35,11 @@ def ingest_flow(
     overwrite: bool = False,
     progress: bool = True,
 ):
-    """Plan, one task per pending shard, finalize, summary. Returns the summary dict, or a
-    Failed state whose data is an InputError or IngestIncomplete."""
+    """Plan, one task per pending shard, finalize, summary. Returns the summary dict; raises
+    an InputError (bad input) or an IncompleteRun (shards failed after their retries)."""
     logger = get_run_logger()
     options = options or IngestOptions()
     planned = plan_ingest(source, out, options, overwrite)
-    if "error" in planned:
-        logger.error(planned["error"])
-        return Failed(message=planned["error"], data=InputError(planned["error"]))
     pending = planned["pending"]
     logger.info(
         "%s: %d samples in %d shards; %d shard(s) to write%s",
@@ -73,13 +65,11 @@ def ingest_flow(
         "images_per_s": round(rows / seconds, 1) if seconds > 0 and rows else 0.0,
     }
     if failed:
-        message = incomplete_message(failed, planned["n_shards"], out)
-        logger.error(message)
         _publish(
             {**run, "out": out, "n_samples": planned["n_samples"], "n_shards": planned["n_shards"]},
             logger,
         )
-        return Failed(message=message, data=IngestIncomplete(message))
+        raise IncompleteRun(incomplete_message(failed, planned["n_shards"], out))
     summary = {**finalize_ingest(out), **run, "out": out}
     _publish(summary, logger)
     return summary
@@ -179,8 +169,9 @@ def ingest(
 
     ``workers`` local Dask workers (processes, or threads of this process with
     ``processes=False``; always threads for ``memory://`` stores), or the scheduler at
-    ``address``. Raises :class:`InputError` (bad input, one sentence) or :class:`IngestIncomplete`
-    (shards failed after retries; the same call again redoes only those).
+    ``address``. Raises :class:`~speclens.errors.InputError` (bad input, one sentence) or
+    :class:`~speclens.errors.IncompleteRun` (shards failed after retries; the same call again
+    redoes only those).
     """
     options = IngestOptions(
         image_size=image_size,
@@ -200,10 +191,4 @@ def ingest(
         overwrite=overwrite,
         progress=progress,
     )
-    if state.is_failed():
-        exc = state.data if isinstance(state.data, BaseException) else None
-        if isinstance(exc, InputError | IngestIncomplete):
-            raise exc
-        state.result()  # raises what failed the flow
-        raise IngestIncomplete(state.message or f"ingest of {out} failed")
-    return state.result()
+    return flow_result(state)

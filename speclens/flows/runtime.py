@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator
 
 # No telemetry, no outside lookups: the server inherits these when it starts.
@@ -73,6 +74,41 @@ def prefect_api() -> Iterator[str]:
             os.environ["PREFECT_API_URL"] = previous
 
 
+@contextlib.contextmanager
+def dask_cluster(address: str | None, n_workers: int | None = None) -> Iterator[str]:
+    """Yield a Dask scheduler address: ``address``, or that of a LocalCluster of worker
+    processes (one thread each, at most two) started for the ``with`` block."""
+    if address:
+        yield address
+        return
+    from distributed import LocalCluster
+
+    workers = n_workers or max(1, min(2, os.cpu_count() or 1))
+    with LocalCluster(
+        n_workers=workers,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=":0",
+    ) as cluster:
+        yield cluster.scheduler_address
+
+
+class Stopwatch:
+    """Seconds per named stage of a run: ``with clock("gram"): ...``, then ``clock.seconds``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = time.perf_counter() - start
+
+
 def task_runner(
     address: str | None = None,
     *,
@@ -113,21 +149,20 @@ def run_flow(
         return flow.with_options(task_runner=runner)(**parameters, return_state=True)
 
 
-def flow_result(state, what: str, *, value_errors_are_input: bool = False):
-    """The result of a finished flow run: re-raise a user error as it was raised (a
-    ValueError as an InputError when asked), anything else as one RuntimeError."""
-    from speclens.errors import InputError
+def flow_result(state, *, value_errors_are_input: bool = False):
+    """The result of a finished flow run, or the exception that failed it, raised again as it
+    was raised (a :class:`~speclens.errors.SpeclensError` for a user's mistake, an
+    :class:`~speclens.errors.IncompleteRun` for shards that failed after their retries).
+    ``value_errors_are_input``: a plain ValueError (the math core's refusal of an option
+    value) is raised as an InputError."""
+    from speclens.errors import InputError, SpeclensError
 
-    if not state.is_failed():
-        return state.result()
     try:
-        state.result()
-    except InputError:
-        raise
+        return state.result()
     except ValueError as exc:
-        if value_errors_are_input:
+        if value_errors_are_input and not isinstance(exc, SpeclensError):
             raise InputError(str(exc)) from None
-    raise RuntimeError(state.message or f"{what} failed")
+        raise
 
 
 def collect_shards(

@@ -18,5 +18,10 @@ def save_npz(url: str, **arrays) -> str:
 
 
 def load_npz(url: str) -> dict[str, np.ndarray]:
-    with np.load(io.BytesIO(urls.read_bytes(url)), allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return load_npz_bytes(urls.read_bytes(url))
+
+
+def load_npz_bytes(data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` file's bytes (already read, e.g. to check their digest)."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}

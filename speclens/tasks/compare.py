@@ -5,7 +5,6 @@ state, frequencies, solution, members) live under ``<root>/runs/<run_id>/``.
 from __future__ import annotations
 
 import contextlib
-import time
 from collections import Counter
 
 import numpy as np
@@ -16,8 +15,15 @@ from speclens.spec import SPEC, GramState, make_feature_map, resolve_sigma
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
-from speclens.tasks.mapreduce import blocks_for, gram_mapreduce, members_mapreduce
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.tasks.mapreduce import (
+    Frequencies,
+    blocks_for,
+    gram_mapreduce,
+    members_mapreduce,
+    save_frequencies,
+)
+from speclens.tasks.params import CompareParams
 from speclens.tasks.retries import retry_on_io_error
 
 
@@ -32,23 +38,10 @@ def dask_client(address: str):
         client.close()
 
 
-def resolve_embedding(dataset_url: str, encoder: str) -> str:
-    """An embedding store URL from an encoder id (its default location) or a store URL."""
-    if encoder.endswith(".zarr") or "://" in encoder or encoder.startswith("/"):
-        if EmbeddingStore.exists(encoder):
-            return encoder
-    url = default_embedding_url(dataset_url, encoder)
-    if not EmbeddingStore.exists(url):
-        DatasetStore.open(dataset_url)  # a missing dataset is said as such, not as "no embedding"
-        raise InputError(
-            f"no embedding of {dataset_url} by {encoder!r} at {url}; run `speclens embed "
-            f"--dataset {dataset_url} --encoder {encoder}` first, or pass a store URL."
-        )
-    return url
-
-
 @task(name="prepare-compare")
-def prepare_compare(dataset_url: str, x_url: str, y_url: str, run_url: str, params: dict) -> dict:
+def prepare_compare(
+    dataset_url: str, x_url: str, y_url: str, run_url: str, params: CompareParams
+) -> dict:
     """Join check, bandwidths, frequencies (drawn once, saved), and the row blocks."""
     dataset = DatasetStore.open(dataset_url)
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
@@ -68,37 +61,32 @@ def prepare_compare(dataset_url: str, x_url: str, y_url: str, run_url: str, para
     return plan_pair(x_url, y_url, run_url, params)
 
 
-def plan_pair(x_url: str, y_url: str, run_url: str, params: dict) -> dict:
+def plan_pair(x_url: str, y_url: str, run_url: str, params: CompareParams) -> dict:
     """Bandwidths (heuristic on a seeded sample of rows valid in both), frequencies drawn once
     and saved under ``run_url``, and the row blocks (whole shards) of the map-reduce."""
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     valid = sx.valid() & sy.valid()
     n = int(valid.sum())
-    if n < 2 * params["n_modes"] + 1:
+    if n < 2 * params.n_modes + 1:
         raise InputError(
             f"only {n} samples have both embeddings; compare needs more than "
-            f"2 * n_modes = {2 * params['n_modes']} (lower --n-modes or embed more)."
+            f"2 * n_modes = {2 * params.n_modes} (lower --n-modes or embed more)."
         )
-    rng = np.random.default_rng(params["seed"])
+    rng = np.random.default_rng(params.seed)
     sample = np.sort(rng.choice(np.flatnonzero(valid), size=min(n, 1000), replace=False))
-    seed, scale = params["seed"], params["sigma_scale"]
-    sigma_x = resolve_sigma(
-        sx.take(sample), params["kernel_x"], params["sigma_x"], "sigma_x", scale, 1000, seed
-    )
-    sigma_y = resolve_sigma(
-        sy.take(sample), params["kernel_y"], params["sigma_y"], "sigma_y", scale, 1000, seed
-    )
-    fx = make_feature_map(params["kernel_x"], sigma_x, params["rff_dim"], seed).fit(sx.dim)
-    fy = make_feature_map(params["kernel_y"], sigma_y, params["rff_dim"], seed).fit(sy.dim)
-    arrays = {f"x_{k}": v for k, v in fx.get_state().items() if v is not None}
-    arrays.update({f"y_{k}": v for k, v in fy.get_state().items() if v is not None})
-    freq_url = save_npz(urls.join(run_url, "frequencies.npz"), **arrays)
-    blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.get("block_shards", 1))
+    opts = (params.sigma_scale, 1000, params.seed)
+    kx, ky = params.kernel_x_used, params.kernel_y_used
+    sigma_x = resolve_sigma(sx.take(sample), kx, params.sigma_x, "sigma_x", *opts)
+    sigma_y = resolve_sigma(sy.take(sample), ky, params.sigma_y, "sigma_y", *opts)
+    fx = make_feature_map(kx, sigma_x, params.rff_dim, params.seed).fit(sx.dim)
+    fy = make_feature_map(ky, sigma_y, params.rff_dim, params.seed).fit(sy.dim)
+    frequencies = save_frequencies(urls.join(run_url, "frequencies.npz"), fx, fy)
+    blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
     return {
         "n": n,
         "sigma_x": sigma_x,
         "sigma_y": sigma_y,
-        "freq_url": freq_url,
+        "frequencies": frequencies,
         "blocks": blocks,
         "dx": sx.dim,
         "dy": sy.dim,
@@ -106,38 +94,33 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: dict) -> dict:
 
 
 @task(name="accumulate-gram", retries=1, retry_condition_fn=retry_on_io_error)
-def accumulate_gram(address: str, blocks: list, freq_url: str, dtype: str, run_url: str) -> dict:
+def accumulate_gram(
+    address: str, blocks: list, frequencies: Frequencies, params: CompareParams, run_url: str
+) -> str:
+    """The Gram state of every block, merged on the cluster, saved as ``gram.npz``."""
     with dask_client(address) as client:
-        state = gram_mapreduce(client, blocks, freq_url, dtype)
-    url = save_npz(
-        urls.join(run_url, "gram.npz"),
-        gram_sum=state.gram_sum,
-        count=np.int64(state.count),
-        m_x=np.int64(state.m_x),
-    )
-    return {"gram_url": url, "count": state.count, "m": int(state.gram_sum.shape[0])}
+        state = gram_mapreduce(client, blocks, frequencies, params.dtype)
+    return save_npz(urls.join(run_url, "gram.npz"), **state.to_arrays())
 
 
-def spec_for(params: dict, prep: dict) -> SPEC:
+def spec_for(params: CompareParams, prep: dict) -> SPEC:
     return SPEC(
-        kernel_x=params["kernel_x"],
-        kernel_y=params["kernel_y"],
+        kernel_x=params.kernel_x_used,
+        kernel_y=params.kernel_y_used,
         sigma_x=prep["sigma_x"],
         sigma_y=prep["sigma_y"],
-        rff_dim=params["rff_dim"],
-        eta=params["eta"],
-        n_modes=params["n_modes"],
-        solver=params["solver"],
-        random_state=params["seed"],
-        dtype=params["dtype"],
+        rff_dim=params.rff_dim,
+        eta=params.eta,
+        n_modes=params.n_modes,
+        solver=params.solver,
+        random_state=params.seed,
+        dtype=params.dtype,
     )
 
 
 @task(name="solve-spectrum")
-def solve_spectrum(gram_url: str, params: dict, prep: dict, run_url: str) -> dict:
-    a = load_npz(gram_url)
-    state = GramState(a["gram_sum"], int(a["count"]), int(a["m_x"]))
-    spec = spec_for(params, prep).solve(state)
+def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: str) -> dict:
+    spec = spec_for(params, prep).solve(GramState.from_arrays(load_npz(gram_url)))
     save_npz(
         urls.join(run_url, "solution.npz"),
         eigenvalues=spec.eigenvalues_,
@@ -156,11 +139,14 @@ def solve_spectrum(gram_url: str, params: dict, prep: dict, run_url: str) -> dic
 
 @task(name="score-members", retries=1, retry_condition_fn=retry_on_io_error)
 def score_members(
-    address: str, blocks: list, freq_url: str, run_url: str, k: int, dtype: str
+    address: str, blocks: list, frequencies: Frequencies, run_url: str, params: CompareParams
 ) -> str:
+    """The second pass: each mode's top ``params.members`` rows with the sign convention."""
     weights = load_npz(urls.join(run_url, "solution.npz"))["weights"]
     with dask_client(address) as client:
-        signs, rows, scores = members_mapreduce(client, blocks, freq_url, weights, k, dtype)
+        signs, rows, scores = members_mapreduce(
+            client, blocks, frequencies, weights, params.members, params.dtype
+        )
     return save_npz(urls.join(run_url, "members.npz"), signs=signs, rows=rows, scores=scores)
 
 
@@ -195,7 +181,3 @@ def describe_members(dataset: DatasetStore, rows: np.ndarray) -> dict:
         "captions": dataset.array("caption").get_orthogonal_selection(rows).tolist(),
         "sample_ids": dataset.array("sample_id").get_orthogonal_selection(rows).tolist(),
     }
-
-
-def now() -> float:
-    return time.perf_counter()

@@ -18,6 +18,7 @@ from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import STATUS_OK, DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
+from speclens.tasks.checks import require_ingested
 from speclens.tasks.retries import retry_on_io_error
 
 #: Seconds to sleep after each shard: a fault-injection knob for the kill-and-resume tests.
@@ -57,12 +58,7 @@ def plan_embed(
     overwrite: bool,
 ) -> dict:
     """Open the dataset, create (or reopen to resume) the embedding store; list pending shards."""
-    dataset = DatasetStore.open(dataset_url)
-    if dataset.manifest().get("state") != "complete":
-        raise InputError(
-            f"{dataset_url} is not completely ingested ({len(dataset.pending())} shard(s) pending); "
-            f"rerun the ingest command that created it, then embed."
-        )
+    dataset = require_ingested(dataset_url)
     encoder = load_encoder(encoder_id, device, seed)
     if EmbeddingStore.exists(out) and not overwrite:
         store = EmbeddingStore.open(out)

@@ -11,7 +11,6 @@ from prefect.cache_policies import NO_CACHE
 
 from speclens.datasets import ingest as steps
 from speclens.datasets.sources import IngestSource
-from speclens.errors import InputError
 from speclens.tasks.retries import retry_on_io_error
 
 
@@ -19,12 +18,8 @@ from speclens.tasks.retries import retry_on_io_error
 def plan_ingest(
     source: IngestSource, out: str, options: steps.IngestOptions, overwrite: bool
 ) -> dict:
-    """List the source and create (or reopen to resume) the store. Input errors come back
-    as ``{"error": sentence}`` so the flow can end with that sentence alone."""
-    try:
-        return steps.prepare(source, out, options, overwrite)
-    except InputError as exc:
-        return {"error": str(exc)}
+    """List the source and create (or reopen to resume) the store."""
+    return steps.prepare(source, out, options, overwrite)
 
 
 @task(

@@ -7,18 +7,25 @@ so each block reads whole chunks. Workers receive URLs and row ranges, never arr
 the rows and the saved frequencies themselves. The functions run anywhere (tests call them
 with no cluster); :func:`gram_mapreduce` and :func:`members_mapreduce` run them on a Dask
 client.
+
+The frequencies travel as :class:`Frequencies`, their file's URL *and* sha256: a worker
+caches the feature maps by digest, not by location, so a rerun of a run id that rewrote the
+file at the same URL (another bandwidth, feature count or seed) can never be served the old
+maps by a long-lived worker, and Dask's task keys (which hash the arguments) differ too.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from speclens.spec import GramAccumulator, GramState, feature_map_from_state, merge_states
 from speclens.spec.scores import extremes, merge_extremes, signs_from_extremes
-from speclens.storage.arrays import load_npz
+from speclens.storage import urls
+from speclens.storage.arrays import load_npz_bytes, save_npz
 from speclens.storage.embedding_store import EmbeddingStore
 
 
@@ -30,6 +37,22 @@ class Block:
     stop: int
 
 
+@dataclass(frozen=True)
+class Frequencies:
+    """The saved feature maps of a run: where (``url``) and what (``sha256`` of the file)."""
+
+    url: str
+    sha256: str
+
+
+def save_frequencies(url: str, feature_x, feature_y) -> Frequencies:
+    """Save two fitted feature maps as one ``.npz`` (``x_*`` and ``y_*`` arrays)."""
+    arrays = {f"x_{k}": v for k, v in feature_x.get_state().items() if v is not None}
+    arrays.update({f"y_{k}": v for k, v in feature_y.get_state().items() if v is not None})
+    save_npz(url, **arrays)
+    return Frequencies(url, urls.sha256(url))
+
+
 def blocks_for(x_url: str, y_url: str, n_rows: int, block_rows: int) -> list[Block]:
     return [
         Block(x_url, y_url, a, min(a + block_rows, n_rows)) for a in range(0, n_rows, block_rows)
@@ -37,9 +60,17 @@ def blocks_for(x_url: str, y_url: str, n_rows: int, block_rows: int) -> list[Blo
 
 
 @functools.lru_cache(maxsize=8)
-def load_feature_maps(freq_url: str):
-    """The feature maps saved once by the compare flow (cached per worker process)."""
-    arrays = load_npz(freq_url)
+def load_feature_maps(frequencies: Frequencies):
+    """The feature maps saved by the compare flow, cached per worker process by their digest;
+    a file whose bytes no longer match the digest is refused (another run rewrote it)."""
+    data = urls.read_bytes(frequencies.url)
+    if hashlib.sha256(data).hexdigest() != frequencies.sha256:
+        raise RuntimeError(
+            f"{frequencies.url} changed while the run read it (its sha256 is no longer "
+            f"{frequencies.sha256[:12]}); another compare is writing the same run id, so rerun "
+            f"this one alone."
+        )
+    arrays = load_npz_bytes(data)
     maps = []
     for side in ("x", "y"):
         state = {k[len(side) + 1 :]: v for k, v in arrays.items() if k.startswith(side + "_")}
@@ -57,9 +88,9 @@ def read_pair(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x[keep], y[keep], keep + block.start
 
 
-def block_gram(block: Block, freq_url: str, dtype: str = "float32") -> GramState:
+def block_gram(block: Block, frequencies: Frequencies, dtype: str = "float32") -> GramState:
     """Chunk step: the Gram state of one block (an empty state when no row is valid)."""
-    fx, fy = load_feature_maps(freq_url)
+    fx, fy = load_feature_maps(frequencies)
     acc = GramAccumulator(fx, fy, dtype=dtype)
     x, y, _ = read_pair(block)
     if x.shape[0]:
@@ -68,11 +99,11 @@ def block_gram(block: Block, freq_url: str, dtype: str = "float32") -> GramState
 
 
 def block_members(
-    block: Block, freq_url: str, weights: np.ndarray, k: int, dtype: str = "float32"
+    block: Block, frequencies: Frequencies, weights: np.ndarray, k: int, dtype: str = "float32"
 ) -> dict:
     """Scoring step for one block: per mode the signed extreme entry and the k best rows at
     either end (the sign of each mode is only known once every block is seen)."""
-    fx, fy = load_feature_maps(freq_url)
+    fx, fy = load_feature_maps(frequencies)
     x, y, rows = read_pair(block)
     n_modes = weights.shape[1]
     if rows.size == 0:
@@ -134,23 +165,30 @@ def _tree(parts: list, combine, fan_in: int = 4):
     return parts[0]
 
 
-def gram_mapreduce(client, blocks: list[Block], freq_url: str, dtype: str = "float32") -> GramState:
+def gram_mapreduce(
+    client, blocks: list[Block], frequencies: Frequencies, dtype: str = "float32"
+) -> GramState:
     """The Gram of all blocks: one ``block_gram`` task per block, merged up a tree on the
     cluster; only the final m x m state comes back."""
     from dask import delayed
 
-    parts = [delayed(block_gram, pure=True)(b, freq_url, dtype) for b in blocks]
+    parts = [delayed(block_gram, pure=True)(b, frequencies, dtype) for b in blocks]
     return client.compute(_tree(parts, merge_states)).result()
 
 
 def members_mapreduce(
-    client, blocks: list[Block], freq_url: str, weights: np.ndarray, k: int, dtype: str = "float32"
+    client,
+    blocks: list[Block],
+    frequencies: Frequencies,
+    weights: np.ndarray,
+    k: int,
+    dtype: str = "float32",
 ):
     """Top-k members of every mode with the sign convention applied."""
     from dask import delayed
 
     w = client.scatter(weights, broadcast=True)
-    parts = [delayed(block_members, pure=True)(b, freq_url, w, k, dtype) for b in blocks]
+    parts = [delayed(block_members, pure=True)(b, frequencies, w, k, dtype) for b in blocks]
     merged = client.compute(
         _tree(parts, lambda *ps: functools.reduce(lambda a, b: merge_members(a, b, k), ps))
     ).result()

@@ -14,6 +14,7 @@ from speclens.storage.arrays import load_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.warehouse import Warehouse
 from speclens.tasks.compare import describe_members
+from speclens.tasks.params import CompareParams
 
 REPORT_IMAGES = 16
 
@@ -57,7 +58,7 @@ def publish_run(
     run_id: str,
     group_id: str,
     root: str,
-    params: dict,
+    params: CompareParams,
     prep: dict,
     solved: dict,
     members_url: str,
@@ -69,7 +70,7 @@ def publish_run(
     dataset = DatasetStore.open(dataset_url)
     members = load_npz(members_url)
     eig = np.asarray(solved["eigenvalues"])
-    k = params["n_modes"]
+    k = params.n_modes
     mass = solved["abs_mass"]
     wh = Warehouse(warehouse_url(root, warehouse))
     run = {
@@ -81,14 +82,14 @@ def publish_run(
         "dataset_hash": dataset.input_hash,
         "encoder_x": encoder_x,
         "encoder_y": encoder_y,
-        "kernel_x": params["kernel_x"],
-        "kernel_y": params["kernel_y"],
+        "kernel_x": params.kernel_x_used,
+        "kernel_y": params.kernel_y_used,
         "sigma_x": prep["sigma_x"],
         "sigma_y": prep["sigma_y"],
-        "rff_dim": params["rff_dim"],
-        "eta": float(params["eta"]),
+        "rff_dim": params.rff_dim,
+        "eta": float(params.eta),
         "n_modes": k,
-        "seed": int(params["seed"]),
+        "seed": int(params.seed),
         "n": prep["n"],
         "library_versions": _versions(),
         "stage_timings": json.dumps({s: round(v, 3) for s, v in timings.items()}),

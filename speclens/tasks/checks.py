@@ -1,0 +1,66 @@
+"""What a command checks before any Prefect server or Dask cluster starts: everything that
+needs no data (encoder ids and their weights, that the named stores exist and are complete, the
+join of the stores compared). Each failure is one sentence (a
+:class:`~speclens.errors.SpeclensError`) within seconds of the command starting; the flows run
+the same checks again, since they can be called without the commands.
+
+No Prefect here: importing this module must stay cheap.
+"""
+
+from __future__ import annotations
+
+from speclens.encoders import parse_encoder_id
+from speclens.errors import InputError
+from speclens.storage.dataset_store import DatasetStore
+from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+
+
+def require_ingested(dataset_url: str) -> DatasetStore:
+    """The dataset store at ``dataset_url``, or one sentence when it is not a completely
+    ingested store."""
+    dataset = DatasetStore.open(dataset_url)
+    if dataset.manifest().get("state") != "complete":
+        raise InputError(
+            f"{dataset_url} is not completely ingested ({len(dataset.pending())} shard(s) pending); "
+            f"rerun the ingest command that created it, then embed."
+        )
+    return dataset
+
+
+def resolve_embedding(dataset_url: str, encoder: str) -> str:
+    """An embedding store URL from an encoder id (its default location) or a store URL."""
+    if encoder.endswith(".zarr") or "://" in encoder or encoder.startswith("/"):
+        if EmbeddingStore.exists(encoder):
+            return encoder
+    url = default_embedding_url(dataset_url, encoder)
+    if not EmbeddingStore.exists(url):
+        DatasetStore.open(dataset_url)  # a missing dataset is said as such, not as "no embedding"
+        raise InputError(
+            f"no embedding of {dataset_url} by {encoder!r} at {url}; run `speclens embed "
+            f"--dataset {dataset_url} --encoder {encoder}` first, or pass a store URL."
+        )
+    return url
+
+
+def check_embed(dataset: str | None, encoders: list[str]) -> None:
+    """At least one encoder, each id valid with its weights on this machine, and ``dataset``
+    (when given) a completely ingested store."""
+    if not encoders:
+        raise InputError("no encoder given; pass --encoder ID (e.g. --encoder hue-hist).")
+    for encoder_id in encoders:
+        parse_encoder_id(encoder_id)
+    if dataset is not None:
+        require_ingested(dataset)
+
+
+def check_compare(dataset: str, encoders: list[str]) -> list[str]:
+    """Two or more distinct encoders, each an embedding store of ``dataset`` (a missing
+    dataset store is said as such). Returns the store URLs."""
+    if len(encoders) < 2:
+        raise InputError(
+            f"compare needs at least two encoders, got {len(encoders)}; pass --encoder twice "
+            f"or more."
+        )
+    if len(set(encoders)) != len(encoders):
+        raise InputError("an encoder is named twice; compare distinct encoders.")
+    return [resolve_embedding(dataset, e) for e in encoders]
