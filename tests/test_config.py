@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from speclens.cli import app
 from speclens.config import ConfigError, load_config, validate_config
+from speclens.tasks.params import CompareParams
 
 REPO = pathlib.Path(__file__).parents[1]
 EXAMPLE = REPO / "deployments" / "audit.yaml"
@@ -181,7 +182,8 @@ def test_cli_flags_build_the_same_config_and_override_the_file(monkeypatch, tmp_
     assert flags.source.n == 300 and flags.encoders == ["hue-hist", "pixels"]
     assert flags.compare.rff_dim == 64 and flags.dataset == f"{tmp_path}/datasets/sample.zarr"
     assert mixed.source.kind == "dataset" and mixed.dataset == str(tmp_path)
-    assert mixed.compare.n_modes == 2 and mixed.compare.rff_dim == 1000
+    assert mixed.compare.n_modes == 2
+    assert mixed.compare.rff_dim == CompareParams.model_fields["rff_dim"].default
     assert mixed.warehouse_url == "memory://wh" and mixed.encoders == ["hue-hist", "grad-hist"]
     result = runner.invoke(app, ["audit", "--sample", "10", "--folder", str(tmp_path)])
     assert result.exit_code == 2 and "pass one source" in result.output
@@ -213,3 +215,77 @@ def test_the_readme_example_error_is_what_speclens_prints(tmp_path):
         }
     )
     assert problems == shown
+
+
+@pytest.mark.parametrize("command", ["compare", "audit", "align"])
+def test_every_compare_parameter_is_an_option_with_its_one_default(command):
+    """One definition: each CompareParams field is an option of every comparing command,
+    with the field's default (audit: unset, so its config file's keys win), and a key of the
+    audit config that the shipped example documents."""
+    import typer.main
+
+    params = {p.name: p for p in typer.main.get_command(app).commands[command].params}
+    example = EXAMPLE.read_text()
+    for name, field in CompareParams.model_fields.items():
+        if command == "align" and name == "seed":  # align's --seed seeds its split too
+            continue
+        option = params[name]
+        assert option.opts == ["--" + name.replace("_", "-")]
+        assert option.default == (None if command == "audit" else field.default), name
+        assert option.help == field.description
+        assert name in example, f"deployments/audit.yaml does not document compare.{name}"
+        value = (
+            field.default
+            if field.default is not None
+            else {"kernel_x": "cosine", "kernel_y": "cosine"}.get(name, 1.5)
+        )
+        assert getattr(validate_config(_minimal(compare={name: value})).compare, name) == value
+
+
+def _minimal(**keys) -> dict:
+    return {"source": {"kind": "sample"}, "encoders": ["hue-hist", "grad-hist"], **keys}
+
+
+def test_compare_options_from_the_command_line_reach_the_flow(monkeypatch, tmp_path):
+    seen = {}
+    monkeypatch.setattr("speclens.flows.compare.compare", lambda *a, **kw: seen.update(kw) or [])
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            str(tmp_path),
+            "--encoder",
+            "a",
+            "--encoder",
+            "b",
+            "--members",
+            "7",
+            "--kernel-y",
+            "cosine",
+            "--sigma-scale",
+            "0.25",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    params = seen["params"]
+    assert (params.members, params.kernel_y_used, params.sigma_scale) == (7, "cosine", 0.25)
+    result = CliRunner().invoke(
+        app,
+        [
+            "compare",
+            "--dataset",
+            str(tmp_path),
+            "--encoder",
+            "a",
+            "--encoder",
+            "b",
+            "--rff-dim",
+            "0",
+            "--eta",
+            "-1",
+        ],
+    )
+    assert result.exit_code == 2
+    assert "compare options: 2 problem(s), nothing was run" in result.output
+    assert "compare.rff_dim: must be greater than 0, got 0" in result.output

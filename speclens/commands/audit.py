@@ -94,7 +94,6 @@ def audit(
     from speclens.commands.exits import fail
     from speclens.config import merge, read_config, validate_config
     from speclens.errors import IncompleteRun, SpeclensError
-    from speclens.flows.audit import audit_config
 
     top = {
         "name": name,
@@ -113,6 +112,8 @@ def audit(
             raw = merge(raw, {k: v for k, v in top.items() if v is not None})
             raw = {**raw, "source": source} if source else raw
         cfg = validate_config(raw, config or "audit flags")
+        from speclens.flows.audit import audit_config  # Prefect is imported once all is checked
+
         t0 = time.perf_counter()
         results = audit_config(cfg, progress=progress)
     except SpeclensError as exc:

@@ -71,9 +71,12 @@ def compare(
 ) -> None:
     """Compare embeddings of one dataset: modes, SPEC-diff, warehouse rows, report."""
     from speclens.errors import SpeclensError
-    from speclens.flows.compare import compare as run_compare
+    from speclens.tasks.params import CompareParams
 
     try:
+        params = CompareParams.from_options(compare)
+        from speclens.flows.compare import compare as run_compare
+
         results = run_compare(
             dataset,
             encoder,
@@ -81,7 +84,7 @@ def compare(
             run_id=run_id,
             address=dask_address,
             warehouse=warehouse,
-            **compare,
+            params=params,
         )
     except SpeclensError as exc:
         fail(exc)

@@ -67,7 +67,12 @@ def compare_options(defaults: bool = True, exclude: tuple[str, ...] = ()):
 
     def decorate(command):
         signature = inspect.signature(command)
-        own = [p for p in signature.parameters.values() if p.name != "compare"]
+        hints = typing.get_type_hints(command, include_extras=True)  # "Annotated[...]" strings
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in signature.parameters.values()
+            if p.name != "compare"
+        ]
 
         @functools.wraps(command)
         def wrapper(*args, **kwargs):

@@ -58,12 +58,12 @@ class CompareParams(BaseModel):
     )
     sigma_x: PositiveFloat | None = _opt(
         None,
-        "Gaussian bandwidth of X [default: sigma_scale x the median pairwise distance].",
+        "Gaussian bandwidth of X (default: sigma_scale x the median pairwise distance).",
         "set a bandwidth > 0, or remove the key to use the median heuristic",
     )
     sigma_y: PositiveFloat | None = _opt(
         None,
-        "Gaussian bandwidth of Y [default: sigma_scale x the median pairwise distance].",
+        "Gaussian bandwidth of Y (default: sigma_scale x the median pairwise distance).",
         "set a bandwidth > 0, or remove the key to use the median heuristic",
     )
     sigma_scale: PositiveFloat = _opt(
