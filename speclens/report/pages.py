@@ -56,17 +56,8 @@ def write_report(
     y_over_x = float(-finite.min()) if finite.size else math.nan
 
     ex, ey = str(run.get("encoder_x", "X")), str(run.get("encoder_y", "Y"))
-    ids = [m["mode"] for m in modes]
     body = [html.run_header(run), html.diff_boxes(run, x_over_y, y_over_x)]
-    if len(eig):
-        urls.write_bytes(urls.join(out_dir, "spectrum.png"), spectrum_png(eig, ids, ex, ey))
-        body.append(
-            '<h2>Spectrum</h2><div class="card spectrum"><img src="spectrum.png" '
-            'alt="eigenvalue spectrum"><p class="muted">Eigenvalues of '
-            "K<sub>X</sub>/n − η K<sub>Y</sub>/n reported at both ends, largest first. "
-            "Each is a mode: a group of samples one embedding ties together and the other "
-            "does not.</p></div>"
-        )
+    body += _spectrum_section(out_dir, eig, [m["mode"] for m in modes], ex, ey)
     if pair_matrix is not None:
         encoders, matrix = pair_matrix
         body.append(_matrix_section(list(encoders), np.asarray(matrix, dtype=np.float64)))
@@ -86,6 +77,20 @@ def write_report(
     title = f"SPEC {run.get('run_id')}: {ex} vs {ey}"
     urls.write_bytes(index, html.page(title, "".join(body)).encode("utf-8"))
     return index
+
+
+def _spectrum_section(out_dir: str, eig: np.ndarray, ids: list, ex: str, ey: str) -> list[str]:
+    """The spectrum plot (written beside the page) and its caption; nothing without modes."""
+    if not len(eig):
+        return []
+    urls.write_bytes(urls.join(out_dir, "spectrum.png"), spectrum_png(eig, ids, ex, ey))
+    return [
+        '<h2>Spectrum</h2><div class="card spectrum"><img src="spectrum.png" '
+        'alt="eigenvalue spectrum"><p class="muted">Eigenvalues of '
+        "K<sub>X</sub>/n − η K<sub>Y</sub>/n reported at both ends, largest first. "
+        "Each is a mode: a group of samples one embedding ties together and the other "
+        "does not.</p></div>"
+    ]
 
 
 def write_matrix_report(

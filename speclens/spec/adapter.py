@@ -234,56 +234,24 @@ def fit_adapter(
     The adapted side's bandwidth is the batch heuristic, so rescaling cannot game the loss.
     """
     X, Y = check_pair(X_train, Y_train, "X_train", "Y_train")
-    check_adapter_options({"kind": kind, **options})
-    config = AdapterConfig(kind=kind, dim_in=X.shape[1], **options)
-    if config.batch_size is None:
-        config.batch_size = default_batch_size(X.shape[0])
-    opts = (config.sigma_scale, 1000, config.random_state)
-    sigma_x = resolve_sigma(X, config.kernel_x, config.sigma_x, "sigma_x", *opts)
-    sigma_y = resolve_sigma(Y, config.kernel_y, config.sigma_y, "sigma_y", *opts)
-    config.sigma_x, config.sigma_y = sigma_x, sigma_y
-    dev = torch.device(
-        "cuda"
-        if device == "auto" and torch.cuda.is_available()
-        else ("cpu" if device == "auto" else device)
-    )
+    config, sigma_x = _configure(X, Y, kind, options)
+    dev = _device(device)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.random_state)
         module = _build(config).to(dev)
     xt = torch.as_tensor(X, dtype=torch.float32, device=dev)
     yt = torch.as_tensor(Y, dtype=torch.float32, device=dev)
-    loss_fn = SpecDiffLoss(
-        kernel_x=config.kernel_x,
-        kernel_y=config.kernel_y,
-        sigma_x=None,
-        sigma_y=sigma_y,
-        eta=config.eta,
-        which=config.which,
-        method=config.method,
-        rff_dim=config.rff_dim,
-        random_state=config.random_state,
-        sigma_scale=config.sigma_scale,
-    )
-    opt = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step = _Step(module, config, sigma_x)
     gen = torch.Generator().manual_seed(config.random_state)
     n, bs = X.shape[0], min(config.batch_size, X.shape[0])
     log = []
     for epoch in range(config.epochs):
         order = torch.randperm(n, generator=gen).to(dev)
-        sums = np.zeros(3)
-        steps = 0
-        for start in range(0, n - bs + 1, bs):  # full batches only: equal-size kernels
-            idx = order[start : start + bs]
-            fx = module(xt[idx])
-            spec = loss_fn(fx, yt[idx])
-            keep = _preservation(config.preserve, fx, xt[idx], config, sigma_x)
-            loss = spec + config.preserve_weight * keep
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sums += [float(loss.detach()), float(spec.detach()), float(keep.detach())]
-            steps += 1
-        mean = sums / max(steps, 1)
+        # full batches only: equal-size kernels
+        sums = [
+            step(xt[order[a : a + bs]], yt[order[a : a + bs]]) for a in range(0, n - bs + 1, bs)
+        ]
+        mean = np.mean(sums, axis=0) if sums else np.zeros(3)
         log.append({"epoch": epoch + 1, "loss": mean[0], "spec_diff": mean[1], "preserve": mean[2]})
         if on_epoch is not None:
             on_epoch(log[-1])
@@ -296,3 +264,55 @@ def fit_adapter(
         aligned, 1000, config.random_state
     )
     return adapter
+
+
+def _configure(X, Y, kind: str, options: dict) -> tuple[AdapterConfig, float | None]:
+    """The full configuration (batch size and both bandwidths resolved) and X's bandwidth."""
+    check_adapter_options({"kind": kind, **options})
+    config = AdapterConfig(kind=kind, dim_in=X.shape[1], **options)
+    if config.batch_size is None:
+        config.batch_size = default_batch_size(X.shape[0])
+    opts = (config.sigma_scale, 1000, config.random_state)
+    config.sigma_x = resolve_sigma(X, config.kernel_x, config.sigma_x, "sigma_x", *opts)
+    config.sigma_y = resolve_sigma(Y, config.kernel_y, config.sigma_y, "sigma_y", *opts)
+    return config, config.sigma_x
+
+
+def _device(device: str):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class _Step:
+    """One optimiser step on a batch: SPEC-diff loss plus the weighted preservation term;
+    returns (loss, SPEC-diff, preservation) as floats."""
+
+    def __init__(self, module, config: AdapterConfig, sigma_x):
+        self.module, self.config, self.sigma_x = module, config, sigma_x
+        self.loss_fn = SpecDiffLoss(
+            kernel_x=config.kernel_x,
+            kernel_y=config.kernel_y,
+            sigma_x=None,
+            sigma_y=config.sigma_y,
+            eta=config.eta,
+            which=config.which,
+            method=config.method,
+            rff_dim=config.rff_dim,
+            random_state=config.random_state,
+            sigma_scale=config.sigma_scale,
+        )
+        self.opt = torch.optim.Adam(
+            module.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+
+    def __call__(self, x, y) -> list[float]:
+        c = self.config
+        fx = self.module(x)
+        spec = self.loss_fn(fx, y)
+        keep = _preservation(c.preserve, fx, x, c, self.sigma_x)
+        loss = spec + c.preserve_weight * keep
+        self.opt.zero_grad()
+        loss.backward()
+        self.opt.step()
+        return [float(loss.detach()), float(spec.detach()), float(keep.detach())]

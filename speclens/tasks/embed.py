@@ -169,25 +169,12 @@ def embed_shard(
     start, stop = dataset.shard_range(shard_id)
     t0 = time.perf_counter()
     ok = dataset.array("status")[start:stop] == STATUS_OK
-    captions_table = None
-    if encoder.modality == "text":
-        vectors, valid, captions_table, timings = _embed_captions(
-            encoder, dataset, start, stop, ok, batch_size, normalize
-        )
+    embed_rows = _embed_captions if encoder.modality == "text" else _embed_images
+    vectors, valid, captions_table, timings = embed_rows(
+        encoder, dataset, start, stop, ok, batch_size, normalize
+    )
+    if "read_s" not in timings:
         timings["read_s"] = time.perf_counter() - t0 - timings["prepare_s"] - timings["compute_s"]
-    else:
-        images = dataset.images(start, stop)
-        read_s = time.perf_counter() - t0
-        rows = np.flatnonzero(ok)
-        vecs, timings = _run_pipelined(
-            encoder, lambda b: images[b], _batches(rows, batch_size), encoder.dim
-        )
-        timings["read_s"] = read_s
-        if normalize:
-            vecs = _normalise(vecs)
-        vectors = np.full((stop - start, encoder.dim), np.nan, dtype=np.float32)
-        vectors[rows] = vecs
-        valid = ok & np.isfinite(vectors).all(axis=1)
     n_bad = int((ok & ~valid).sum())
     t0 = time.perf_counter()
     stats = {
@@ -198,23 +185,47 @@ def embed_shard(
     marker = store.write_shard(shard_id, vectors, valid, stats, captions_table)
     marker["write_s"] = round(time.perf_counter() - t0, 4)
     marker["total_s"] = round(time.perf_counter() - t_start, 4)
-    logger = get_run_logger()
-    nb = max(stats["n_batches"], 1)
-    logger.info(
-        "shard %d: %d rows in %d batches; per batch read %.4fs prepare %.4fs compute %.4fs "
-        "write %.4fs%s",
-        shard_id,
-        marker["valid"],
-        stats["n_batches"],
-        timings["read_s"] / nb,
-        timings["prepare_s"] / nb,
-        timings["compute_s"] / nb,
-        marker["write_s"] / nb,
-        f"; {n_bad} row(s) gave non-finite vectors and are marked invalid" if n_bad else "",
-    )
+    _log_shard(shard_id, marker, stats)
     if delay := float(os.environ.get(DELAY_ENV, "0") or 0):
         time.sleep(delay)
     return marker
+
+
+def _log_shard(shard_id: int, marker: dict, stats: dict) -> None:
+    nb = max(stats["n_batches"], 1)
+    n_bad = stats["non_finite"]
+    get_run_logger().info(
+        "shard %d: %d rows in %d batches; per batch read %.4fs prepare %.4fs compute %.4fs "
+        "write %.4fs%s",
+        *(shard_id, marker["valid"], stats["n_batches"], stats["read_s"] / nb),
+        *(stats["prepare_s"] / nb, stats["compute_s"] / nb, marker["write_s"] / nb),
+        f"; {n_bad} row(s) gave non-finite vectors and are marked invalid" if n_bad else "",
+    )
+
+
+def _embed_images(
+    encoder,
+    dataset: DatasetStore,
+    start: int,
+    stop: int,
+    ok: np.ndarray,
+    batch_size: int,
+    normalize: bool,
+):
+    """One vector per ok image of rows ``start:stop``; NaN (and invalid) elsewhere."""
+    t0 = time.perf_counter()
+    images = dataset.images(start, stop)
+    read_s = time.perf_counter() - t0
+    rows = np.flatnonzero(ok)
+    vecs, timings = _run_pipelined(
+        encoder, lambda b: images[b], _batches(rows, batch_size), encoder.dim
+    )
+    timings["read_s"] = read_s
+    if normalize:
+        vecs = _normalise(vecs)
+    vectors = np.full((stop - start, encoder.dim), np.nan, dtype=np.float32)
+    vectors[rows] = vecs
+    return vectors, ok & np.isfinite(vectors).all(axis=1), None, timings
 
 
 def _embed_captions(
