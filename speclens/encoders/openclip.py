@@ -17,7 +17,10 @@ import posixpath
 import threading
 from typing import Any
 
-from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
+from speclens.errors import EncoderError
+
+from .base import Encoder, as_image_batch
+from .ids import EncoderSpec
 from .preprocess import open_clip_preprocess
 from .weights import checkpoint_path, locate_pretrained
 

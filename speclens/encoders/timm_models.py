@@ -18,7 +18,10 @@ import difflib
 import sys
 from typing import Any
 
-from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
+from speclens.errors import EncoderError
+
+from .base import Encoder, as_image_batch
+from .ids import EncoderSpec
 from .preprocess import timm_preprocess
 from .weights import checkpoint_path, load_state_dict, locate_pretrained
 
