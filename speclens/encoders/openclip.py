@@ -24,6 +24,8 @@ from .ids import EncoderSpec
 from .preprocess import open_clip_preprocess
 from .weights import (
     PretrainedSource,
+    check_pretrained,
+    check_weights,
     locate_pretrained,
     resolve_weights,
 )
@@ -111,6 +113,14 @@ def _pretrained_source(spec: EncoderSpec, pcfg: dict[str, Any]) -> PretrainedSou
         url=pcfg.get("url") or None,
         url_cache_dir="~/.cache/clip",
     )
+
+
+def check(spec: EncoderSpec, *, allow_download: bool = True) -> None:
+    """Everything :func:`build_model` would refuse, without building: the architecture, the
+    tag, and the weights being on this machine (or about to be downloaded)."""
+    _check_arch(spec)
+    pcfg = _pretrained_cfg(spec)
+    check_weights(spec, lambda: check_pretrained(_pretrained_source(spec, pcfg), allow_download))
 
 
 def build_model(spec: EncoderSpec, seed: int, allow_download: bool):

@@ -1,5 +1,5 @@
-"""The table of encoder families, and the calls on it: ``parse_encoder_id``, ``get_encoder``,
-``list_encoders``.
+"""The table of encoder families, and the three calls on it: ``parse_encoder_id``,
+``check_encoder`` (everything but the model build) and ``get_encoder``.
 
 Ids::
 
@@ -19,7 +19,7 @@ Ids::
                                             tags, timm's tags, or timm's 'pretrained')
 
 This is the only module that knows every family; each family module parses its own ids and
-builds its own encoders. The family modules import torch, open_clip, timm and onnx
+checks and builds its own encoders. The family modules import torch, open_clip, timm and onnx
 only inside functions, so importing this one stays cheap.
 """
 
@@ -34,14 +34,15 @@ from . import openclip, timm_models
 from .base import Encoder, resolve_device
 from .classical import GradHistEncoder, HogEncoder, HueHistEncoder, PixelsEncoder
 from .ids import EncoderSpec, parse_bare, parse_model_id, split_id
-from .packaged import PACKAGED_IDS, build_packaged, parse_packaged
+from .packaged import PACKAGED_IDS, build_packaged, check_packaged, parse_packaged
 
 
 @dataclass(frozen=True)
 class Family:
-    """One encoder family: how its ids parse and build, and the ids it lists.
+    """One encoder family: how its ids parse, check and build, and the ids it lists.
 
-    ``parse(id) -> EncoderSpec`` (shape only); ``build(spec, device, *, seed, amp,
+    ``parse(id) -> EncoderSpec`` (shape only); ``check(spec, *, allow_download)`` raises what
+    building would, without building or downloading; ``build(spec, device, *, seed, amp,
     allow_download) -> Encoder``; ``ids`` are what :func:`list_encoders` shows. A
     ``weight_free`` family's id is its bare name (no ``:`` part).
     """
@@ -49,15 +50,20 @@ class Family:
     name: str
     parse: Callable[[str], EncoderSpec]
     build: Callable[..., Encoder]
+    check: Callable[..., None]
     ids: tuple[str, ...]
     weight_free: bool = False
+
+
+def _no_check(spec: EncoderSpec, *, allow_download: bool = True) -> None:
+    """Weight-free encoders need nothing installed or cached."""
 
 
 def _weight_free(name: str, encoder: Callable[..., Encoder]) -> Family:
     def build(spec: EncoderSpec, device, **_options) -> Encoder:
         return encoder(spec, device)  # no weights: seed, amp and downloads do not apply
 
-    return Family(name, parse_bare, build, (name,), weight_free=True)
+    return Family(name, parse_bare, build, _no_check, (name,), weight_free=True)
 
 
 FAMILIES: dict[str, Family] = {
@@ -71,21 +77,24 @@ FAMILIES: dict[str, Family] = {
             "open_clip",
             parse_model_id,
             openclip.OpenClipImageEncoder,
+            openclip.check,
             ("open_clip:<arch>@<tag>",),
         ),
         Family(
             "open_clip-text",
             parse_model_id,
             openclip.OpenClipTextEncoder,
+            openclip.check,
             ("open_clip-text:<arch>@<tag>",),
         ),
         Family(
             "timm",
             parse_model_id,
             timm_models.TimmEncoder,
+            timm_models.check,
             ("timm:<model>@<tag>",),
         ),
-        Family("packaged", parse_packaged, build_packaged, PACKAGED_IDS),
+        Family("packaged", parse_packaged, build_packaged, check_packaged, PACKAGED_IDS),
     )
 }
 
@@ -109,6 +118,21 @@ def parse_encoder_id(encoder_id: str) -> EncoderSpec:
         hint = " (weight-free encoders take no tag)" if bare and bare.weight_free else ""
         raise EncoderError(f"unknown encoder {text!r}{hint}; known ids are {_known()}.")
     return family.parse(text)
+
+
+def check_encoder(encoder_id: str, *, allow_download: bool = True) -> EncoderSpec:
+    """Check everything about ``encoder_id`` that needs no data and no model build: the id, the
+    architecture and tag, and that the weights are on this machine (a checkpoint file exists, a
+    pretrained tag is in the local caches, a packaged model is installed). Returns the parsed id,
+    or raises the one-sentence :class:`EncoderError` that :func:`get_encoder` would.
+
+    It never downloads: a pretrained tag that is not cached passes only when :func:`get_encoder`
+    would download it (``allow_download``, ``HF_HUB_OFFLINE`` unset, the hub reachable).
+    Weight-free ids import no model library.
+    """
+    spec = parse_encoder_id(encoder_id)
+    FAMILIES[spec.family].check(spec, allow_download=allow_download)
+    return spec
 
 
 def get_encoder(

@@ -26,6 +26,8 @@ from .ids import EncoderSpec
 from .preprocess import timm_preprocess
 from .weights import (
     PretrainedSource,
+    check_pretrained,
+    check_weights,
     load_state_dict,
     locate_pretrained,
     resolve_weights,
@@ -112,6 +114,13 @@ def _plan(spec: EncoderSpec) -> _Plan:
         return _Plan(arch, name, tag, cfg)
     # random or a checkpoint file: the data config of a named tag, the weights from elsewhere
     return _Plan(arch, f"{arch}.{tag}" if tag else arch, tag)
+
+
+def check(spec: EncoderSpec, *, allow_download: bool = True) -> None:
+    """Everything :class:`TimmEncoder` would refuse, without building: the model, the tag, and
+    the weights being on this machine (or about to be downloaded)."""
+    plan = _plan(spec)
+    check_weights(spec, lambda: check_pretrained(plan.source(spec), allow_download))
 
 
 def _strict_load(spec: EncoderSpec, model, arch: str, state_dict: dict, source: str):

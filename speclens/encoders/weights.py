@@ -1,8 +1,8 @@
 """Where encoder weights come from: one resolution path for every model family, the local caches.
 
 :func:`resolve_weights` turns an id's tag into :class:`ResolvedWeights` (``@random``, a local
-checkpoint file, or a pretrained tag found by the family). Also here: checksums and state-dict
-loading.
+checkpoint file, or a pretrained tag found by the family); :func:`check_weights` finds the same
+problems without loading or downloading anything. Also here: checksums and state-dict loading.
 
 Lookup order for a pretrained tag: the Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``),
 then the library's own URL cache (``~/.cache/clip`` for open_clip, the torch hub checkpoint dir
@@ -253,6 +253,21 @@ def _no_download(src: PretrainedSource, allow_download: bool) -> str | None:
     return None
 
 
+def check_pretrained(src: PretrainedSource, allow_download: bool) -> str | None:
+    """The cached file of a pretrained tag, or None when it is not cached but a download would
+    be attempted; otherwise the missing-weights :class:`EncoderError`. Never downloads."""
+    looked_in: list[str] = []
+    found = _cached(src, looked_in)
+    if found:
+        return found[0]
+    why = _no_download(src, allow_download)
+    if why is None:
+        return None
+    raise missing_weights_error(
+        src.encoder_id, src.model, src.tag, looked_in or ["none"], src.hf_repo, why
+    )
+
+
 def locate_pretrained(src: PretrainedSource, allow_download: bool) -> tuple[str, str]:
     """Find (or, if allowed and online, fetch) a pretrained checkpoint file.
 
@@ -321,6 +336,16 @@ def resolve_weights(
         return ResolvedWeights(str(checkpoint_path(spec.tag, str(spec))), "local checkpoint")
     path, source = find_pretrained()
     return ResolvedWeights(path, source)
+
+
+def check_weights(spec: EncoderSpec, check_pretrained_tag: Callable[[], object]) -> None:
+    """What :func:`resolve_weights` would refuse, found without loading or downloading: a missing
+    checkpoint file, or (through the family's ``check_pretrained_tag()``) a tag that is not on
+    this machine and will not be downloaded."""
+    if spec.tag_kind == "path":
+        checkpoint_path(spec.tag, str(spec))
+    elif spec.tag_kind == "pretrained":
+        check_pretrained_tag()
 
 
 def _download_url(url: str, cache_dir: str) -> str:
