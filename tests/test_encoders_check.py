@@ -81,6 +81,10 @@ def test_unknown_architectures_name_close_matches(encoder_id, match):
         ("open_clip:ViT-B-32@nonsense", r"no pretrained tag 'nonsense' .*known tags: openai, "),
         ("timm:resnet18@nonsense", r"tags for resnet18: a1_in1k"),
         ("timm:resnet18.a1_in1k@a2_in1k", "names two timm tags"),
+        (
+            "timm:resnet18.nonsense@random",
+            r"timm has no tag 'nonsense' for resnet18 \(tags: a1_in1k",
+        ),
     ],
 )
 def test_unknown_tags_list_the_known_ones(encoder_id, match):

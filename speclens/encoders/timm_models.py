@@ -58,21 +58,30 @@ def _split(spec: EncoderSpec) -> tuple[str, str | None]:
     return arch, spec.tag
 
 
-def _pretrained_cfg(spec: EncoderSpec, arch: str, tag: str | None):
-    import timm
+def _timm_cfg(arch: str, tag: str | None):
+    """timm's pretrained config of ``arch`` (its default tag, or ``tag``); None if unknown."""
     from timm.models import get_pretrained_cfg
 
-    full = f"{arch}.{tag}" if tag else arch
     try:
-        cfg = get_pretrained_cfg(full)
+        return get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
     except RuntimeError:
-        cfg = None
+        return None
+
+
+def _listed_tags(arch: str) -> str:
+    import timm
+
+    tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
+    return ", ".join(t for t in tags if t) or "none"
+
+
+def _pretrained_cfg(spec: EncoderSpec, arch: str, tag: str | None):
+    full = f"{arch}.{tag}" if tag else arch
+    cfg = _timm_cfg(arch, tag)
     if cfg is None or not cfg.has_weights:
-        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
-        listed = ", ".join(t for t in tags if t) or "none"
         raise EncoderError(
-            f"{spec}: timm has no pretrained weights {full!r} (tags for {arch}: {listed}; "
-            "or use @pretrained, @random or @/path/to/model.safetensors)."
+            f"{spec}: timm has no pretrained weights {full!r} (tags for {arch}: "
+            f"{_listed_tags(arch)}; or use @pretrained, @random or @/path/to/model.safetensors)."
         )
     return full, cfg
 
@@ -113,6 +122,11 @@ def _plan(spec: EncoderSpec) -> _Plan:
         name, cfg = _pretrained_cfg(spec, arch, tag)
         return _Plan(arch, name, tag, cfg)
     # random or a checkpoint file: the data config of a named tag, the weights from elsewhere
+    if tag and _timm_cfg(arch, tag) is None:
+        raise EncoderError(
+            f"{spec}: timm has no tag {tag!r} for {arch} (tags: {_listed_tags(arch)}); name one "
+            f"of those, or drop '.{tag}' for the default data config."
+        )
     return _Plan(arch, f"{arch}.{tag}" if tag else arch, tag)
 
 
