@@ -1,5 +1,8 @@
 """Encoder ids, error sentences, and failing fast when weights are not on the machine."""
 
+import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -75,8 +78,26 @@ def test_parse_encoder_id(text, spec):
 def test_bad_ids_are_one_sentence_errors(text, match):
     with pytest.raises(EncoderError, match=match) as err:
         parse_encoder_id(text)
-    assert isinstance(err.value, ValueError)
-    assert str(err.value).count(". ") == 0  # one sentence
+    message = str(err.value)
+    assert repr(text) in message  # names the bad id as given
+    assert re.search(r"known ids are |known: |; write ", message)  # and says what to write instead
+    assert message.count(". ") == 0 and message.endswith(".")  # one sentence
+
+
+def test_the_cli_prints_a_bad_id_as_one_line_and_exits_2(tmp_path):
+    """The error reaches the user as one line on stderr, exit code 2, no traceback."""
+    out = subprocess.run(
+        [sys.executable, "-m", "speclens.cli", "embed", "--dataset", str(tmp_path / "none")]
+        + ["--encoder", "hue-hist", "--encoder", "clip:ViT-B-32@openai", "--no-progress"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == [
+        f"error: unknown encoder 'clip:ViT-B-32@openai'; known ids are {', '.join(list_encoders())}."
+    ]
+    assert "Traceback" not in out.stdout + out.stderr
 
 
 def test_unknown_architectures_and_tags_list_what_exists():

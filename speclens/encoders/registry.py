@@ -1,4 +1,5 @@
-"""String ids -> encoders: ``parse_encoder_id``, ``get_encoder``, ``list_encoders``.
+"""The table of encoder families, and the three calls on it: ``parse_encoder_id``,
+``check_encoder`` (everything but the model build) and ``get_encoder``.
 
 Ids::
 
@@ -16,33 +17,92 @@ Ids::
                                             or anything containing '/')
           | <name>                          a pretrained tag from the local cache (open_clip's
                                             tags, timm's tags, or timm's 'pretrained')
+
+This is the only module that knows every family; each family module parses its own ids and
+checks and builds its own encoders. The family modules import torch, open_clip, timm and onnx
+only inside functions, so importing this one stays cheap.
 """
 
 from __future__ import annotations
 
-from .base import (
-    MODEL_FAMILIES,
-    PACKAGED_FAMILY,
-    WEIGHT_FREE,
-    Encoder,
-    EncoderError,
-    EncoderSpec,
-    resolve_device,
-)
-from .base import tag_kind as _tag_kind
+from collections.abc import Callable
+from dataclasses import dataclass
 
-_TEMPLATES = (
-    "open_clip:<arch>@<tag>",
-    "open_clip-text:<arch>@<tag>",
-    "timm:<model>@<tag>",
-)
+from speclens.errors import EncoderError
+
+from . import openclip, timm_models
+from .base import Encoder, resolve_device
+from .classical import GradHistEncoder, HogEncoder, HueHistEncoder, PixelsEncoder
+from .ids import EncoderSpec, parse_bare, parse_model_id, split_id
+from .packaged import PACKAGED_IDS, build_packaged, check_packaged, parse_packaged
+
+
+@dataclass(frozen=True)
+class Family:
+    """One encoder family: how its ids parse, check and build, and the ids it lists.
+
+    ``parse(id) -> EncoderSpec`` (shape only); ``check(spec, *, allow_download)`` raises what
+    building would, without building or downloading; ``build(spec, device, *, seed, amp,
+    allow_download) -> Encoder``; ``ids`` are what :func:`list_encoders` shows. A
+    ``weight_free`` family's id is its bare name (no ``:`` part).
+    """
+
+    name: str
+    parse: Callable[[str], EncoderSpec]
+    build: Callable[..., Encoder]
+    check: Callable[..., None]
+    ids: tuple[str, ...]
+    weight_free: bool = False
+
+
+def _no_check(spec: EncoderSpec, *, allow_download: bool = True) -> None:
+    """Weight-free encoders need nothing installed or cached."""
+
+
+def _weight_free(name: str, encoder: Callable[..., Encoder]) -> Family:
+    def build(spec: EncoderSpec, device, **_options) -> Encoder:
+        return encoder(spec, device)  # no weights: seed, amp and downloads do not apply
+
+    return Family(name, parse_bare, build, _no_check, (name,), weight_free=True)
+
+
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in (
+        _weight_free("pixels", PixelsEncoder),
+        _weight_free("hue-hist", HueHistEncoder),
+        _weight_free("grad-hist", GradHistEncoder),
+        _weight_free("hog", HogEncoder),
+        Family(
+            "open_clip",
+            parse_model_id,
+            openclip.OpenClipImageEncoder,
+            openclip.check,
+            ("open_clip:<arch>@<tag>",),
+        ),
+        Family(
+            "open_clip-text",
+            parse_model_id,
+            openclip.OpenClipTextEncoder,
+            openclip.check,
+            ("open_clip-text:<arch>@<tag>",),
+        ),
+        Family(
+            "timm",
+            parse_model_id,
+            timm_models.TimmEncoder,
+            timm_models.check,
+            ("timm:<model>@<tag>",),
+        ),
+        Family("packaged", parse_packaged, build_packaged, check_packaged, PACKAGED_IDS),
+    )
+}
 
 
 def list_encoders() -> list[str]:
-    """The weight-free ids, the id templates of the model families, then the packaged ids."""
-    from .packaged import PACKAGED_IDS
-
-    return [*WEIGHT_FREE, *_TEMPLATES, *PACKAGED_IDS]
+    """Every family's ids, in table order: the weight-free ids, the model families' id
+    templates, then the packaged ids."""
+    return [i for family in FAMILIES.values() for i in family.ids]
 
 
 def _known() -> str:
@@ -51,34 +111,28 @@ def _known() -> str:
 
 def parse_encoder_id(encoder_id: str) -> EncoderSpec:
     """Parse an id into an :class:`EncoderSpec`; checks its shape only (no imports, no files)."""
-    if not isinstance(encoder_id, str) or not encoder_id.strip():
-        raise EncoderError(
-            f"encoder id must be a non-empty string, got {encoder_id!r}; known: {_known()}."
-        )
-    text = encoder_id.strip()
-    if text in WEIGHT_FREE:
-        return EncoderSpec(family=text)
-    family, sep, rest = text.partition(":")
-    if sep and family == PACKAGED_FAMILY:
-        from .packaged import parse_packaged
-
-        return parse_packaged(text, rest)
-    if not sep or family not in MODEL_FAMILIES:
-        name = family if sep else text
-        hint = " (weight-free encoders take no tag)" if name.split("@")[0] in WEIGHT_FREE else ""
+    text, name, qualified = split_id(encoder_id, _known())
+    family = FAMILIES.get(name)
+    if family is None or family.weight_free == qualified:
+        bare = FAMILIES.get(name.split("@")[0])
+        hint = " (weight-free encoders take no tag)" if bare and bare.weight_free else ""
         raise EncoderError(f"unknown encoder {text!r}{hint}; known ids are {_known()}.")
-    arch, at, tag = rest.partition("@")
-    arch, tag = arch.strip(), tag.strip()
-    if not arch:
-        raise EncoderError(
-            f"encoder id {text!r} names no architecture; write {family}:<arch>@<tag>."
-        )
-    if not at or not tag:
-        raise EncoderError(
-            f"encoder id {text!r} has no weights tag; write {family}:{arch}@<tag> with a "
-            "pretrained tag, @random, or @/path/to/model.safetensors."
-        )
-    return EncoderSpec(family=family, arch=arch, tag=tag, tag_kind=_tag_kind(tag))
+    return family.parse(text)
+
+
+def check_encoder(encoder_id: str, *, allow_download: bool = True) -> EncoderSpec:
+    """Check everything about ``encoder_id`` that needs no data and no model build: the id, the
+    architecture and tag, and that the weights are on this machine (a checkpoint file exists, a
+    pretrained tag is in the local caches, a packaged model is installed). Returns the parsed id,
+    or raises the one-sentence :class:`EncoderError` that :func:`get_encoder` would.
+
+    It never downloads: a pretrained tag that is not cached passes only when :func:`get_encoder`
+    would download it (``allow_download``, ``HF_HUB_OFFLINE`` unset, the hub reachable).
+    Weight-free ids import no model library.
+    """
+    spec = parse_encoder_id(encoder_id)
+    FAMILIES[spec.family].check(spec, allow_download=allow_download)
+    return spec
 
 
 def get_encoder(
@@ -99,23 +153,5 @@ def get_encoder(
     """
     spec = parse_encoder_id(encoder_id)
     dev = resolve_device(device, str(spec))
-    seed = int(seed)
-    if spec.family in WEIGHT_FREE:
-        from .classical import WEIGHT_FREE_ENCODERS
-
-        return WEIGHT_FREE_ENCODERS[spec.family](spec, dev)
-    if spec.family == PACKAGED_FAMILY:
-        from .packaged import build_packaged
-
-        return build_packaged(spec, dev)
-    if spec.family == "open_clip":
-        from .openclip import OpenClipImageEncoder
-
-        return OpenClipImageEncoder(spec, dev, seed=seed, amp=amp, allow_download=allow_download)
-    if spec.family == "open_clip-text":
-        from .openclip import OpenClipTextEncoder
-
-        return OpenClipTextEncoder(spec, dev, seed=seed, amp=amp, allow_download=allow_download)
-    from .timm_models import TimmEncoder
-
-    return TimmEncoder(spec, dev, seed=seed, amp=amp, allow_download=allow_download)
+    family = FAMILIES[spec.family]
+    return family.build(spec, dev, seed=int(seed), amp=amp, allow_download=allow_download)

@@ -16,11 +16,22 @@ from __future__ import annotations
 
 import difflib
 import sys
+from dataclasses import dataclass
 from typing import Any
 
-from .base import Encoder, EncoderError, EncoderSpec, as_image_batch
+from speclens.errors import EncoderError
+
+from .base import Encoder, as_image_batch
+from .ids import EncoderSpec
 from .preprocess import timm_preprocess
-from .weights import checkpoint_path, load_state_dict, locate_pretrained
+from .weights import (
+    PretrainedSource,
+    check_pretrained,
+    check_weights,
+    load_state_dict,
+    locate_pretrained,
+    resolve_weights,
+)
 
 DEFAULT_TAGS = ("pretrained", "default")
 
@@ -47,47 +58,83 @@ def _split(spec: EncoderSpec) -> tuple[str, str | None]:
     return arch, spec.tag
 
 
-def _pretrained_cfg(spec: EncoderSpec, arch: str, tag: str | None):
-    import timm
+def _timm_cfg(arch: str, tag: str | None):
+    """timm's pretrained config of ``arch`` (its default tag, or ``tag``); None if unknown."""
     from timm.models import get_pretrained_cfg
 
-    full = f"{arch}.{tag}" if tag else arch
     try:
-        cfg = get_pretrained_cfg(full)
+        return get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
     except RuntimeError:
-        cfg = None
+        return None
+
+
+def _listed_tags(arch: str) -> str:
+    import timm
+
+    tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
+    return ", ".join(t for t in tags if t) or "none"
+
+
+def _pretrained_cfg(spec: EncoderSpec, arch: str, tag: str | None):
+    full = f"{arch}.{tag}" if tag else arch
+    cfg = _timm_cfg(arch, tag)
     if cfg is None or not cfg.has_weights:
-        tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
-        listed = ", ".join(t for t in tags if t) or "none"
         raise EncoderError(
-            f"{spec}: timm has no pretrained weights {full!r} (tags for {arch}: {listed}; "
-            "or use @pretrained, @random or @/path/to/model.safetensors)."
+            f"{spec}: timm has no pretrained weights {full!r} (tags for {arch}: "
+            f"{_listed_tags(arch)}; or use @pretrained, @random or @/path/to/model.safetensors)."
         )
     return full, cfg
 
 
-def _locate_weights(spec: EncoderSpec, name: str, tag, cfg, allow_download: bool):
-    """``(path, source)`` of the checkpoint an id asks for; ``(None, None)`` for ``@random``."""
-    if spec.tag_kind == "random":
-        return None, None
-    if spec.tag_kind == "path":
-        return str(checkpoint_path(spec.tag, str(spec))), "local checkpoint"
-    if cfg.hf_hub_filename:
-        filenames = [cfg.hf_hub_filename]
-    else:
-        filenames = ["model.safetensors", "pytorch_model.bin"]  # timm prefers safetensors
-    hub_id, _, revision = (cfg.hf_hub_id or "").partition("@")
-    return locate_pretrained(
-        str(spec),
-        name,
-        tag or cfg.tag or "pretrained",
-        hf_repo=hub_id or None,
-        hf_filenames=filenames,
-        url=cfg.url if isinstance(cfg.url, str) else None,
-        url_cache_dir=_torch_hub_checkpoints(),
-        allow_download=allow_download,
-        hf_revision=revision or None,
-    )
+@dataclass(frozen=True)
+class _Plan:
+    """What an id asks timm for: the architecture, the timm name whose data config applies
+    (with its tag), the tag, and timm's pretrained config (pretrained tags only)."""
+
+    arch: str
+    name: str
+    tag: str | None
+    cfg: Any = None
+
+    def source(self, spec: EncoderSpec) -> PretrainedSource:
+        """Where the pretrained tag's weights live (HF hub repo, else timm's URL cache)."""
+        cfg = self.cfg
+        if cfg.hf_hub_filename:
+            filenames = (cfg.hf_hub_filename,)
+        else:
+            filenames = ("model.safetensors", "pytorch_model.bin")  # timm prefers safetensors
+        hub_id, _, revision = (cfg.hf_hub_id or "").partition("@")
+        return PretrainedSource(
+            str(spec),
+            self.name,
+            self.tag or cfg.tag or "pretrained",
+            hf_repo=hub_id or None,
+            hf_filenames=filenames,
+            url=cfg.url if isinstance(cfg.url, str) else None,
+            url_cache_dir=_torch_hub_checkpoints(),
+            hf_revision=revision or None,
+        )
+
+
+def _plan(spec: EncoderSpec) -> _Plan:
+    arch, tag = _split(spec)
+    if spec.tag_kind == "pretrained":
+        name, cfg = _pretrained_cfg(spec, arch, tag)
+        return _Plan(arch, name, tag, cfg)
+    # random or a checkpoint file: the data config of a named tag, the weights from elsewhere
+    if tag and _timm_cfg(arch, tag) is None:
+        raise EncoderError(
+            f"{spec}: timm has no tag {tag!r} for {arch} (tags: {_listed_tags(arch)}); name one "
+            f"of those, or drop '.{tag}' for the default data config."
+        )
+    return _Plan(arch, f"{arch}.{tag}" if tag else arch, tag)
+
+
+def check(spec: EncoderSpec, *, allow_download: bool = True) -> None:
+    """Everything :class:`TimmEncoder` would refuse, without building: the model, the tag, and
+    the weights being on this machine (or about to be downloaded)."""
+    plan = _plan(spec)
+    check_weights(spec, lambda: check_pretrained(plan.source(spec), allow_download))
 
 
 def _strict_load(spec: EncoderSpec, model, arch: str, state_dict: dict, source: str):
@@ -142,30 +189,22 @@ class TimmEncoder(Encoder):
 
         super().__init__(spec, device, amp)
         self.seed = seed
-        arch, tag = _split(spec)
-        self._weights: dict[str, Any] = {}
-        name = arch
-        cfg = None
-        if spec.tag_kind == "pretrained":
-            name, cfg = _pretrained_cfg(spec, arch, tag)
-        elif tag:
-            name = f"{arch}.{tag}"  # data config of that tag, weights from elsewhere
+        plan = _plan(spec)
         # find the weights before building: a missing file must fail in milliseconds, not after
         # a large model's random init
-        path, source = _locate_weights(spec, name, tag, cfg, allow_download)
-        if path is None:
-            self._weights["weights_sha256"] = f"random:{seed}"
-            self._weights["weights_source"] = f"seeded random init (torch.manual_seed({seed}))"
+        weights = resolve_weights(
+            spec, seed, lambda: locate_pretrained(plan.source(spec), allow_download)
+        )
+        self._weights: dict[str, Any] = weights.provenance()
+        name, path = plan.name, weights.path
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             model = timm.create_model(name, pretrained=False, num_classes=0)
         if path is not None:
-            self._weights["weights_file"] = path
-            self._weights["weights_source"] = source
-            if cfg is not None and cfg.custom_load:
+            if plan.cfg is not None and plan.cfg.custom_load:
                 model.load_pretrained(path)
             else:
-                _strict_load(spec, model, arch, load_state_dict(path, str(spec)), path)
+                _strict_load(spec, model, plan.arch, load_state_dict(path, str(spec)), path)
         self.timm_name = name
         model.eval().requires_grad_(False)
         self.model = model.to(device)

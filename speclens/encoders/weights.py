@@ -1,4 +1,8 @@
-"""Where encoder weights come from: local checkpoint files, the local caches, checksums.
+"""Where encoder weights come from: one resolution path for every model family, the local caches.
+
+:func:`resolve_weights` turns an id's tag into :class:`ResolvedWeights` (``@random``, a local
+checkpoint file, or a pretrained tag found by the family); :func:`check_weights` finds the same
+problems without loading or downloading anything. Also here: checksums and state-dict loading.
 
 Lookup order for a pretrained tag: the Hugging Face hub cache (``HF_HUB_CACHE`` / ``HF_HOME``),
 then the library's own URL cache (``~/.cache/clip`` for open_clip, the torch hub checkpoint dir
@@ -15,11 +19,15 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
 from speclens.errors import EncoderError
+
+from .ids import EncoderSpec
 
 PROBE_TIMEOUT_S = 2.0
 _sha_cache: dict[tuple[str, int, int], str] = {}
@@ -202,54 +210,142 @@ def missing_weights_error(
     )
 
 
-def locate_pretrained(
-    encoder_id: str,
-    model: str,
-    tag: str,
-    hf_repo: str | None,
-    hf_filenames: list[str],
-    url: str | None,
-    url_cache_dir: str | None,
-    allow_download: bool,
-    hf_revision: str | None = None,
-) -> tuple[str, str]:
+# --- pretrained tags -----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PretrainedSource:
+    """Where a family keeps the weights of one pretrained tag: a Hugging Face hub repo (the
+    files tried in order, at a revision) and/or a URL with the library's download cache."""
+
+    encoder_id: str
+    model: str
+    tag: str
+    hf_repo: str | None
+    hf_filenames: tuple[str, ...]
+    url: str | None
+    url_cache_dir: str | None
+    hf_revision: str | None = None
+
+
+def _cached(src: PretrainedSource, looked_in: list[str]) -> tuple[str, str] | None:
+    """``(path, source)`` of the tag's file in the local caches; appends each cache looked in."""
+    if src.hf_repo:
+        looked_in.append(hf_cache_dir())
+        found = hf_cached_file(src.hf_repo, list(src.hf_filenames), src.hf_revision)
+        if found:
+            return found, f"hf-hub:{src.hf_repo}/{os.path.basename(found)}"
+    if src.url and src.url_cache_dir:
+        looked_in.append(os.path.expanduser(src.url_cache_dir))
+        found = url_cached_file(src.url, src.url_cache_dir)
+        if found:
+            return found, f"url:{src.url}"
+    return None
+
+
+def _no_download(src: PretrainedSource, allow_download: bool) -> str | None:
+    """Why no download will be attempted, or None when one will (allowed, online, reachable)."""
+    if not allow_download:
+        return "downloads are turned off for this call"
+    if offline():
+        return "HF_HUB_OFFLINE is set"
+    target = hub_endpoint() if src.hf_repo else (src.url or "")
+    if not reachable(target):
+        return f"{urlparse(target).hostname or 'the download host'} cannot be reached"
+    return None
+
+
+def check_pretrained(src: PretrainedSource, allow_download: bool) -> str | None:
+    """The cached file of a pretrained tag, or None when it is not cached but a download would
+    be attempted; otherwise the missing-weights :class:`EncoderError`. Never downloads."""
+    looked_in: list[str] = []
+    found = _cached(src, looked_in)
+    if found:
+        return found[0]
+    why = _no_download(src, allow_download)
+    if why is None:
+        return None
+    raise missing_weights_error(
+        src.encoder_id, src.model, src.tag, looked_in or ["none"], src.hf_repo, why
+    )
+
+
+def locate_pretrained(src: PretrainedSource, allow_download: bool) -> tuple[str, str]:
     """Find (or, if allowed and online, fetch) a pretrained checkpoint file.
 
     Returns ``(path, source)`` where source says where it came from (for provenance).
     """
-    looked_in = []
-    if hf_repo:
-        looked_in.append(hf_cache_dir())
-        found = hf_cached_file(hf_repo, hf_filenames, hf_revision)
-        if found:
-            return found, f"hf-hub:{hf_repo}/{os.path.basename(found)}"
-    if url and url_cache_dir:
-        looked_in.append(os.path.expanduser(url_cache_dir))
-        found = url_cached_file(url, url_cache_dir)
-        if found:
-            return found, f"url:{url}"
+    looked_in: list[str] = []
+    found = _cached(src, looked_in)
+    if found:
+        return found
+    why = _no_download(src, allow_download)
+    if why is None:
+        try:
+            if src.hf_repo:
+                got = hf_download(src.hf_repo, list(src.hf_filenames), src.hf_revision)
+                if got:
+                    return got, f"hf-hub:{src.hf_repo}/{os.path.basename(got)}"
+            if src.url and src.url_cache_dir:
+                return _download_url(src.url, src.url_cache_dir), f"url:{src.url}"
+            why = "the download found no weights file"
+        except Exception as exc:  # any download failure is reported the same way
+            why = f"the download failed ({type(exc).__name__})"
+    raise missing_weights_error(
+        src.encoder_id, src.model, src.tag, looked_in or ["none"], src.hf_repo, why
+    )
 
-    if not allow_download:
-        why = "downloads are turned off for this call"
-    elif offline():
-        why = "HF_HUB_OFFLINE is set"
-    else:
-        target = hub_endpoint() if hf_repo else (url or "")
-        if not reachable(target):
-            why = f"{urlparse(target).hostname or 'the download host'} cannot be reached"
-        else:
-            try:
-                if hf_repo:
-                    got = hf_download(hf_repo, hf_filenames, hf_revision)
-                    if got:
-                        return got, f"hf-hub:{hf_repo}/{os.path.basename(got)}"
-                if url and url_cache_dir:
-                    got = _download_url(url, url_cache_dir)
-                    return got, f"url:{url}"
-                why = "the download found no weights file"
-            except Exception as exc:  # any download failure is reported the same way
-                why = f"the download failed ({type(exc).__name__})"
-    raise missing_weights_error(encoder_id, model, tag, looked_in or ["none"], hf_repo, why)
+
+# --- every family's weights: random, a local checkpoint, or a pretrained tag ---------------------
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """The weights an id asks for: ``path`` (None for seeded random weights) and ``source``,
+    with the provenance fields the encoders record (:meth:`provenance`)."""
+
+    path: str | None
+    source: str
+    seed: int | None = None  # the seed of random weights
+
+    @property
+    def weights_file(self) -> str | None:
+        return self.path
+
+    @property
+    def weights_sha256(self) -> str | None:
+        """``random:<seed>`` for random weights; None for a file (its digest is computed when
+        recorded, see :meth:`speclens.encoders.base.Encoder.weights_sha256`)."""
+        return f"random:{self.seed}" if self.path is None else None
+
+    @property
+    def weights_source(self) -> str:
+        return self.source
+
+    def provenance(self) -> dict[str, str]:
+        """``weights_sha256`` (random) or ``weights_file`` (a file), then ``weights_source``."""
+        if self.path is None:
+            return {"weights_sha256": self.weights_sha256, "weights_source": self.source}
+        return {"weights_file": self.path, "weights_source": self.source}
+
+
+def resolve_weights(
+    spec: EncoderSpec, seed: int, find_pretrained: Callable[[], tuple[str, str]]
+) -> ResolvedWeights:
+    """The weights of a model id: ``@random`` (drawn from ``seed``), a local checkpoint (must
+    exist), or a pretrained tag, found by the family's ``find_pretrained() -> (path, source)``."""
+    if spec.tag_kind == "random":
+        return ResolvedWeights(None, f"seeded random init (torch.manual_seed({seed}))", seed)
+    if spec.tag_kind == "path":
+        return ResolvedWeights(str(checkpoint_path(spec.tag, str(spec))), "local checkpoint")
+    path, source = find_pretrained()
+    return ResolvedWeights(path, source)
+
+
+def check_weights(spec: EncoderSpec, check_pretrained_tag: Callable[[], object]) -> None:
+    """What :func:`resolve_weights` would refuse, found without loading or downloading: a missing
+    checkpoint file, or (through the family's ``check_pretrained_tag()``) a tag that is not on
+    this machine and will not be downloaded."""
+    if spec.tag_kind == "path":
+        checkpoint_path(spec.tag, str(spec))
+    elif spec.tag_kind == "pretrained":
+        check_pretrained_tag()
 
 
 def _download_url(url: str, cache_dir: str) -> str:
