@@ -1,6 +1,7 @@
 """Embedding store: one Zarr v3 group per (dataset, encoder), row-aligned with the dataset.
 
-Layout under the store URL (any fsspec URL), default
+Layout under the store URL (any fsspec URL), by default the one
+:meth:`speclens.storage.layout.Layout.embedding` gives,
 ``<root>/embeddings/<dataset>/<encoder-slug>.zarr``::
 
     zarr.json               group; attrs["speclens"]: provenance (encoder id, weights sha256,
@@ -23,7 +24,6 @@ encoder id; reopening it for another dataset or encoder is refused.
 from __future__ import annotations
 
 import hashlib
-import re
 
 import numpy as np
 import zarr
@@ -31,32 +31,14 @@ import zarr
 from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import STRING_DTYPE, shard_name
+from speclens.storage.layout import Layout
 
 MANIFEST_FILE = "manifest.json"
 
 
-def encoder_slug(encoder_id: str) -> str:
-    """A file-name-safe, readable, unique name for an encoder id."""
-    slug = re.sub(r"[^A-Za-z0-9._@+=-]+", "_", encoder_id).strip("_")
-    if slug != encoder_id.replace(":", "_"):
-        slug += "-" + hashlib.sha256(encoder_id.encode()).hexdigest()[:8]
-    return slug
-
-
-def dataset_name(dataset_url: str) -> str:
-    name = str(dataset_url).rstrip("/").rsplit("/", 1)[-1]
-    return name[:-5] if name.endswith(".zarr") else name
-
-
 def default_embedding_url(dataset_url: str, encoder_id: str) -> str:
-    """``<root>/embeddings/<dataset>/<slug>.zarr`` beside ``<root>/datasets/<dataset>.zarr``
-    (or beside the dataset store itself when it is not in a ``datasets`` folder)."""
-    parent = str(dataset_url).rstrip("/").rsplit("/", 1)[0] if "/" in str(dataset_url) else "."
-    if parent.rstrip("/").endswith("/datasets") or parent == "datasets":
-        parent = parent.rstrip("/")[: -len("datasets")].rstrip("/") or "."
-    return urls.join(
-        parent, "embeddings", dataset_name(dataset_url), encoder_slug(encoder_id) + ".zarr"
-    )
+    """:meth:`Layout.embedding`; kept while :mod:`speclens.flows.embed` imports this name."""
+    return Layout.embedding(dataset_url, encoder_id)
 
 
 class EmbeddingStore:

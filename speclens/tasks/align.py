@@ -20,7 +20,8 @@ from speclens.spec.probes import knn_accuracy, linear_probe_accuracy
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.layout import Layout
 
 
 def split_rows(valid: np.ndarray, train_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -224,9 +225,7 @@ def store_aligned(
         "aligned_to": sy.encoder_id,
         "align_run_id": run_id,
     }
-    aligned_url = _write_view(
-        default_embedding_url(dataset_url, aligned_id), sx, aligned, rows, prov
-    )
+    aligned_url = _write_view(Layout.embedding(dataset_url, aligned_id), sx, aligned, rows, prov)
     held = load_npz(split_url)["held_out"]
     pos = np.searchsorted(rows, held)
     views = {

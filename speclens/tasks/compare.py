@@ -16,7 +16,8 @@ from speclens.spec import SPEC, GramState, make_feature_map, resolve_sigma
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.layout import Layout
 from speclens.tasks.mapreduce import blocks_for, gram_mapreduce, members_mapreduce
 from speclens.tasks.retries import retry_on_io_error
 
@@ -37,7 +38,7 @@ def resolve_embedding(dataset_url: str, encoder: str) -> str:
     if encoder.endswith(".zarr") or "://" in encoder or encoder.startswith("/"):
         if EmbeddingStore.exists(encoder):
             return encoder
-    url = default_embedding_url(dataset_url, encoder)
+    url = Layout.embedding(dataset_url, encoder)
     if not EmbeddingStore.exists(url):
         DatasetStore.open(dataset_url)  # a missing dataset is said as such, not as "no embedding"
         raise InputError(

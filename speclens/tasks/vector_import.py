@@ -12,7 +12,8 @@ from speclens.datasets.vectors import align_to_dataset, read_vectors
 from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.layout import Layout
 
 
 def import_vectors(
@@ -30,7 +31,7 @@ def import_vectors(
     overwrite: bool = False,
 ) -> dict:
     dataset = DatasetStore.open(dataset_url)
-    out = out or default_embedding_url(dataset_url, name)
+    out = out or Layout.embedding(dataset_url, name)
     if EmbeddingStore.exists(out) and not overwrite:
         raise InputError(f"{out} already exists; pass --overwrite to replace it or choose --out.")
     file_ids, vectors = read_vectors(
