@@ -42,7 +42,7 @@ def default_embedding_url(dataset_url: str, encoder_id: str) -> str:
 
 
 class EmbeddingStore:
-    """Create with :meth:`create`, open with :meth:`open`."""
+    """Create with :meth:`create` (or :func:`write_embedding_store`), open with :meth:`open`."""
 
     def __init__(self, url: str, group: zarr.Group):
         self.url = str(url)
@@ -253,3 +253,53 @@ class EmbeddingStore:
             if urls.exists(url):
                 tables.append(pq.read_table(pa.BufferReader(urls.read_bytes(url))))
         return pa.concat_tables(tables) if tables else None
+
+
+def write_embedding_store(
+    url: str,
+    *,
+    sample_id: np.ndarray,
+    shard_size: int,
+    vectors: np.ndarray,
+    provenance: dict,
+    valid: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    stats: dict | None = None,
+) -> dict:
+    """Write a whole embedding store at ``url`` from arrays, replacing whatever is there.
+
+    Row ``i`` is sample ``sample_id[i]``. Give either ``valid`` (bool, one per row) with
+    ``vectors`` holding a vector per row, or ``rows`` (row indices) with ``vectors`` holding
+    the vectors of those rows: then those rows are valid and every other row is not. Each
+    shard is written once, its marker (with ``stats``) last; then the manifest, state
+    "complete", with the valid and invalid counts. Returns the manifest.
+    """
+    n = len(sample_id)
+    if (valid is None) == (rows is None):
+        raise ValueError("write_embedding_store takes one of valid and rows")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if vectors.ndim != 2 or vectors.shape[0] != rows.size:
+            raise ValueError(f"{rows.size} rows but vectors of shape {vectors.shape}")
+        full = np.full((n, vectors.shape[1]), np.nan, dtype=np.float32)
+        full[rows] = vectors
+        vectors, valid = full, np.zeros(n, dtype=bool)
+        valid[rows] = True
+    valid = np.asarray(valid, dtype=bool)
+    if vectors.ndim != 2 or vectors.shape[0] != n or valid.shape != (n,):
+        raise ValueError(f"{n} samples but vectors {vectors.shape} and valid {valid.shape}")
+    urls.remove(url)
+    store = EmbeddingStore.create(
+        url,
+        n_samples=n,
+        dim=vectors.shape[1],
+        shard_size=shard_size,
+        sample_id=sample_id,
+        provenance=provenance,
+    )
+    for shard_id in range(store.n_shards):
+        start, stop = store.shard_range(shard_id)
+        store.write_shard(shard_id, vectors[start:stop], valid[start:stop], dict(stats or {}))
+    n_valid = int(valid.sum())
+    return store.write_manifest({"state": "complete", "valid": n_valid, "invalid": n - n_valid})
