@@ -1,21 +1,37 @@
-"""The storage layer without services: writing a whole embedding store from arrays, and
-where things live under a root."""
+"""The storage layer without services: the shared shard/marker/manifest rules of both store
+kinds, markers written before the hash key was shared, named dimensions, writing a whole
+embedding store from arrays, and where things live under a root."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import zarr
 
+from speclens.datasets.ingest import IngestOptions, fill_shard, finalize, prepare
+from speclens.datasets.sources import IngestSource
 from speclens.storage import urls
+from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import (
     EmbeddingStore,
     default_embedding_url,
     write_embedding_store,
 )
 from speclens.storage.layout import Layout, encoder_slug
+from speclens.storage.sharded import MARKER_HASH_KEY
 from speclens.tasks.publish import warehouse_url
 
 N, SHARD = 40, 16  # three shards, the last one short
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> str:
+    out = str(tmp_path_factory.mktemp("storage") / "datasets" / "sample.zarr")
+    planned = prepare(IngestSource.sample(N, 1), out, IngestOptions(shard_size=SHARD))
+    for shard_id in planned["pending"]:
+        fill_shard(out, shard_id)
+    finalize(out)
+    return out
 
 
 def ids(n: int = N) -> np.ndarray:
@@ -24,6 +40,132 @@ def ids(n: int = N) -> np.ndarray:
 
 def provenance(input_hash: str = "h1") -> dict:
     return {"encoder_id": "enc", "dataset_url": "memory://d", "dataset_input_hash": input_hash}
+
+
+def rewrite_marker(store, shard_id: int, change) -> None:
+    marker = urls.read_json(store.marker_url(shard_id))
+    change(marker)
+    urls.write_json(store.marker_url(shard_id), marker)
+
+
+# ---------------------------------------------------------------- shared shard rules
+def test_both_kinds_share_shard_ranges_with_a_bounds_check(dataset, tmp_path):
+    emb = EmbeddingStore.create(
+        str(tmp_path / "e.zarr"),
+        n_samples=N,
+        dim=3,
+        shard_size=SHARD,
+        sample_id=ids(),
+        provenance=provenance(),
+    )
+    for store in (DatasetStore.open(dataset), emb):
+        assert store.n_shards == 3
+        assert [store.shard_range(i) for i in range(3)] == [(0, 16), (16, 32), (32, 40)]
+        for bad in (-1, 3):
+            with pytest.raises(IndexError, match="out of range 0..2"):
+                store.shard_range(bad)
+
+
+def test_both_kinds_write_markers_under_one_hash_key(dataset, tmp_path):
+    ds = DatasetStore.open(dataset)
+    manifest = write_embedding_store(
+        str(tmp_path / "e.zarr"),
+        sample_id=ids(),
+        shard_size=SHARD,
+        vectors=np.ones((N, 2), dtype=np.float32),
+        valid=np.ones(N, dtype=bool),
+        provenance=provenance("h1"),
+    )
+    emb = EmbeddingStore.open(str(tmp_path / "e.zarr"))
+    assert manifest["state"] == "complete" and emb.complete
+    for store, expected in ((ds, ds.input_hash), (emb, "h1")):
+        markers = store.markers()
+        assert sorted(markers) == store.committed() == [0, 1, 2] and store.pending() == []
+        assert {m[MARKER_HASH_KEY] for m in markers.values()} == {expected}
+        assert all("dataset_input_hash" not in m for m in markers.values())
+        assert [(m["start"], m["stop"]) for m in markers.values()] == [(0, 16), (16, 32), (32, 40)]
+
+
+def test_markers_written_before_the_shared_key_still_count(dataset, tmp_path):
+    url = str(tmp_path / "e.zarr")
+    write_embedding_store(
+        url,
+        sample_id=ids(),
+        shard_size=SHARD,
+        vectors=np.ones((N, 2)),
+        valid=np.ones(N, dtype=bool),
+        provenance=provenance("h1"),
+    )
+    emb = EmbeddingStore.open(url)
+
+    def old_embedding_marker(m):
+        m["dataset_input_hash"] = m.pop(MARKER_HASH_KEY)
+
+    rewrite_marker(emb, 0, old_embedding_marker)  # how embed wrote markers before
+    rewrite_marker(emb, 1, lambda m: m.update({MARKER_HASH_KEY: "another dataset"}))
+    assert emb.committed() == [0, 2] and emb.pending() == [1] and not emb.complete
+    assert emb.marker(0)["dataset_input_hash"] == "h1"
+    # a dataset store's markers always used input_hash; another key does not commit a shard
+    copy = str(tmp_path / "d.zarr")
+    fs, _ = urls.fs_and_path(copy)
+    fs.copy(dataset, copy, recursive=True)
+    ds = DatasetStore.open(copy)
+    rewrite_marker(ds, 2, old_embedding_marker)
+    assert ds.committed() == [0, 1] and ds.pending() == [2]
+    assert not ds.committed_rows()[32:].any() and ds.committed_rows()[:32].all()
+
+
+def test_unreadable_or_stray_marker_files_do_not_commit_anything(tmp_path):
+    store = EmbeddingStore.create(
+        str(tmp_path / "e.zarr"),
+        n_samples=N,
+        dim=2,
+        shard_size=SHARD,
+        sample_id=ids(),
+        provenance=provenance(),
+    )
+    urls.write_bytes(store.marker_url(0), b"{not json")
+    urls.write_json(store.marker_url(1), [1, 2])
+    urls.write_json(store.marker_url(7), {MARKER_HASH_KEY: "h1"})  # no such shard
+    urls.write_bytes(urls.join(store.url, "_shards", "notes.json"), b"{}")
+    assert store.markers() == {} and store.pending() == [0, 1, 2]
+
+
+def test_manifest_has_the_store_fields_and_the_callers(dataset, tmp_path):
+    store = EmbeddingStore.create(
+        str(tmp_path / "e.zarr"),
+        n_samples=N,
+        dim=2,
+        shard_size=SHARD,
+        sample_id=ids(),
+        provenance=provenance(),
+    )
+    assert store.manifest() == {
+        "encoder_id": "enc",
+        "dataset_url": "memory://d",
+        "dataset_input_hash": "h1",
+        "n_samples": N,
+        "dim": 2,
+        "state": "planned",
+    }
+    ds = DatasetStore.open(dataset)
+    m = ds.manifest()
+    assert m["state"] == "complete" and m["n_shards"] == 3 and m["input_hash"] == ds.input_hash
+    assert m["counts"]["ok"] == N and m["n_samples"] == N
+    assert m["dropped"] == {}  # written when planned, kept by the later manifests
+
+
+# ------------------------------------------------------------------ named dimensions
+def test_embedding_arrays_have_named_dimensions(tmp_path):
+    url = str(tmp_path / "e.zarr")
+    EmbeddingStore.create(
+        url, n_samples=N, dim=5, shard_size=SHARD, sample_id=ids(), provenance=provenance()
+    )
+    group = zarr.open_group(url, mode="r")
+    assert group["embedding"].metadata.dimension_names == ("sample", "feature")
+    assert group["valid"].metadata.dimension_names == ("sample",)
+    assert group["sample_id"].metadata.dimension_names == ("sample",)
+    assert group["embedding"].chunks == (SHARD, 5)
 
 
 # ------------------------------------------------------- write a whole embedding store
@@ -73,7 +215,7 @@ def test_write_with_a_valid_mask_replaces_what_was_there(tmp_path):
     )
     store = EmbeddingStore.open(url)
     assert (store.n_samples, store.dim, store.n_shards) == (N, 2, 3)
-    assert store.dataset_input_hash == "new" and sorted(store.markers()) == [0, 1, 2]
+    assert store.dataset_input_hash == "new" and store.committed() == [0, 1, 2]
     assert sorted(urls.list_names(urls.join(url, "_shards"))) == [
         "00000.json",
         "00001.json",
