@@ -155,17 +155,18 @@ class AuditConfig(_Strict):
     @property
     def dataset(self) -> str:
         """The dataset store: the source's URL, or ``<root>/datasets/<name>.zarr``."""
-        from speclens.storage import urls
+        from speclens.storage.layout import Layout
 
         if isinstance(self.source, DatasetSource):
             return self.source.url
-        return urls.join(self.root, "datasets", f"{self.name or self.source.kind}.zarr")
+        return Layout(self.root).dataset(self.name or self.source.kind)
 
     @property
     def warehouse_url(self) -> str:
-        from speclens.tasks.publish import warehouse_url
+        """The warehouse: ``warehouse``, or ``<root>/warehouse``."""
+        from speclens.storage.layout import Layout
 
-        return warehouse_url(self.root, self.warehouse)
+        return Layout(self.root).warehouse(self.warehouse)
 
     def ingest_source(self):
         """The :class:`IngestSource` to ingest, or None for an existing dataset store."""

@@ -22,6 +22,8 @@ _HOME = tempfile.mkdtemp(prefix="speclens-prefect-home-")
 os.environ["PREFECT_HOME"] = _HOME
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ["DO_NOT_TRACK"] = "1"
+# open_clip's table snapshot (speclens.encoders.openclip_catalogue) goes to a private folder
+os.environ["SPECLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="speclens-cache-")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 import pytest  # noqa: E402

@@ -18,7 +18,8 @@ from speclens.errors import InputError
 from speclens.flows.align import align
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.layout import Layout
 from speclens.storage.warehouse import Warehouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("torch_one_thread")]
@@ -75,14 +76,14 @@ def test_aligned_entry_is_the_fine_tuned_checkpoints_embedding(stores, first):
     weights = os.path.join(ft["checkpoint"], "model.safetensors")
     assert ft["checkpoint_sha256"] == sha256_file(weights)
     aligned = EmbeddingStore.open(s["aligned_url"])
-    assert s["aligned_url"] == default_embedding_url(dataset, f"{ENCODER}+aligned@ft")
+    assert s["aligned_url"] == Layout.embedding(dataset, f"{ENCODER}+aligned@ft")
     assert aligned.encoder_id == f"{ENCODER}+aligned@ft" and aligned.n_samples == 48
     assert aligned.valid().sum() == 48 and aligned.dim == 16
     meta = aligned.meta
     assert meta["align_mode"] == "finetune" and meta["aligned_from"] == ENCODER
     assert meta["checkpoint"] == ft["checkpoint"] and meta["checkpoint_step"] == 3
     assert meta["checkpoint_sha256"] == ft["checkpoint_sha256"] == meta["weights_sha256"]
-    before, _ = EmbeddingStore.open(default_embedding_url(dataset, ENCODER)).rows()
+    before, _ = EmbeddingStore.open(Layout.embedding(dataset, ENCODER)).rows()
     assert np.isfinite(vectors).all() and not np.allclose(vectors, before, atol=1e-4)
     saved = json.loads(Path(root, "runs", "ft", "align.json").read_text())
     assert saved["mode"] == "finetune" and saved["finetune"]["settings"]["batch_size"] == 8
@@ -124,8 +125,8 @@ def test_interrupted_training_resumes_on_the_same_batches(stores, first, tmp_pat
 
     _, dataset = stores
     s, _, _ = first
-    x_url = default_embedding_url(dataset, ENCODER)
-    y_url = default_embedding_url(dataset, "hue-hist")
+    x_url = Layout.embedding(dataset, ENCODER)
+    y_url = Layout.embedding(dataset, "hue-hist")
     args = (dataset, ENCODER, "hue-hist", x_url, y_url, str(tmp_path), 0.5, 0)
     with disable_run_logger():
         finetune_encoder.fn(*args, {**OPTIONS, "steps": 2}, "cpu")
@@ -151,8 +152,8 @@ def test_a_dataset_without_captions_is_refused(stores, tmp_path, monkeypatch):
 
     _, dataset = stores
     monkeypatch.setattr(DatasetStore, "captions", lambda self: CAPTIONS_SCHEMA.empty_table())
-    x_url = default_embedding_url(dataset, ENCODER)
-    y_url = default_embedding_url(dataset, "hue-hist")
+    x_url = Layout.embedding(dataset, ENCODER)
+    y_url = Layout.embedding(dataset, "hue-hist")
     with disable_run_logger(), pytest.raises(InputError, match="has no captions") as err:
         finetune_encoder.fn(
             dataset, ENCODER, "hue-hist", x_url, y_url, str(tmp_path), 0.5, 0, OPTIONS, "cpu"

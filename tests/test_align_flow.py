@@ -12,7 +12,8 @@ from speclens.errors import InputError
 from speclens.flows.align import align
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.layout import Layout
 from speclens.storage.warehouse import Warehouse
 from speclens.tasks import align as align_tasks
 
@@ -73,7 +74,7 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(
     # probes on a large split use seeded subsamples of capped size
     monkeypatch.setattr(align_tasks, "PROBE_MAX_TRAIN", 50)
     monkeypatch.setattr(align_tasks, "PROBE_MAX_HELD_OUT", 30)
-    x_url = default_embedding_url(dataset, "hog")
+    x_url = Layout.embedding(dataset, "hog")
     split_url = f"{root}/runs/al/split.npz"
     capped = align_tasks.label_probes.fn(dataset, x_url, s["aligned_url"], split_url, 0)
     assert capped["rows"] == {"train": 50, "held_out": 30}
@@ -97,7 +98,7 @@ def test_bad_align_input_is_one_sentence_and_writes_nothing(tmp_path, dask_addre
     cases = [
         ((dataset, "hog", "hog"), {}, "--encoder and --reference are the same embedding"),
         (
-            (dataset, default_embedding_url(other, "hog"), "grad-hist"),
+            (dataset, Layout.embedding(other, "hog"), "grad-hist"),
             {},
             "--encoder .*other/hog.zarr embeds another dataset than --dataset",
         ),

@@ -21,7 +21,8 @@ from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.layout import Layout
 from speclens.tasks.embed import DELAY_ENV
 from speclens.tasks.vector_import import import_vectors
 
@@ -41,8 +42,8 @@ def dataset(tmp_path_factory, dask_address):
 
 def test_default_location_sits_beside_the_datasets_folder(dataset):
     root = dataset.rsplit("/datasets/", 1)[0]
-    assert default_embedding_url(dataset, "hue-hist") == f"{root}/embeddings/sample/hue-hist.zarr"
-    assert default_embedding_url(dataset, "open_clip:ViT-B-32@openai").endswith(
+    assert Layout.embedding(dataset, "hue-hist") == f"{root}/embeddings/sample/hue-hist.zarr"
+    assert Layout.embedding(dataset, "open_clip:ViT-B-32@openai").endswith(
         "/embeddings/sample/open_clip_ViT-B-32@openai.zarr"
     )
 

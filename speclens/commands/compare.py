@@ -16,8 +16,8 @@ WarehouseOpt = Annotated[
 
 
 def print_runs(results: list[dict], top: int = 3) -> None:
+    from speclens.storage.layout import Layout
     from speclens.storage.warehouse import Warehouse
-    from speclens.tasks.publish import warehouse_url
 
     for r in results:
         if "matrix" in r:
@@ -33,7 +33,7 @@ def print_runs(results: list[dict], top: int = 3) -> None:
             f"  SPEC-diff: {sd['x_over_y']:.4f} ({r['encoder_x']} over {r['encoder_y']}), "
             f"{sd['y_over_x']:.4f} (the reverse)"
         )
-        wh = r.get("warehouse") or warehouse_url(r["report"].rsplit("/reports/", 1)[0])
+        wh = r.get("warehouse") or Layout.of_report(r["report"]).warehouse()
         modes = Warehouse(wh).read("modes", r["run_id"]).sort_by("mode").to_pylist()
         for direction, who, other in (
             ("x_over_y", r["encoder_x"], r["encoder_y"]),
@@ -99,14 +99,16 @@ def report(
     """(Re)write the HTML report of a published run from the warehouse."""
     from speclens.errors import InputError
     from speclens.flows.runtime import prefect_api
+    from speclens.storage.layout import Layout
     from speclens.storage.warehouse import Warehouse
-    from speclens.tasks.publish import warehouse_url, write_run_report
+    from speclens.tasks.publish import write_run_report
 
-    runs = Warehouse(warehouse_url(root, warehouse)).read("runs", run_id).to_pylist()
+    wh_url = Layout(root).warehouse(warehouse)
+    runs = Warehouse(wh_url).read("runs", run_id).to_pylist()
     if not runs:
         fail(
             InputError(
-                f"no run {run_id!r} in {warehouse_url(root, warehouse)}; list runs with "
+                f"no run {run_id!r} in {wh_url}; list runs with "
                 f'`speclens query "select run_id from runs"`.'
             )
         )

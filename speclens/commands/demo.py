@@ -64,6 +64,7 @@ def demo(
     from speclens.datasets.sources import IngestSource
     from speclens.errors import SpeclensError
     from speclens.flows.audit import audit
+    from speclens.storage.layout import Layout
 
     t0 = time.perf_counter()
     try:
@@ -83,8 +84,9 @@ def demo(
     align_demo(root, seed, rff_dim, n_modes)
     if mnist_n:
         mnist_demo(root, mnist_n, rff_dim, n_modes, seed)
+    warehouse = Layout(root).warehouse()
     typer.echo(
-        f"\nWarehouse: {root}/warehouse  (try: speclens query --warehouse {root}/warehouse "
+        f"\nWarehouse: {warehouse}  (try: speclens query --warehouse {warehouse} "
         f'"select run_id, mode, eigenvalue, summary from modes order by run_id, mode")'
     )
 
@@ -96,9 +98,9 @@ def align_demo(root: str, seed: int, rff_dim: int, n_modes: int) -> None:
     from speclens.errors import SpeclensError
     from speclens.flows.align import align
     from speclens.flows.embed import embed
-    from speclens.storage import urls
+    from speclens.storage.layout import Layout
 
-    dataset = urls.join(root, "datasets", "sample.zarr")
+    dataset = Layout(root).dataset("sample")
     t0 = time.perf_counter()
     try:
         embed(dataset, ["hog"], device="cpu", seed=seed, progress=False)

@@ -12,6 +12,7 @@ is dropped after loading to save device memory.
 from __future__ import annotations
 
 import difflib
+import importlib.util
 import os
 import posixpath
 import threading
@@ -19,6 +20,7 @@ from typing import Any
 
 from speclens.errors import EncoderError
 
+from . import openclip_catalogue as catalogue
 from .base import Encoder, as_image_batch
 from .ids import EncoderSpec
 from .preprocess import open_clip_preprocess
@@ -56,11 +58,10 @@ def register_configs() -> None:
                 open_clip.add_model_config(posixpath.join(CONFIG_DIR, f"{name}.json"))
 
 
-def _check_arch(spec: EncoderSpec):
-    import open_clip
-
-    register_configs()
-    models = open_clip.list_models()
+def _check_arch(spec: EncoderSpec) -> dict:
+    """The architecture's config, or the error naming close matches (open_clip need not be
+    imported: :mod:`.openclip_catalogue`)."""
+    models = catalogue.architectures()
     if spec.arch not in models:
         close = difflib.get_close_matches(spec.arch, models, n=6, cutoff=0.5)
         hint = f"close matches: {', '.join(close)}" if close else f"e.g. {', '.join(models[:6])}"
@@ -68,38 +69,31 @@ def _check_arch(spec: EncoderSpec):
             f"{spec}: open_clip has no architecture {spec.arch!r} ({hint}; all "
             f"{len(models)} are listed by open_clip.list_models())."
         )
-    cfg = open_clip.get_model_config(spec.arch)
-    needs_hf = "hf_model_name" in cfg.get("text_cfg", {}) or "hf_tokenizer_name" in cfg.get(
-        "text_cfg", {}
-    )
-    if needs_hf:
-        try:
-            import transformers  # noqa: F401
-        except ImportError as exc:
-            raise EncoderError(
-                f"{spec}: open_clip architecture {spec.arch} uses a Hugging Face text model, "
-                "which needs the 'transformers' package; install it or pick a CLIP-style "
-                "architecture such as ViT-B-32."
-            ) from exc
+    cfg = catalogue.model_config(spec.arch)
+    text_cfg = cfg.get("text_cfg", {})
+    needs_hf = "hf_model_name" in text_cfg or "hf_tokenizer_name" in text_cfg
+    if needs_hf and importlib.util.find_spec("transformers") is None:
+        raise EncoderError(
+            f"{spec}: open_clip architecture {spec.arch} uses a Hugging Face text model, "
+            "which needs the 'transformers' package; install it or pick a CLIP-style "
+            "architecture such as ViT-B-32."
+        )
     return cfg
 
 
-def _pretrained_cfg(spec: EncoderSpec) -> dict[str, Any]:
-    """open_clip's entry for a pretrained tag ({} for @random and checkpoint files), or the
+def _tag_location(spec: EncoderSpec) -> dict[str, Any]:
+    """Where a pretrained tag's weights live ({} for @random and checkpoint files), or the
     error listing the architecture's tags."""
-    import open_clip
-
     if spec.tag_kind != "pretrained":
         return {}
-    pcfg = open_clip.get_pretrained_cfg(spec.arch, spec.tag)
-    if not pcfg:
-        tags = open_clip.list_pretrained_tags_by_model(spec.arch)
-        listed = ", ".join(tags) if tags else "none"
+    location = catalogue.tag_locations(spec.arch, spec.tag)
+    if location is None:
+        listed = ", ".join(catalogue.tags(spec.arch)) or "none"
         raise EncoderError(
             f"{spec}: open_clip has no pretrained tag {spec.tag!r} for {spec.arch} "
             f"(known tags: {listed}; or use @random or @/path/to/model.safetensors)."
         )
-    return pcfg
+    return location
 
 
 def _pretrained_source(spec: EncoderSpec, pcfg: dict[str, Any]) -> PretrainedSource:
@@ -116,11 +110,12 @@ def _pretrained_source(spec: EncoderSpec, pcfg: dict[str, Any]) -> PretrainedSou
 
 
 def check(spec: EncoderSpec, *, allow_download: bool = True) -> None:
-    """Everything :func:`build_model` would refuse, without building: the architecture, the
-    tag, and the weights being on this machine (or about to be downloaded)."""
+    """Everything :func:`build_model` would refuse, without building (and, once open_clip's
+    table is cached, without importing open_clip): the architecture, the tag, and the weights
+    being on this machine (or about to be downloaded)."""
     _check_arch(spec)
-    pcfg = _pretrained_cfg(spec)
-    check_weights(spec, lambda: check_pretrained(_pretrained_source(spec, pcfg), allow_download))
+    where = _tag_location(spec)
+    check_weights(spec, lambda: check_pretrained(_pretrained_source(spec, where), allow_download))
 
 
 def build_model(spec: EncoderSpec, seed: int, allow_download: bool):
@@ -130,8 +125,12 @@ def build_model(spec: EncoderSpec, seed: int, allow_download: bool):
     import open_clip
     import torch
 
+    register_configs()
     model_cfg = _check_arch(spec)
-    pcfg = _pretrained_cfg(spec)
+    _tag_location(spec)
+    pcfg = (
+        open_clip.get_pretrained_cfg(spec.arch, spec.tag) if spec.tag_kind == "pretrained" else {}
+    )
     weights = resolve_weights(
         spec, seed, lambda: locate_pretrained(_pretrained_source(spec, pcfg), allow_download)
     )

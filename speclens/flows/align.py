@@ -32,6 +32,7 @@ from speclens.flows.compare import Pair, compare_pair, make_run_id
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
 from speclens.spec.adapter import check_adapter_options
 from speclens.storage import urls
+from speclens.storage.layout import Layout
 from speclens.tasks.align import claim_run, label_probes, preflight, train_adapter, write_aligned
 from speclens.tasks.align_finetune import (
     check_finetune_encoder,
@@ -88,7 +89,7 @@ def align_flow(
     logger = get_run_logger()
     params = CompareParams.from_options({"seed": seed, **(compare_params or {})})
     run_id = run_id or make_run_id(dataset, [encoder, reference, "align"], params)
-    run_url = urls.join(root, "runs", run_id)
+    run_url = Layout(root).run(run_id)
     # bad input ends the run with its one sentence before anything is written
     check_inputs(mode, encoder, finetune_options, adapter_options)
     x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
@@ -206,7 +207,7 @@ def align_flow(
     urls.write_json(urls.join(run_url, "align.json"), summary)
     from speclens.report.align import write_align_report
 
-    summary["report"] = write_align_report(urls.join(root, "reports", run_id), summary)
+    summary["report"] = write_align_report(Layout(root).report(run_id), summary)
     logger.info(
         "%s: SPEC-diff(reference over encoder) %.4f -> %.4f; probes %s",
         run_id,

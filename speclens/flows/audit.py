@@ -16,7 +16,7 @@ from speclens.flows.compare import compare as run_compare
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
-from speclens.storage import urls
+from speclens.storage.layout import Layout
 from speclens.tasks.checks import check_embed
 from speclens.tasks.params import CompareParams
 
@@ -39,7 +39,7 @@ def audit_flow(
     warehouse: str | None = None,
 ) -> list[dict]:
     logger = get_run_logger()
-    dataset = dataset or urls.join(root, "datasets", f"{name}.zarr")
+    dataset = dataset or Layout(root).dataset(name)
     with dask_cluster(address) as addr:
         if source is not None:
             summary = ingest(

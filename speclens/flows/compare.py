@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from speclens.flows.runtime import Stopwatch, dask_cluster, flow_result, prefect_api
-from speclens.storage import urls
+from speclens.storage.layout import Layout
 from speclens.tasks.checks import check_compare, resolve_embedding
 from speclens.tasks.compare import (
     accumulate_gram,
@@ -34,7 +34,7 @@ from speclens.tasks.compare import (
     solve_spectrum,
 )
 from speclens.tasks.params import CompareParams
-from speclens.tasks.publish import publish_group, publish_run, warehouse_url, write_run_report
+from speclens.tasks.publish import publish_group, publish_run, write_run_report
 
 
 def make_run_id(dataset: str, encoders: list[str], params: CompareParams) -> str:
@@ -64,7 +64,7 @@ class Pair:
 def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
     """Prepare, Gram map-reduce, solve, score, publish and report one pair."""
     logger, clock = get_run_logger(), Stopwatch()
-    run_url = urls.join(pair.root, "runs", pair.run_id)
+    run_url = Layout(pair.root).run(pair.run_id)
     with clock("prepare"):
         prep = prepare_compare(pair.dataset, pair.x_url, pair.y_url, run_url, params)
     logger.info(
@@ -94,7 +94,7 @@ def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
         **run,
         "report": report,
         "eigenvalues": solved["eigenvalues"],
-        "warehouse": warehouse_url(pair.root, pair.warehouse),
+        "warehouse": Layout(pair.root).warehouse(pair.warehouse),
     }
 
 

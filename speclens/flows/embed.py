@@ -32,7 +32,7 @@ from speclens.flows.runtime import (
     prefect_api,
     task_runner,
 )
-from speclens.storage.embedding_store import default_embedding_url
+from speclens.storage.layout import Layout
 from speclens.tasks.checks import check_embed
 from speclens.tasks.embed import embed_shard, finalize_embed, plan_embed
 
@@ -151,7 +151,7 @@ def embed(
     """
     encoders = [encoders] if isinstance(encoders, str) else list(encoders)
     check_embed(str(dataset), encoders)
-    outs = outs or [default_embedding_url(dataset, e) for e in encoders]
+    outs = outs or [Layout.embedding(dataset, e) for e in encoders]
     runner = (
         task_runner(address)
         if address

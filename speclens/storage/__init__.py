@@ -1,4 +1,5 @@
-"""Where bytes live: Zarr dataset and embedding stores, the Parquet warehouse, manifests, atomic commits.
+"""Where bytes live: Zarr dataset and embedding stores (on one sharded-store base), the Parquet
+warehouse, manifests, commit markers, and where each lives under an output root (``layout``).
 
 Every location is an fsspec URL (local path, file://, s3://, memory://).
 """

@@ -19,17 +19,15 @@ Layout under the store URL (any fsspec URL)::
     _shards/<shard>.json       commit marker of a shard, written last by the shard's only writer
     manifest.json              counts and input hash; state "planned", then "complete"
 
-Rules: the shard (``shard_size`` consecutive rows in sorted ``sample_id`` order) is the unit
-of work, writing and retry; exactly one task writes a shard's rows and its marker, marker
-last. A row whose shard has no marker is not committed, whatever its chunks hold. Only the
-finalize step touches rows across shards (``duplicate_of``, and status/reason of later copies
-of a duplicate), after every shard is committed; it is idempotent.
+Rows are in sorted ``sample_id`` order; shards, markers and the manifest follow
+:mod:`speclens.storage.sharded`. Only the finalize step touches rows across shards
+(``duplicate_of``, and status/reason of later copies of a duplicate), after every shard is
+committed; it is idempotent.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -42,14 +40,19 @@ from zarr.codecs import ZstdCodec
 
 from speclens.errors import InputError
 from speclens.storage import urls
+from speclens.storage.sharded import (
+    STRING_DTYPE,
+    ShardedStore,
+    create_row_array,
+    store_state,
+    table_bytes,
+)
 
 LAYOUT_VERSION = 1
 STATUS_OK = "ok"
 STATUS_QUARANTINED = "quarantined"
 STRING_ROWS = ("sample_id", "source_uri", "caption", "sha256", "status", "reason", "conversion")
 PLAN_FILE = "_plan.parquet"
-MANIFEST_FILE = "manifest.json"
-STRING_DTYPE = np.dtypes.StringDType()
 #: zstd level 1: about the ratio of the default level (1.6x on noisy pixels) at half the time.
 IMAGE_CODEC = ZstdCodec(level=1)
 #: Every write covers whole chunks, so skip Zarr's scan for all-fill chunks: on a shard of
@@ -59,10 +62,6 @@ WHOLE_CHUNKS = {"write_empty_chunks": True}
 CAPTIONS_SCHEMA = pa.schema(
     [("sample_id", pa.string()), ("caption_index", pa.int32()), ("caption", pa.string())]
 )
-
-
-def shard_name(shard_id: int) -> str:
-    return f"{shard_id:05d}"
 
 
 def reason_category(reason: str) -> str:
@@ -101,24 +100,6 @@ def input_hash(plan: pa.Table, config: dict) -> str:
     return h.hexdigest()
 
 
-def store_state(url: str) -> str:
-    """``absent`` (nothing there), ``foreign`` (something that is not ours), ``incomplete``
-    (a store whose planning did not finish) or ``planned`` (manifest written)."""
-    if not urls.exists(url):
-        return "absent"
-    names = urls.list_names(url)
-    if not names:
-        return "absent"
-    if "zarr.json" in names:
-        try:
-            meta = urls.read_json(urls.join(url, "zarr.json"))
-        except (ValueError, OSError):
-            meta = {}
-        if "speclens" in meta.get("attributes", {}):
-            return "planned" if MANIFEST_FILE in names else "incomplete"
-    return "foreign"
-
-
 def _versions() -> dict:
     import PIL
 
@@ -130,19 +111,36 @@ def _versions() -> dict:
     }
 
 
-def _table_bytes(table: pa.Table, row_group_size: int | None = None) -> bytes:
-    sink = io.BytesIO()
-    pq.write_table(table, sink, row_group_size=row_group_size)
-    return sink.getvalue()
+def _create_arrays(
+    group: zarr.Group, plan: pa.Table, config: dict, factor_names: dict[str, list[str] | None]
+) -> None:
+    """Every row array of a new store, unfilled."""
+    size = int(config["image_size"])
+    rows = {"n_samples": plan.num_rows, "shard_size": int(config["shard_size"])}
+    create_row_array(
+        group,
+        "images",
+        **rows,
+        dtype="uint8",
+        tail=(size, size, 3),
+        dimension_names=("sample", "y", "x", "channel"),
+        compressors=[IMAGE_CODEC],
+        attributes={"resize_policy": config.get("resize_policy"), "colour": "RGB"},
+    )
+    for name in STRING_ROWS:
+        create_row_array(group, name, **rows, dtype=str, fill_value="")
+    create_row_array(group, "label", **rows, dtype="int32", fill_value=-1)
+    create_row_array(group, "duplicate_of", **rows, dtype="int64", fill_value=-1)
+    if factor_names:
+        factors = group.create_group("factors")
+        for name, names in factor_names.items():
+            dtype = plan.column(f"factor_{name}").type.to_pandas_dtype()
+            attributes = {"names": names} if names else {}
+            create_row_array(factors, name, **rows, dtype=dtype, attributes=attributes)
 
 
-class DatasetStore:
+class DatasetStore(ShardedStore):
     """A dataset store at ``url``; create it with :meth:`create`, open it with :meth:`open`."""
-
-    def __init__(self, url: str, group: zarr.Group):
-        self.url = str(url)
-        self.group = group
-        self.meta: dict = dict(group.attrs["speclens"])
 
     # ----------------------------------------------------------------- create / open
     @classmethod
@@ -168,70 +166,22 @@ class DatasetStore:
                 f"{url} already holds files that are not a speclens dataset store; "
                 "choose an empty or new location."
             )
-        n = plan.num_rows
-        size, shard = int(config["image_size"]), int(config["shard_size"])
-        digest = input_hash(plan, config)
-        n_shards = -(-n // shard)
+        n, shard = plan.num_rows, int(config["shard_size"])
         attrs = {
             "layout_version": LAYOUT_VERSION,
             "kind": "dataset",
             "config": config,
             "source": source,
-            "input_hash": digest,
+            "input_hash": input_hash(plan, config),
             "n_samples": n,
-            "n_shards": n_shards,
+            "n_shards": -(-n // shard),
             "label_names": list(label_names),
             "versions": _versions(),
         }
         urls.remove(url)
         group = zarr.open_group(url, mode="w", attributes={"speclens": attrs})
-        group.create_array(
-            "images",
-            shape=(n, size, size, 3),
-            chunks=(shard, size, size, 3),
-            dtype="uint8",
-            dimension_names=("sample", "y", "x", "channel"),
-            compressors=[IMAGE_CODEC],
-            attributes={"resize_policy": config.get("resize_policy"), "colour": "RGB"},
-        )
-        for name in STRING_ROWS:
-            group.create_array(
-                name,
-                shape=(n,),
-                chunks=(shard,),
-                dtype=str,
-                fill_value="",
-                dimension_names=("sample",),
-            )
-        group.create_array(
-            "label",
-            shape=(n,),
-            chunks=(shard,),
-            dtype="int32",
-            fill_value=-1,
-            dimension_names=("sample",),
-        )
-        group.create_array(
-            "duplicate_of",
-            shape=(n,),
-            chunks=(shard,),
-            dtype="int64",
-            fill_value=-1,
-            dimension_names=("sample",),
-        )
-        if factor_names:
-            factors = group.create_group("factors")
-            for name, names in factor_names.items():
-                dtype = plan.column(f"factor_{name}").type.to_pandas_dtype()
-                factors.create_array(
-                    name,
-                    shape=(n,),
-                    chunks=(shard,),
-                    dtype=dtype,
-                    dimension_names=("sample",),
-                    attributes={"names": names} if names else {},
-                )
-        urls.write_bytes(urls.join(url, PLAN_FILE), _table_bytes(plan, row_group_size=shard))
+        _create_arrays(group, plan, config, factor_names or {})
+        urls.write_bytes(urls.join(url, PLAN_FILE), table_bytes(plan, row_group_size=shard))
         store = cls(url, group)
         store.write_manifest({"state": "planned", "dropped": dict(dropped or {})})
         return store
@@ -254,14 +204,6 @@ class DatasetStore:
 
     # ------------------------------------------------------------------ properties
     @property
-    def n_samples(self) -> int:
-        return int(self.meta["n_samples"])
-
-    @property
-    def n_shards(self) -> int:
-        return int(self.meta["n_shards"])
-
-    @property
     def config(self) -> dict:
         return dict(self.meta["config"])
 
@@ -281,12 +223,6 @@ class DatasetStore:
     def label_names(self) -> list[str]:
         return list(self.meta["label_names"])
 
-    def shard_range(self, shard_id: int) -> tuple[int, int]:
-        if not 0 <= shard_id < self.n_shards:
-            raise IndexError(f"shard {shard_id} out of range 0..{self.n_shards - 1}")
-        start = shard_id * self.shard_size
-        return start, min(start + self.shard_size, self.n_samples)
-
     # ---------------------------------------------------------------------- plan
     def plan_rows(self, shard_id: int) -> pa.Table:
         """The planned rows of one shard (one row group of ``_plan.parquet``)."""
@@ -299,34 +235,6 @@ class DatasetStore:
                 f"plan row group {shard_id} has {table.num_rows} rows, expected {stop - start}"
             )
         return table
-
-    # ------------------------------------------------------------------- markers
-    def _marker_url(self, shard_id: int) -> str:
-        return urls.join(self.url, "_shards", shard_name(shard_id) + ".json")
-
-    def marker(self, shard_id: int) -> dict | None:
-        """The commit marker of a shard, or None when the shard is not committed."""
-        try:
-            marker = urls.read_json(self._marker_url(shard_id))
-        except (FileNotFoundError, ValueError):
-            return None
-        return marker if marker.get("input_hash") == self.input_hash else None
-
-    def markers(self) -> dict[int, dict]:
-        out = {}
-        for name in urls.list_names(urls.join(self.url, "_shards")):
-            if name.endswith(".json") and name[:-5].isdigit():
-                marker = self.marker(int(name[:-5]))
-                if marker is not None:
-                    out[int(name[:-5])] = marker
-        return out
-
-    def committed(self) -> list[int]:
-        return sorted(self.markers())
-
-    def pending(self) -> list[int]:
-        done = set(self.committed())
-        return [i for i in range(self.n_shards) if i not in done]
 
     # -------------------------------------------------------------------- writes
     def write_shard(self, shard_id: int, rows: ShardRows, stats: dict | None = None) -> dict:
@@ -348,20 +256,12 @@ class DatasetStore:
         put("label", np.asarray(rows.label, dtype=np.int32))
         for name, values in rows.factors.items():
             put(f"factors/{name}", values)
-        captions = rows.captions.cast(CAPTIONS_SCHEMA)
-        urls.write_bytes(
-            urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
-            _table_bytes(captions),
-        )
+        self.write_shard_table("captions", shard_id, rows.captions.cast(CAPTIONS_SCHEMA))
         digest = hashlib.sha256()  # of what the shard read: ids, source hashes, labels
         for name in ("sample_id", "sha256"):
             digest.update("\n".join(getattr(rows, name)).encode("utf-8"))
         digest.update(np.asarray(rows.label, dtype=np.int32).tobytes())
-        marker = {
-            "shard": shard_id,
-            "start": start,
-            "stop": stop,
-            "input_hash": self.input_hash,
+        fields = {
             "content_sha256": digest.hexdigest(),
             "counts": dict(Counter(rows.status)),
             "reasons": dict(Counter(reason_category(r) for r in rows.reason if r)),
@@ -369,28 +269,22 @@ class DatasetStore:
             "written_at": time.time(),
             **(stats or {}),
         }
-        urls.write_json(self._marker_url(shard_id), marker)
-        return marker
+        return self.commit_shard(shard_id, fields)
 
-    def write_manifest(self, extra: dict) -> dict:
-        manifest = {
+    def manifest_fields(self) -> dict:
+        return {
             "layout_version": LAYOUT_VERSION,
             "input_hash": self.input_hash,
             "n_samples": self.n_samples,
             "n_shards": self.n_shards,
             "config": self.config,
             "source": self.meta["source"],
-            **(self.manifest() if extra.get("state") != "planned" else {}),
-            **extra,
         }
-        urls.write_json(urls.join(self.url, MANIFEST_FILE), manifest)
-        return manifest
 
-    def manifest(self) -> dict:
-        try:
-            return urls.read_json(urls.join(self.url, MANIFEST_FILE))
-        except FileNotFoundError:
-            return {}
+    def write_manifest(self, extra: dict) -> dict:
+        """The planned manifest, or (any later state) the current one updated with ``extra``."""
+        keep = self.manifest() if extra.get("state") != "planned" else {}
+        return super().write_manifest({**keep, **extra})
 
     def mark_duplicates(self) -> int:
         """Flag later copies of identical source bytes; returns how many rows are flagged.
@@ -466,15 +360,8 @@ class DatasetStore:
         }
 
     # --------------------------------------------------------------------- reads
-    def array(self, name: str) -> zarr.Array:
-        """A row array of the store (``images``, ``sample_id``, ``status``, ``factors/colour``)."""
-        return self.group[name]
-
     def images(self, start: int = 0, stop: int | None = None) -> np.ndarray:
         return self.group["images"][start:stop]
-
-    def sample_ids(self) -> np.ndarray:
-        return self.group["sample_id"][:]
 
     def labels(self) -> np.ndarray:
         return self.group["label"][:]
@@ -487,12 +374,7 @@ class DatasetStore:
 
     def ok_mask(self) -> np.ndarray:
         """True for rows later stages should use: committed, decoded, not a duplicate copy."""
-        mask = self.status() == STATUS_OK
-        done = np.zeros(self.n_samples, dtype=bool)
-        for i in self.committed():
-            start, stop = self.shard_range(i)
-            done[start:stop] = True
-        return mask & done
+        return (self.status() == STATUS_OK) & self.committed_rows()
 
     def factor_names(self) -> dict[str, list[str] | None]:
         """Ground-truth factors of a generated dataset: name -> code names (None if numeric)."""
@@ -508,12 +390,7 @@ class DatasetStore:
 
     def captions(self) -> pa.Table:
         """Every caption of committed shards: sample_id, caption_index, caption, in row order."""
-        tables = []
-        for shard_id in self.committed():
-            data = urls.read_bytes(
-                urls.join(self.url, "captions", shard_name(shard_id) + ".parquet")
-            )
-            tables.append(pq.read_table(pa.BufferReader(data)))
+        tables = self.read_shard_tables("captions")
         if not tables:
             return CAPTIONS_SCHEMA.empty_table()
         return pa.concat_tables(tables)

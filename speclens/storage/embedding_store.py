@@ -1,71 +1,54 @@
 """Embedding store: one Zarr v3 group per (dataset, encoder), row-aligned with the dataset.
 
-Layout under the store URL (any fsspec URL), default
+Layout under the store URL (any fsspec URL), by default the one
+:meth:`speclens.storage.layout.Layout.embedding` gives,
 ``<root>/embeddings/<dataset>/<encoder-slug>.zarr``::
 
     zarr.json               group; attrs["speclens"]: provenance (encoder id, weights sha256,
                             preprocessing, normalisation, library versions, dataset URL and
                             input hash, seed, batch size)
-    embedding               float32 (N, d): row i embeds dataset row i; NaN where not valid.
-                            One chunk per dataset shard, so a shard has exactly one writer.
-    valid                   bool (N,): the row is ok in the dataset and its vector is finite
-    sample_id               str (N,): copied from the dataset; the join key for compare
+    embedding               float32 (N, d), dimensions (sample, feature): row i embeds
+                            dataset row i; NaN where not valid. One chunk per dataset shard,
+                            so a shard has exactly one writer.
+    valid                   bool (N,), dimension (sample,): the row is ok in the dataset and
+                            its vector is finite
+    sample_id               str (N,), dimension (sample,): copied from the dataset; the join
+                            key for compare
     captions/<shard>.parquet   text encoders only: sample_id, caption_index, embedding
                             (one row per caption); ``embedding`` above is the per-image mean
     _shards/<shard>.json    commit marker of a shard, written last
     manifest.json           state "planned" then "complete", counts
 
-Quarantined dataset rows are excluded consistently: their rows stay NaN and ``valid`` False,
-and every reader goes through ``valid``. A store is tied to its dataset's input hash and its
-encoder id; reopening it for another dataset or encoder is refused.
+Shards, markers and the manifest follow :mod:`speclens.storage.sharded`; a store's input hash
+is its dataset's. Quarantined dataset rows are excluded consistently: their rows stay NaN and
+``valid`` False, and every reader goes through ``valid``. A store is tied to its dataset's
+input hash and its encoder id; reopening it for another dataset or encoder is refused.
+:func:`write_embedding_store` writes a whole store at once from arrays (imported vectors,
+aligned embeddings and their held-out views).
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 
 import numpy as np
 import zarr
 
 from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.dataset_store import STRING_DTYPE, shard_name
-
-MANIFEST_FILE = "manifest.json"
-
-
-def encoder_slug(encoder_id: str) -> str:
-    """A file-name-safe, readable, unique name for an encoder id."""
-    slug = re.sub(r"[^A-Za-z0-9._@+=-]+", "_", encoder_id).strip("_")
-    if slug != encoder_id.replace(":", "_"):
-        slug += "-" + hashlib.sha256(encoder_id.encode()).hexdigest()[:8]
-    return slug
+from speclens.storage.sharded import (
+    MANIFEST_FILE,
+    STRING_DTYPE,
+    ShardedStore,
+    create_row_array,
+)
 
 
-def dataset_name(dataset_url: str) -> str:
-    name = str(dataset_url).rstrip("/").rsplit("/", 1)[-1]
-    return name[:-5] if name.endswith(".zarr") else name
+class EmbeddingStore(ShardedStore):
+    """Create with :meth:`create` (or :func:`write_embedding_store`), open with :meth:`open`."""
 
-
-def default_embedding_url(dataset_url: str, encoder_id: str) -> str:
-    """``<root>/embeddings/<dataset>/<slug>.zarr`` beside ``<root>/datasets/<dataset>.zarr``
-    (or beside the dataset store itself when it is not in a ``datasets`` folder)."""
-    parent = str(dataset_url).rstrip("/").rsplit("/", 1)[0] if "/" in str(dataset_url) else "."
-    if parent.rstrip("/").endswith("/datasets") or parent == "datasets":
-        parent = parent.rstrip("/")[: -len("datasets")].rstrip("/") or "."
-    return urls.join(
-        parent, "embeddings", dataset_name(dataset_url), encoder_slug(encoder_id) + ".zarr"
-    )
-
-
-class EmbeddingStore:
-    """Create with :meth:`create`, open with :meth:`open`."""
-
-    def __init__(self, url: str, group: zarr.Group):
-        self.url = str(url)
-        self.group = group
-        self.meta: dict = dict(group.attrs["speclens"])
+    #: markers written before the key was shared recorded the dataset's hash under this name
+    legacy_hash_keys = ("dataset_input_hash",)
 
     @classmethod
     def exists(cls, url: str) -> bool:
@@ -82,28 +65,27 @@ class EmbeddingStore:
         sample_id: np.ndarray,
         provenance: dict,
     ) -> EmbeddingStore:
-        group = zarr.open_group(url, mode="w")
-        group.create_array(
-            "embedding",
-            shape=(n_samples, dim),
-            chunks=(shard_size, dim),
-            dtype="float32",
-            fill_value=np.nan,
-        )
-        group.create_array(
-            "valid", shape=(n_samples,), chunks=(shard_size,), dtype="bool", fill_value=False
-        )
-        ids = group.create_array(
-            "sample_id", shape=(n_samples,), chunks=(shard_size,), dtype=STRING_DTYPE
-        )
-        ids[:] = np.asarray(sample_id, dtype=STRING_DTYPE)
+        """An empty store (every row invalid) holding ``sample_id``; manifest "planned"."""
         meta = {
             **provenance,
             "n_samples": int(n_samples),
             "dim": int(dim),
             "shard_size": int(shard_size),
         }
-        group.attrs["speclens"] = meta
+        group = zarr.open_group(url, mode="w", attributes={"speclens": meta})
+        rows = {"n_samples": n_samples, "shard_size": shard_size}
+        create_row_array(
+            group,
+            "embedding",
+            **rows,
+            dtype="float32",
+            tail=(dim,),
+            dimension_names=("sample", "feature"),
+            fill_value=np.nan,
+        )
+        create_row_array(group, "valid", **rows, dtype="bool", fill_value=False)
+        ids = create_row_array(group, "sample_id", **rows, dtype=STRING_DTYPE)
+        ids[:] = np.asarray(sample_id, dtype=STRING_DTYPE)
         store = cls(url, group)
         store.write_manifest({"state": "planned"})
         return store
@@ -119,20 +101,12 @@ class EmbeddingStore:
 
     # ---- properties ---------------------------------------------------------------------
     @property
-    def n_samples(self) -> int:
-        return int(self.meta["n_samples"])
-
-    @property
     def dim(self) -> int:
         return int(self.meta["dim"])
 
     @property
     def shard_size(self) -> int:
         return int(self.meta["shard_size"])
-
-    @property
-    def n_shards(self) -> int:
-        return -(-self.n_samples // self.shard_size)
 
     @property
     def encoder_id(self) -> str:
@@ -142,35 +116,10 @@ class EmbeddingStore:
     def dataset_input_hash(self) -> str:
         return self.meta["dataset_input_hash"]
 
-    def shard_range(self, shard_id: int) -> tuple[int, int]:
-        start = shard_id * self.shard_size
-        return start, min(start + self.shard_size, self.n_samples)
-
-    # ---- markers ------------------------------------------------------------------------
-    def _marker_url(self, shard_id: int) -> str:
-        return urls.join(self.url, "_shards", shard_name(shard_id) + ".json")
-
-    def marker(self, shard_id: int) -> dict | None:
-        try:
-            m = urls.read_json(self._marker_url(shard_id))
-        except (FileNotFoundError, ValueError):
-            return None
-        return m if m.get("dataset_input_hash") == self.dataset_input_hash else None
-
-    def markers(self) -> dict[int, dict]:
-        out = {}
-        for name in urls.list_names(urls.join(self.url, "_shards")):
-            if (
-                name.endswith(".json")
-                and name[:-5].isdigit()
-                and (m := self.marker(int(name[:-5])))
-            ):
-                out[int(name[:-5])] = m
-        return out
-
-    def pending(self) -> list[int]:
-        done = set(self.markers())
-        return [i for i in range(self.n_shards) if i not in done]
+    @property
+    def input_hash(self) -> str:
+        """The dataset's input hash: what the store's markers are valid for."""
+        return self.dataset_input_hash
 
     # ---- writes -------------------------------------------------------------------------
     def write_shard(
@@ -191,45 +140,22 @@ class EmbeddingStore:
         self.group["embedding"][start:stop] = block
         self.group["valid"][start:stop] = valid
         if captions_table is not None:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            sink = pa.BufferOutputStream()
-            pq.write_table(captions_table, sink)
-            urls.write_bytes(
-                urls.join(self.url, "captions", shard_name(shard_id) + ".parquet"),
-                sink.getvalue().to_pybytes(),
-            )
-        marker = {
-            "shard": shard_id,
-            "start": start,
-            "stop": stop,
+            self.write_shard_table("captions", shard_id, captions_table)
+        fields = {
             "valid": int(valid.sum()),
             "sha256": hashlib.sha256(block.tobytes()).hexdigest(),
-            "dataset_input_hash": self.dataset_input_hash,
             **stats,
         }
-        urls.write_json(self._marker_url(shard_id), marker)
-        return marker
+        return self.commit_shard(shard_id, fields)
 
-    def write_manifest(self, extra: dict) -> dict:
-        manifest = {
+    def manifest_fields(self) -> dict:
+        return {
             "encoder_id": self.meta["encoder_id"],
             "dataset_url": self.meta.get("dataset_url"),
             "dataset_input_hash": self.dataset_input_hash,
             "n_samples": self.n_samples,
             "dim": self.dim,
-            **extra,
         }
-        urls.write_json(urls.join(self.url, MANIFEST_FILE), manifest)
-        return manifest
-
-    def manifest(self) -> dict:
-        return urls.read_json(urls.join(self.url, MANIFEST_FILE))
-
-    @property
-    def complete(self) -> bool:
-        return self.manifest().get("state") == "complete" and not self.pending()
 
     # ---- reads --------------------------------------------------------------------------
     def rows(self, start: int = 0, stop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -242,9 +168,6 @@ class EmbeddingStore:
     def take(self, rows: np.ndarray) -> np.ndarray:
         """The vectors of the row indices ``rows`` (reads only the chunks that hold them)."""
         return self.group["embedding"].get_orthogonal_selection((rows, slice(None)))
-
-    def sample_ids(self) -> np.ndarray:
-        return self.group["sample_id"][:]
 
     def embeds(self, dataset, sample_ids: np.ndarray | None = None) -> bool:
         """Whether this store embeds ``dataset`` (a ``DatasetStore``): same input hash and the
@@ -263,11 +186,56 @@ class EmbeddingStore:
     def caption_rows(self):
         """Per-caption embeddings of a text encoder (sample_id, caption_index, embedding)."""
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
-        tables = []
-        for shard_id in sorted(self.markers()):
-            url = urls.join(self.url, "captions", shard_name(shard_id) + ".parquet")
-            if urls.exists(url):
-                tables.append(pq.read_table(pa.BufferReader(urls.read_bytes(url))))
+        tables = self.read_shard_tables("captions", missing_ok=True)
         return pa.concat_tables(tables) if tables else None
+
+
+def write_embedding_store(
+    url: str,
+    *,
+    sample_id: np.ndarray,
+    shard_size: int,
+    vectors: np.ndarray,
+    provenance: dict,
+    valid: np.ndarray | None = None,
+    rows: np.ndarray | None = None,
+    stats: dict | None = None,
+) -> dict:
+    """Write a whole embedding store at ``url`` from arrays, replacing whatever is there.
+
+    Row ``i`` is sample ``sample_id[i]``. Give either ``valid`` (bool, one per row) with
+    ``vectors`` holding a vector per row, or ``rows`` (row indices) with ``vectors`` holding
+    the vectors of those rows: then those rows are valid and every other row is not. Each
+    shard is written once, its marker (with ``stats``) last; then the manifest, state
+    "complete", with the valid and invalid counts. Returns the manifest.
+    """
+    n = len(sample_id)
+    if (valid is None) == (rows is None):
+        raise ValueError("write_embedding_store takes one of valid and rows")
+    vectors = np.asarray(vectors, dtype=np.float32)
+    if rows is not None:
+        rows = np.asarray(rows, dtype=np.int64)
+        if vectors.ndim != 2 or vectors.shape[0] != rows.size:
+            raise ValueError(f"{rows.size} rows but vectors of shape {vectors.shape}")
+        full = np.full((n, vectors.shape[1]), np.nan, dtype=np.float32)
+        full[rows] = vectors
+        vectors, valid = full, np.zeros(n, dtype=bool)
+        valid[rows] = True
+    valid = np.asarray(valid, dtype=bool)
+    if vectors.ndim != 2 or vectors.shape[0] != n or valid.shape != (n,):
+        raise ValueError(f"{n} samples but vectors {vectors.shape} and valid {valid.shape}")
+    urls.remove(url)
+    store = EmbeddingStore.create(
+        url,
+        n_samples=n,
+        dim=vectors.shape[1],
+        shard_size=shard_size,
+        sample_id=sample_id,
+        provenance=provenance,
+    )
+    for shard_id in range(store.n_shards):
+        start, stop = store.shard_range(shard_id)
+        store.write_shard(shard_id, vectors[start:stop], valid[start:stop], dict(stats or {}))
+    n_valid = int(valid.sum())
+    return store.write_manifest({"state": "complete", "valid": n_valid, "invalid": n - n_valid})

@@ -20,7 +20,8 @@ from speclens.spec.probes import knn_accuracy, linear_probe_accuracy
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore, write_embedding_store
+from speclens.storage.layout import Layout
 
 
 def split_rows(valid: np.ndarray, train_frac: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -29,31 +30,6 @@ def split_rows(valid: np.ndarray, train_frac: float, seed: int) -> tuple[np.ndar
     perm = np.random.default_rng(seed).permutation(rows)
     cut = int(round(train_frac * rows.size))
     return np.sort(perm[:cut]), np.sort(perm[cut:])
-
-
-def _write_view(
-    url: str, source: EmbeddingStore, vectors: np.ndarray, rows: np.ndarray, provenance: dict
-) -> str:
-    """An embedding store holding ``vectors`` at ``rows`` (every other row invalid)."""
-    if urls.exists(url):
-        urls.remove(url)
-    store = EmbeddingStore.create(
-        url,
-        n_samples=source.n_samples,
-        dim=vectors.shape[1],
-        shard_size=source.shard_size,
-        sample_id=source.sample_ids(),
-        provenance=provenance,
-    )
-    full = np.full((source.n_samples, vectors.shape[1]), np.nan, dtype=np.float32)
-    full[rows] = vectors
-    valid = np.zeros(source.n_samples, dtype=bool)
-    valid[rows] = True
-    for s in range(store.n_shards):
-        a, b = store.shard_range(s)
-        store.write_shard(s, full[a:b], valid[a:b], {"view": True})
-    store.write_manifest({"state": "complete", "valid": int(valid.sum())})
-    return url
 
 
 def split_stores(
@@ -224,34 +200,26 @@ def store_aligned(
         "aligned_to": sy.encoder_id,
         "align_run_id": run_id,
     }
-    aligned_url = _write_view(
-        default_embedding_url(dataset_url, aligned_id), sx, aligned, rows, prov
-    )
+    aligned_url = Layout.embedding(dataset_url, aligned_id)
     held = load_npz(split_url)["held_out"]
-    pos = np.searchsorted(rows, held)
-    views = {
-        "x": _write_view(
-            urls.join(run_url, "heldout", "x.zarr"),
-            sx,
-            sx.take(held),
-            held,
-            {**sx.meta, "view": "held-out"},
-        ),
-        "y": _write_view(
-            urls.join(run_url, "heldout", "y.zarr"),
-            sy,
-            sy.take(held),
-            held,
-            {**sy.meta, "view": "held-out"},
-        ),
-        "aligned": _write_view(
-            urls.join(run_url, "heldout", "aligned.zarr"),
-            sx,
-            aligned[pos],
-            held,
-            {**prov, "view": "held-out"},
-        ),
+    views = {name: urls.join(run_url, "heldout", f"{name}.zarr") for name in ("x", "y", "aligned")}
+    held_out = {"view": "held-out"}
+    writes = {  # url: (the store whose rows they are, vectors, their rows, provenance)
+        aligned_url: (sx, aligned, rows, prov),
+        views["x"]: (sx, sx.take(held), held, {**sx.meta, **held_out}),
+        views["y"]: (sy, sy.take(held), held, {**sy.meta, **held_out}),
+        views["aligned"]: (sx, aligned[np.searchsorted(rows, held)], held, {**prov, **held_out}),
     }
+    for url, (source, vectors, at, meta) in writes.items():
+        write_embedding_store(
+            url,
+            sample_id=source.sample_ids(),
+            shard_size=source.shard_size,
+            vectors=vectors,
+            rows=at,
+            provenance=meta,
+            stats={"view": True},
+        )
     return {"aligned_id": aligned_id, "aligned_url": aligned_url, "views": views}
 
 

@@ -9,10 +9,11 @@ No Prefect here: importing this module must stay cheap.
 
 from __future__ import annotations
 
-from speclens.encoders import parse_encoder_id
+from speclens.encoders import check_encoder
 from speclens.errors import InputError
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.layout import Layout
 
 
 def require_ingested(dataset_url: str) -> DatasetStore:
@@ -32,7 +33,7 @@ def resolve_embedding(dataset_url: str, encoder: str) -> str:
     if encoder.endswith(".zarr") or "://" in encoder or encoder.startswith("/"):
         if EmbeddingStore.exists(encoder):
             return encoder
-    url = default_embedding_url(dataset_url, encoder)
+    url = Layout.embedding(dataset_url, encoder)
     if not EmbeddingStore.exists(url):
         DatasetStore.open(dataset_url)  # a missing dataset is said as such, not as "no embedding"
         raise InputError(
@@ -48,7 +49,7 @@ def check_embed(dataset: str | None, encoders: list[str]) -> None:
     if not encoders:
         raise InputError("no encoder given; pass --encoder ID (e.g. --encoder hue-hist).")
     for encoder_id in encoders:
-        parse_encoder_id(encoder_id)
+        check_encoder(encoder_id)
     if dataset is not None:
         require_ingested(dataset)
 

@@ -12,20 +12,12 @@ from prefect.artifacts import create_markdown_artifact
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz
 from speclens.storage.dataset_store import DatasetStore
+from speclens.storage.layout import Layout
 from speclens.storage.warehouse import Warehouse
 from speclens.tasks.compare import describe_members
 from speclens.tasks.params import CompareParams
 
 REPORT_IMAGES = 16
-
-
-def warehouse_url(root: str, warehouse: str | None = None) -> str:
-    """The warehouse: ``warehouse`` when given (its own root), else ``<root>/warehouse``."""
-    return str(warehouse) if warehouse else urls.join(root, "warehouse")
-
-
-def report_url(root: str, run_id: str) -> str:
-    return urls.join(root, "reports", run_id)
 
 
 def _versions() -> str:
@@ -72,7 +64,7 @@ def publish_run(
     eig = np.asarray(solved["eigenvalues"])
     k = params.n_modes
     mass = solved["abs_mass"]
-    wh = Warehouse(warehouse_url(root, warehouse))
+    wh = Warehouse(Layout(root).warehouse(warehouse))
     run = {
         "run_id": run_id,
         "group_id": group_id,
@@ -164,7 +156,8 @@ def write_run_report(dataset_url: str, root: str, run_id: str, warehouse: str | 
     """The HTML report of a published run, and its Prefect markdown artifact."""
     from speclens.report import run_markdown, write_report
 
-    wh = Warehouse(warehouse_url(root, warehouse))
+    layout = Layout(root)
+    wh = Warehouse(layout.warehouse(warehouse))
     run = wh.read("runs", run_id).to_pylist()[0]
     modes = wh.read("modes", run_id).sort_by("mode").to_pylist()
     members = (
@@ -174,9 +167,9 @@ def write_run_report(dataset_url: str, root: str, run_id: str, warehouse: str | 
     )
     pair_scores = wh.read("pair_scores", run_id).to_pylist()
     dataset = DatasetStore.open(dataset_url)
-    images = _member_images(dataset, urls.join(root, "runs", run_id, "members.npz"))
+    images = _member_images(dataset, urls.join(layout.run(run_id), "members.npz"))
     eigenvalues = np.array([m["eigenvalue"] for m in modes])
-    path = write_report(report_url(root, run_id), run, modes, members, eigenvalues, images, None)
+    path = write_report(layout.report(run_id), run, modes, members, eigenvalues, images, None)
     create_markdown_artifact(
         markdown=run_markdown(run, modes, pair_scores),
         key="compare-" + "".join(c if c.isalnum() else "-" for c in run_id.lower())[:90],
@@ -196,6 +189,6 @@ def publish_group(root: str, group_id: str, encoders: list[str], results: list[d
         matrix[i, j] = r["spec_diff"]["x_over_y"]
         matrix[j, i] = r["spec_diff"]["y_over_x"]
     path = write_matrix_report(
-        report_url(root, group_id), group_id, encoders, matrix, [r["run_id"] for r in results]
+        Layout(root).report(group_id), group_id, encoders, matrix, [r["run_id"] for r in results]
     )
     return {"run_id": group_id, "matrix": matrix.tolist(), "encoders": encoders, "report": path}

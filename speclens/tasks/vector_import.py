@@ -1,7 +1,8 @@
 """Import precomputed vectors into an embedding store (``speclens embed import``).
 
 Plain function (no flow): one pass that reads the file, matches ids to the dataset's rows,
-and writes the store shard by shard, markers last, like the embed flow.
+and writes the whole store with :func:`~speclens.storage.embedding_store.write_embedding_store`
+(shard by shard, markers last, like the embed flow).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from speclens.datasets.vectors import align_to_dataset, read_vectors
 from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore, default_embedding_url
+from speclens.storage.embedding_store import EmbeddingStore, write_embedding_store
+from speclens.storage.layout import Layout
 
 
 def import_vectors(
@@ -30,7 +32,7 @@ def import_vectors(
     overwrite: bool = False,
 ) -> dict:
     dataset = DatasetStore.open(dataset_url)
-    out = out or default_embedding_url(dataset_url, name)
+    out = out or Layout.embedding(dataset_url, name)
     if EmbeddingStore.exists(out) and not overwrite:
         raise InputError(f"{out} already exists; pass --overwrite to replace it or choose --out.")
     file_ids, vectors = read_vectors(
@@ -39,8 +41,6 @@ def import_vectors(
     aligned, valid = align_to_dataset(
         file_ids, vectors, dataset.sample_ids(), dataset.ok_mask(), path, allow_missing
     )
-    if urls.exists(out):
-        urls.remove(out)
     provenance = {
         "encoder_id": name,
         "family": "imported",
@@ -54,19 +54,14 @@ def import_vectors(
         "seed": None,
         "layout_version": 1,
     }
-    store = EmbeddingStore.create(
+    manifest = write_embedding_store(
         out,
-        n_samples=dataset.n_samples,
-        dim=vectors.shape[1],
-        shard_size=dataset.shard_size,
         sample_id=dataset.sample_ids(),
+        shard_size=dataset.shard_size,
+        vectors=aligned,
+        valid=valid,
         provenance=provenance,
-    )
-    for shard_id in range(store.n_shards):
-        a, b = store.shard_range(shard_id)
-        store.write_shard(shard_id, aligned[a:b], valid[a:b], {"imported": True})
-    manifest = store.write_manifest(
-        {"state": "complete", "valid": int(valid.sum()), "invalid": int((~valid).sum())}
+        stats={"imported": True},
     )
     return {
         **manifest,
