@@ -40,7 +40,7 @@ def stores(tmp_path_factory, dask_address, torch_one_thread):
 
 def run(stores, dask_address, **kwargs):
     root, dataset = stores
-    kwargs = {"run_id": "ft", "mode": "finetune", "finetune_options": OPTIONS, **kwargs}
+    kwargs = {"run_id": "ft", "mode": "finetune", "options": OPTIONS, **kwargs}
     return align(
         dataset,
         kwargs.pop("encoder", ENCODER),
@@ -49,7 +49,7 @@ def run(stores, dask_address, **kwargs):
         seed=0,
         address=dask_address,
         device="cpu",
-        compare_params=COMPARE,
+        compare=COMPARE,
         **kwargs,
     )
 
@@ -121,34 +121,40 @@ def test_interrupted_training_resumes_on_the_same_batches(stores, first, tmp_pat
     resume with other batches, another model setting or fewer steps is refused."""
     from prefect.logging import disable_run_logger
 
-    from speclens.tasks.align_finetune import finetune_encoder
+    from speclens.tasks.align.finetune import finetune_encoder
+    from speclens.tasks.align.run import AlignRun
 
     _, dataset = stores
     s, _, _ = first
     x_url = Layout.embedding(dataset, ENCODER)
     y_url = Layout.embedding(dataset, "hue-hist")
-    args = (dataset, ENCODER, "hue-hist", x_url, y_url, str(tmp_path), 0.5, 0)
+    args = (dataset, ENCODER, "hue-hist", x_url, y_url, str(tmp_path), "resume", 0.5, 0, "cpu")
+
+    def run_with(options):
+        return finetune_encoder.fn(AlignRun(*args, options))
+
     with disable_run_logger():
-        finetune_encoder.fn(*args, {**OPTIONS, "steps": 2}, "cpu")
-        resumed = finetune_encoder.fn(*args, OPTIONS, "cpu")
+        run_with({**OPTIONS, "steps": 2})
+        resumed = run_with(OPTIONS)
     assert resumed["resumed_from"] == 2 and resumed["steps_run"] == 1
     history = json.loads((Path(resumed["checkpoint"]) / "provenance.json").read_text())
     first_history = json.loads((Path(s["finetune"]["checkpoint"]) / "provenance.json").read_text())
     assert history["loss_history"] == first_history["loss_history"]
     with disable_run_logger():
         with pytest.raises(InputError, match=r"other data settings \(batch_size: 8\)"):
-            finetune_encoder.fn(*args, {**OPTIONS, "steps": 4, "batch_size": 4}, "cpu")
+            run_with({**OPTIONS, "steps": 4, "batch_size": 4})
         with pytest.raises(InputError, match=r"different configuration \(lr\).*new --run-id"):
-            finetune_encoder.fn(*args, {**OPTIONS, "steps": 4, "lr": 1e-2}, "cpu")
+            run_with({**OPTIONS, "steps": 4, "lr": 1e-2})
         with pytest.raises(InputError, match="past --steps 2; pass --steps 3 or more"):
-            finetune_encoder.fn(*args, {**OPTIONS, "steps": 2}, "cpu")
+            run_with({**OPTIONS, "steps": 2})
 
 
 def test_a_dataset_without_captions_is_refused(stores, tmp_path, monkeypatch):
     from prefect.logging import disable_run_logger
 
     from speclens.storage.dataset_store import CAPTIONS_SCHEMA, DatasetStore
-    from speclens.tasks.align_finetune import finetune_encoder
+    from speclens.tasks.align.finetune import finetune_encoder
+    from speclens.tasks.align.run import AlignRun
 
     _, dataset = stores
     monkeypatch.setattr(DatasetStore, "captions", lambda self: CAPTIONS_SCHEMA.empty_table())
@@ -156,7 +162,19 @@ def test_a_dataset_without_captions_is_refused(stores, tmp_path, monkeypatch):
     y_url = Layout.embedding(dataset, "hue-hist")
     with disable_run_logger(), pytest.raises(InputError, match="has no captions") as err:
         finetune_encoder.fn(
-            dataset, ENCODER, "hue-hist", x_url, y_url, str(tmp_path), 0.5, 0, OPTIONS, "cpu"
+            AlignRun(
+                dataset,
+                ENCODER,
+                "hue-hist",
+                x_url,
+                y_url,
+                str(tmp_path),
+                "nocap",
+                0.5,
+                0,
+                "cpu",
+                OPTIONS,
+            )
         )
     assert "--mode adapter" in str(err.value) and "\n" not in str(err.value)
 
@@ -204,7 +222,7 @@ def test_cli_finetune_defaults_are_the_flows():
     import inspect
 
     from speclens.commands.align import align as command
-    from speclens.tasks.align_finetune import finetune_settings
+    from speclens.tasks.align.finetune import finetune_settings
 
     defaults = finetune_settings({})
     params = inspect.signature(command).parameters
@@ -236,10 +254,10 @@ def test_fine_tunes_on_a_coco_format_store(sample_copies, dask_address, tmp_path
         run_id="coco",
         mode="finetune",
         seed=0,
-        finetune_options={**OPTIONS, "steps": 2},
+        options={**OPTIONS, "steps": 2},
         address=dask_address,
         device="cpu",
-        compare_params=COMPARE,
+        compare=COMPARE,
     )
     assert s["finetune"]["checkpoint_step"] == 2 and s["finetune"]["trained_on"] == 24
     assert EmbeddingStore.open(s["aligned_url"]).valid().sum() == 48

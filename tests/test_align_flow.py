@@ -37,8 +37,8 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(
         run_id="al",
         seed=0,
         address=dask_address,
-        adapter_options={"batch_size": 50},
-        compare_params={"rff_dim": 300, "n_modes": 2, "members": 10},
+        options={"batch_size": 50},
+        compare={"rff_dim": 300, "n_modes": 2, "members": 10},
     )
     assert s["train"] == 200 and s["held_out"] == 200
     # the reference (X in both comparisons) captures less that the aligned encoder misses
@@ -92,7 +92,7 @@ def test_bad_align_input_is_one_sentence_and_writes_nothing(tmp_path, dask_addre
     kw = {
         "root": root,
         "address": dask_address,
-        "compare_params": {"rff_dim": 64, "n_modes": 1, "members": 5},
+        "compare": {"rff_dim": 64, "n_modes": 1, "members": 5},
     }
     before = sorted(p.name for p in (tmp_path / "embeddings" / "sample").iterdir())
     cases = [
@@ -104,12 +104,12 @@ def test_bad_align_input_is_one_sentence_and_writes_nothing(tmp_path, dask_addre
         ),
         (
             (dataset, "hog", "grad-hist"),
-            {"adapter_options": {"kind": "deep"}},
+            {"options": {"kind": "deep"}},
             r"adapter option: kind must be one of \('linear', 'mlp'\), got 'deep'",
         ),
         (
             (dataset, "hog", "grad-hist"),
-            {"adapter_options": {"preserve_weight": -1}},
+            {"options": {"preserve_weight": -1}},
             "adapter option: preserve_weight must be >= 0",
         ),
     ]

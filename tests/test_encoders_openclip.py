@@ -14,8 +14,8 @@ from safetensors.torch import save_file  # noqa: E402
 
 from speclens.encoders import EncoderError, get_encoder  # noqa: E402
 
-TINY = "speclens-tiny-vit"
-TINY_OTHER = "speclens-tiny-vit-wide"
+TINY = "test-tiny-vit"  # not a shipped name: the registry is global to the process
+TINY_OTHER = "test-tiny-vit-wide"
 CAPTIONS = ["a red square on a grey background", "a blue circle", "a green triangle", ""]
 
 

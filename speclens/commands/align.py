@@ -147,26 +147,23 @@ def align(
     embeddings, or a fine-tuned open_clip image tower); compare held-out samples before and
     after; publish both runs and an align report."""
     from speclens.commands.exits import fail
-    from speclens.errors import InputError
+    from speclens.errors import InputError, SpeclensError
     from speclens.flows.align import align as run_align
-    from speclens.flows.align import check_inputs
 
-    finetune_options = {
+    given = {
+        "kind": kind,
+        "preserve_weight": preserve_weight,
+        "epochs": epochs,
         "steps": steps,
         "lr": lr,
         "spec_weight": spec_weight,
         "checkpoint_every": checkpoint_every,
-        **({} if batch_size is None else {"batch_size": batch_size}),
+        "batch_size": batch_size,
     }
-    adapter_options = {
-        "kind": kind,
-        "epochs": epochs,
-        **({} if preserve_weight is None else {"preserve_weight": preserve_weight}),
-        **({} if batch_size is None else {"batch_size": batch_size}),
-    }
+    owner = {name: mode_of for name, _, mode_of in _MODE_OPTIONS}
+    options = {k: v for k, v in given.items() if owner.get(k, mode) == mode and v is not None}
     try:
-        check_inputs(mode, encoder, finetune_options, adapter_options)
-        unused = _unused_options(ctx, mode)
+        unused = _unused_options(ctx, mode) if mode in ("adapter", "finetune") else []
         if unused:
             raise InputError(
                 f"{', '.join(unused)} {'is' if len(unused) == 1 else 'are'} not "
@@ -184,12 +181,11 @@ def align(
             train_frac=train_frac,
             seed=seed,
             address=dask_address,
-            adapter_options=adapter_options,
-            finetune_options=finetune_options,
+            options=options,
             device=device,
-            compare_params=compare,
+            compare=compare,
         )
-    except (InputError, ValueError) as exc:
+    except SpeclensError as exc:
         fail(exc)
     print_align(s, encoder, reference, mode)
 

@@ -138,29 +138,8 @@ def fill_shard(out: str, shard_id: int) -> dict:
         images[:] = mnist.render([mnist.row_of(s) for s in ids], size)
         sha = [sha256_hex(img.tobytes()) for img in images]
     else:
-        for j, url in enumerate(sources):
-            got = read_source(url)
-            if got.reason:
-                status[j], reason[j] = STATUS_QUARANTINED, got.reason
-                continue
-            bytes_read += len(got.data)
-            sha[j] = sha256_hex(got.data)
-            decoded = decode_image(
-                got.data, size, policy=cfg["resize_policy"], max_pixels=cfg["max_pixels"]
-            )
-            if decoded.image is None:
-                status[j], reason[j] = STATUS_QUARANTINED, decoded.reason
-            else:
-                images[j] = decoded.image
-                conversion[j] = "; ".join(c for c in (notes[j], *decoded.conversions) if c)
+        bytes_read = _read_files(sources, notes, cfg, images, sha, status, reason, conversion)
     caps = plan.column("captions").to_pylist()
-    captions = pa.table(
-        {
-            "sample_id": [sid for sid, cs in zip(ids, caps, strict=True) for _ in cs],
-            "caption_index": pa.array([i for cs in caps for i in range(len(cs))], pa.int32()),
-            "caption": [c for cs in caps for c in cs],
-        }
-    )
     rows = ShardRows(
         images=images,
         sample_id=ids,
@@ -171,11 +150,44 @@ def fill_shard(out: str, shard_id: int) -> dict:
         status=status,
         reason=reason,
         conversion=conversion,
-        captions=captions,
+        captions=_captions_table(ids, caps),
         factors=factors,
     )
     stats = {"bytes_read": bytes_read, "seconds": round(time.perf_counter() - t0, 4)}
     return store.write_shard(shard_id, rows, stats)
+
+
+def _read_files(sources, notes, cfg, images, sha, status, reason, conversion) -> int:
+    """Read, checksum and decode each source file into ``images`` (row by row), filling the
+    row lists in place; a bad file quarantines its row. Returns the bytes read."""
+    bytes_read, size = 0, images.shape[1]
+    for j, url in enumerate(sources):
+        got = read_source(url)
+        if got.reason:
+            status[j], reason[j] = STATUS_QUARANTINED, got.reason
+            continue
+        bytes_read += len(got.data)
+        sha[j] = sha256_hex(got.data)
+        decoded = decode_image(
+            got.data, size, policy=cfg["resize_policy"], max_pixels=cfg["max_pixels"]
+        )
+        if decoded.image is None:
+            status[j], reason[j] = STATUS_QUARANTINED, decoded.reason
+        else:
+            images[j] = decoded.image
+            conversion[j] = "; ".join(c for c in (notes[j], *decoded.conversions) if c)
+    return bytes_read
+
+
+def _captions_table(ids: list[str], caps: list[list[str]]) -> pa.Table:
+    """Every caption of a shard's rows: sample_id, caption_index, caption."""
+    return pa.table(
+        {
+            "sample_id": [sid for sid, cs in zip(ids, caps, strict=True) for _ in cs],
+            "caption_index": pa.array([i for cs in caps for i in range(len(cs))], pa.int32()),
+            "caption": [c for cs in caps for c in cs],
+        }
+    )
 
 
 def finalize(out: str) -> dict:

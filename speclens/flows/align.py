@@ -1,73 +1,122 @@
 """The align flow: SPEC-align one embedding to a reference, measured before and after.
 
-Two modes, which differ in steps 1 and 2 only:
+The two modes differ in their train and write steps only; the flow takes them from
+:data:`MODES`:
 
-1. a seeded train / held-out split of the samples both embed, then on the train rows
-   ``train-adapter`` (``mode="adapter"``): an adapter (linear or residual MLP,
-   :mod:`speclens.spec.adapter`) on the stored embeddings; or ``finetune-encoder``
-   (``mode="finetune"``): the encoder's open_clip image tower fine-tuned on the images and
-   captions with the contrastive loss plus the SPEC-align loss against the reference's stored
-   vectors, checkpointed under ``<root>/runs/<run_id>/checkpoints/`` and resumed from there
-   when the run id is run again (:mod:`speclens.tasks.align_finetune`).
-2. ``write-aligned`` / ``write-finetuned``: the aligned embedding of every sample (adapter
-   output, or the fine-tuned checkpoint's embedding) as a new encoder entry
-   ``<encoder>+aligned@<run_id>`` beside the others, and held-out views for the comparisons.
-3. compare on the held-out samples, before (reference vs encoder) and after (reference vs
-   aligned encoder); both runs go to the warehouse, the after run's ``parent_run_id`` naming
-   the before run. The reference is X, so ``x_over_y`` is what the reference captures and the
-   aligned embedding still misses: the quantity alignment should lower.
-4. ``label-probes``: k-NN and linear-probe label accuracy before and after (alignment must not
-   wreck the embedding), and an align report: both SPEC-diffs, both spectra side by side, the
-   probes, and links to both runs' full reports.
+* ``adapter`` (:mod:`speclens.tasks.align.adapter`): an adapter (linear or residual
+  MLP, :mod:`speclens.spec.adapter`) trained on the stored embeddings of the train rows and
+  applied to every row;
+* ``finetune`` (:mod:`speclens.tasks.align.finetune`): the encoder's open_clip image
+  tower fine-tuned on the images and captions (contrastive loss plus the SPEC-align loss
+  against the reference's stored vectors), checkpointed under ``<root>/runs/<run_id>/`` and
+  resumed from there; the embed pipeline then embeds every sample with the checkpoint.
+
+Every run:
+
+1. checks its input and claims its run id before anything is written;
+2. splits the samples both embed (seeded), trains on one part (the mode's ``train``) and writes
+   the aligned embedding of every sample as a new encoder entry ``<encoder>+aligned@<run_id>``
+   (the mode's ``write``), then the held-out views the comparisons read;
+3. compares on the held-out samples, before (reference vs encoder) and after (reference vs
+   aligned encoder); both runs go to the warehouse, the after run's ``parent_run_id`` naming the
+   before run. The reference is X, so ``x_over_y`` is what the reference captures and the
+   aligned embedding still misses: the quantity alignment should lower;
+4. measures label probes before and after (alignment must not wreck the embedding) and writes
+   the align report.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
 from speclens.errors import InputError
 from speclens.flows.compare import Pair, compare_pair, make_run_id
+from speclens.flows.embed import embed_one
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
-from speclens.spec.adapter import check_adapter_options
 from speclens.storage import urls
 from speclens.storage.layout import Layout
-from speclens.tasks.align import claim_run, label_probes, preflight, train_adapter, write_aligned
-from speclens.tasks.align_finetune import (
-    check_finetune_encoder,
-    finetune_encoder,
-    finetune_settings,
-    write_finetuned,
-)
+from speclens.tasks.align import adapter, finetune
+from speclens.tasks.align.probes import label_probes
+from speclens.tasks.align.run import AlignRun, claim_run, preflight
+from speclens.tasks.align.views import aligned_entry, write_views
 from speclens.tasks.checks import resolve_embedding
 from speclens.tasks.params import CompareParams
 
-MODES = ("adapter", "finetune")
+
+def write_finetuned(run: AlignRun, trained: dict) -> str:
+    """The aligned entry of the fine-tune mode, written by the embed pipeline: every sample
+    embedded with the latest checkpoint, as the encoder's own store was embedded."""
+    how = finetune.finetuned_entry(run, trained)
+    _, url, keys = aligned_entry(run)
+    settings = {
+        "device": run.device,
+        "batch_size": how["batch_size"],
+        "normalize": how["normalize"],
+        "seed": run.seed,
+    }
+    embed_one(
+        run.dataset,
+        how["encoder_id"],
+        url,
+        settings,
+        overwrite=True,
+        progress=False,
+        entry={**how["provenance"], **keys},
+    )
+    finetune.check_finite(run, url, trained["checkpoint"])
+    return url
 
 
-def check_inputs(
-    mode: str,
-    encoder: str,
-    finetune_options: dict | None = None,
-    adapter_options: dict | None = None,
-) -> None:
-    """One sentence for an unknown mode, a fine-tune of something that is not open_clip, or
-    bad options of the mode (checked before any store is opened)."""
+@dataclass(frozen=True)
+class Mode:
+    """A mode's steps: ``check(encoder, options)`` before anything is written,
+    ``train(run) -> trained``, ``write(run, trained) -> aligned store URL``, ``settings(run,
+    trained)`` for align.json, and ``trained_line(trained)`` for the log."""
+
+    check: Callable[[str, dict], None]
+    train: Callable[[AlignRun], dict]
+    write: Callable[[AlignRun, dict], str]
+    settings: Callable[[AlignRun, dict], dict]
+    trained_line: Callable[[dict], str]
+
+
+MODES = {
+    "adapter": Mode(
+        adapter.check_options,
+        adapter.train_adapter,
+        adapter.write_adapted,
+        adapter.settings,
+        lambda t: f"adapter trained on {t['train']} samples ({t['held_out']} held out)",
+    ),
+    "finetune": Mode(
+        finetune.check_options,
+        finetune.finetune_encoder,
+        write_finetuned,
+        finetune.settings,
+        lambda t: (
+            f"image tower fine-tuned to step {t['checkpoint_step']} ({t['steps_run']} step(s) "
+            f"this run) on {t['trained_on']} samples ({t['held_out']} held out); checkpoint "
+            f"{t['checkpoint']}"
+        ),
+    ),
+}
+
+
+def check_inputs(mode: str, encoder: str, options: dict | None = None) -> Mode:
+    """The mode, or one sentence for an unknown mode or bad options of the mode (checked
+    before any store is opened)."""
     if mode not in MODES:
         raise InputError(
             f"align mode {mode!r} is unknown; pass --mode adapter (an adapter on "
             f"the stored embeddings) or --mode finetune (fine-tune an open_clip "
             f"image tower)."
         )
-    if mode == "finetune":
-        check_finetune_encoder(encoder)
-        finetune_settings(finetune_options or {})
-    else:
-        try:
-            check_adapter_options(adapter_options or {})
-        except ValueError as exc:
-            raise InputError(f"adapter option: {exc}") from None
+    MODES[mode].check(encoder, options or {})
+    return MODES[mode]
 
 
 @flow(name="align")
@@ -80,146 +129,124 @@ def align_flow(
     mode: str = "adapter",
     train_frac: float = 0.5,
     seed: int = 0,
-    adapter_options: dict | None = None,
-    compare_params: dict | None = None,
+    options: dict | None = None,
+    compare: dict | None = None,
     address: str | None = None,
-    finetune_options: dict | None = None,
     device: str = "auto",
 ) -> dict:
     logger = get_run_logger()
-    params = CompareParams.from_options({"seed": seed, **(compare_params or {})})
+    params = CompareParams.from_options({"seed": seed, **(compare or {})})
     run_id = run_id or make_run_id(dataset, [encoder, reference, "align"], params)
-    run_url = Layout(root).run(run_id)
-    # bad input ends the run with its one sentence before anything is written
-    check_inputs(mode, encoder, finetune_options, adapter_options)
+    steps = check_inputs(mode, encoder, options)  # nothing is written before these pass
     x_url, y_url = resolve_embedding(dataset, encoder), resolve_embedding(dataset, reference)
-    claim_run(run_url, {"mode": mode, **preflight(dataset, x_url, y_url)})
-    if mode == "adapter":
-        trained = train_adapter(
-            dataset, x_url, y_url, run_url, train_frac, seed, adapter_options or {}, device
-        )
-        logger.info(
-            "%s: adapter trained on %d samples (%d held out)",
-            run_id,
-            trained["train"],
-            trained["held_out"],
-        )
-        out = write_aligned(
-            dataset, x_url, y_url, run_id, run_url, trained["adapter_url"], trained["split_url"]
-        )
-        settings = {
-            **(adapter_options or {}),
-            "epochs_run": trained["epochs"],
-            "batch_size": trained["batch_size"],
-            **trained["trained_with"],
-        }
-    else:
-        trained = finetune_encoder(
-            dataset,
-            encoder,
-            reference,
-            x_url,
-            y_url,
-            run_url,
-            train_frac,
-            seed,
-            finetune_options or {},
-            device,
-        )
-        logger.info(
-            "%s: image tower fine-tuned to step %d (%d step(s) this run) on %d samples "
-            "(%d held out); checkpoint %s",
-            run_id,
-            trained["checkpoint_step"],
-            trained["steps_run"],
-            trained["trained_on"],
-            trained["held_out"],
-            trained["checkpoint"],
-        )
-        out = write_finetuned(
-            dataset,
-            encoder,
-            x_url,
-            y_url,
-            run_id,
-            run_url,
-            trained["checkpoint"],
-            trained["split_url"],
-            device,
-            trained["settings"]["batch_size"],
-        )
-        settings = {k: v for k, v in trained.items() if k not in ("train", "held_out", "split_url")}
-    views = out["views"]
+    run = AlignRun(
+        dataset,
+        encoder,
+        reference,
+        x_url,
+        y_url,
+        root,
+        run_id,
+        train_frac,
+        seed,
+        device,
+        dict(options or {}),
+    )
+    claim_run(run.run_url, {"mode": mode, **preflight(dataset, x_url, y_url)})
+    trained = steps.train(run)
+    logger.info("%s: %s", run_id, steps.trained_line(trained))
+    aligned_id, aligned_url, _ = aligned_entry(run)
+    steps.write(run, trained)
+    views = write_views(run, aligned_url, trained["split_url"])
+    before, after = _before_after(run, aligned_id, views, params, address)
+    probes = label_probes(dataset, x_url, aligned_url, trained["split_url"], seed)
+    summary = {
+        **_record(run, mode, steps.settings(run, trained), params, trained),
+        "aligned_id": aligned_id,
+        "aligned_url": aligned_url,
+        "before": _outcome(before),
+        "after": _outcome(after),
+        "probes": probes,
+    }
+    urls.write_json(urls.join(run.run_url, "align.json"), summary)
+    from speclens.report.align import write_align_report
+
+    summary["report"] = write_align_report(Layout(root).report(run_id), summary)
+    logger.info(
+        "%s: SPEC-diff(reference over encoder) %.4f -> %.4f; probes %s",
+        *(run_id, before["spec_diff"]["x_over_y"], after["spec_diff"]["x_over_y"]),
+        json.dumps(probes),
+    )
+    return summary
+
+
+def _record(run: AlignRun, mode: str, settings: dict, params: CompareParams, trained: dict) -> dict:
+    """What align.json says about the run's input and training."""
+    return {
+        "run_id": run.run_id,
+        "mode": mode,
+        mode: settings,
+        "encoder": run.encoder,
+        "seed": run.seed,
+        "train_frac": run.train_frac,
+        "compare": params.model_dump(),
+        "reference": run.reference,
+        "train": trained["train"],
+        "held_out": trained["held_out"],
+    }
+
+
+def _outcome(result: dict) -> dict:
+    """What align.json keeps of a held-out comparison."""
+    return {
+        "run_id": result["run_id"],
+        "spec_diff": result["spec_diff"],
+        "eigenvalues": [float(v) for v in result["eigenvalues"]],
+    }
+
+
+def _before_after(run: AlignRun, aligned_id: str, views: dict, params, address) -> tuple:
+    """The held-out comparisons: reference vs encoder, then reference vs aligned encoder."""
+    before_id, after_id = f"{run.run_id}-before", f"{run.run_id}-after"
     with dask_cluster(address) as addr:
         before = compare_pair(
             Pair(
-                dataset,
-                reference,
-                encoder,
+                run.dataset,
+                run.reference,
+                run.encoder,
                 views["y"],
                 views["x"],
-                root,
-                f"{run_id}-before",
-                run_id,
+                run.root,
+                before_id,
+                run.run_id,
             ),
             params,
             addr,
         )
         after = compare_pair(
             Pair(
-                dataset,
-                reference,
-                out["aligned_id"],
+                run.dataset,
+                run.reference,
+                aligned_id,
                 views["y"],
                 views["aligned"],
-                root,
-                f"{run_id}-after",
-                run_id,
-                parent_run_id=f"{run_id}-before",
+                run.root,
+                after_id,
+                run.run_id,
+                parent_run_id=before_id,
             ),
             params,
             addr,
         )
-    probes = label_probes(dataset, x_url, out["aligned_url"], trained["split_url"], seed)
-    summary = {
-        "run_id": run_id,
-        "mode": mode,
-        mode: settings,
-        "encoder": encoder,
-        "seed": seed,
-        "train_frac": train_frac,
-        "compare": params.model_dump(),
-        "reference": reference,
-        "aligned_id": out["aligned_id"],
-        "aligned_url": out["aligned_url"],
-        "train": trained["train"],
-        "held_out": trained["held_out"],
-        **{
-            side: {
-                "run_id": r["run_id"],
-                "spec_diff": r["spec_diff"],
-                "eigenvalues": [float(v) for v in r["eigenvalues"]],
-            }
-            for side, r in (("before", before), ("after", after))
-        },
-        "probes": probes,
-    }
-    urls.write_json(urls.join(run_url, "align.json"), summary)
-    from speclens.report.align import write_align_report
-
-    summary["report"] = write_align_report(Layout(root).report(run_id), summary)
-    logger.info(
-        "%s: SPEC-diff(reference over encoder) %.4f -> %.4f; probes %s",
-        run_id,
-        before["spec_diff"]["x_over_y"],
-        after["spec_diff"]["x_over_y"],
-        json.dumps(probes),
-    )
-    return summary
+    return before, after
 
 
 def align(dataset: str, encoder: str, reference: str, **kwargs) -> dict:
-    """Run :func:`align_flow`; raises :class:`InputError` for bad input (one sentence)."""
+    """Run :func:`align_flow` (keyword arguments as it takes them); raises a
+    :class:`~speclens.errors.SpeclensError` for bad input (one sentence), checked before
+    any server starts where the input alone shows it."""
+    check_inputs(kwargs.get("mode", "adapter"), encoder, kwargs.get("options"))
+    CompareParams.from_options({"seed": kwargs.get("seed", 0), **(kwargs.get("compare") or {})})
     with prefect_api():
         state = align_flow(
             dataset=dataset, encoder=encoder, reference=reference, **kwargs, return_state=True

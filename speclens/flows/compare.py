@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
@@ -28,6 +27,7 @@ from speclens.flows.runtime import Stopwatch, dask_cluster, flow_result, prefect
 from speclens.storage.layout import Layout
 from speclens.tasks.checks import check_compare, resolve_embedding
 from speclens.tasks.compare import (
+    Pair,
     accumulate_gram,
     prepare_compare,
     score_members,
@@ -42,23 +42,6 @@ def make_run_id(dataset: str, encoders: list[str], params: CompareParams) -> str
     what = json.dumps([dataset, encoders, params.model_dump()], sort_keys=True, default=str)
     digest = hashlib.sha256(what.encode()).hexdigest()[:6]
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + digest
-
-
-@dataclass(frozen=True)
-class Pair:
-    """One comparison: embedding X (encoder id, store URL) against Y on a dataset, published
-    as ``run_id`` (of ``group_id``, derived from ``parent_run_id`` when set)."""
-
-    dataset: str
-    encoder_x: str
-    encoder_y: str
-    x_url: str
-    y_url: str
-    root: str
-    run_id: str
-    group_id: str
-    warehouse: str | None = None
-    parent_run_id: str | None = None
 
 
 def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
@@ -79,11 +62,7 @@ def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
     with clock("scores"):
         members_url = score_members(address, prep["blocks"], prep["frequencies"], run_url, params)
     with clock("publish"):
-        run = publish_run(
-            *(pair.dataset, pair.encoder_x, pair.encoder_y, pair.run_id, pair.group_id),
-            *(pair.root, params, prep, solved, members_url, clock.seconds, pair.parent_run_id),
-            warehouse=pair.warehouse,
-        )
+        run = publish_run(pair, params, prep, solved, members_url, clock.seconds)
     report = write_run_report(pair.dataset, pair.root, pair.run_id, pair.warehouse)
     sd = solved["spec_diff"]
     logger.info(

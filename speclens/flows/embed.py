@@ -57,11 +57,18 @@ def embed_flow(
 
 
 def embed_one(
-    dataset: str, encoder_id: str, out: str, settings: dict, overwrite: bool, progress: bool
+    dataset: str,
+    encoder_id: str,
+    out: str,
+    settings: dict,
+    overwrite: bool,
+    progress: bool,
+    entry: dict | None = None,
 ) -> dict:
-    """Plan, embed the pending shards, finalize; the summary of one encoder's store."""
+    """Plan, embed the pending shards, finalize; the summary of one encoder's store
+    (``settings``: device, batch_size, normalize, seed; ``entry``: see ``plan_embed``)."""
     logger = get_run_logger()
-    plan = plan_embed(dataset, out, encoder_id, overwrite=overwrite, **settings)
+    plan = plan_embed(dataset, out, encoder_id, overwrite=overwrite, entry=entry, **settings)
     logger.info(
         "%s -> %s: %d shards, %d to embed%s",
         *(plan["encoder_id"], out, plan["n_shards"], len(plan["pending"])),

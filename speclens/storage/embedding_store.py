@@ -41,6 +41,7 @@ from speclens.storage.sharded import (
     STRING_DTYPE,
     ShardedStore,
     create_row_array,
+    store_state,
 )
 
 
@@ -191,6 +192,23 @@ class EmbeddingStore(ShardedStore):
         return pa.concat_tables(tables) if tables else None
 
 
+def check_replaceable(url: str) -> None:
+    """Refuse a location that holds something other than an embedding store: writing a store
+    there would delete it (a dataset store, or files that are not speclens')."""
+    state = store_state(url)
+    if state == "absent":
+        return
+    kind = None
+    if state != "foreign":
+        kind = urls.read_json(urls.join(url, "zarr.json"))["attributes"]["speclens"].get("kind")
+    if state == "foreign" or kind == "dataset":
+        what = "a dataset store" if kind == "dataset" else "files that are not a speclens store"
+        raise InputError(
+            f"{url} already holds {what}, which writing an embedding there would delete; "
+            f"choose an empty or new location for the embedding (--out)."
+        )
+
+
 def write_embedding_store(
     url: str,
     *,
@@ -225,6 +243,7 @@ def write_embedding_store(
     valid = np.asarray(valid, dtype=bool)
     if vectors.ndim != 2 or vectors.shape[0] != n or valid.shape != (n,):
         raise ValueError(f"{n} samples but vectors {vectors.shape} and valid {valid.shape}")
+    check_replaceable(url)
     urls.remove(url)
     store = EmbeddingStore.create(
         url,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
+from dataclasses import dataclass
 
 import numpy as np
 from prefect import task
@@ -25,6 +26,23 @@ from speclens.tasks.mapreduce import (
 )
 from speclens.tasks.params import CompareParams
 from speclens.tasks.retries import retry_on_io_error
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One comparison: embedding X (encoder id, store URL) against Y on a dataset, published
+    as ``run_id`` (of ``group_id``, derived from ``parent_run_id`` when set)."""
+
+    dataset: str
+    encoder_x: str
+    encoder_y: str
+    x_url: str
+    y_url: str
+    root: str
+    run_id: str
+    group_id: str
+    warehouse: str | None = None
+    parent_run_id: str | None = None
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from prefect import get_run_logger, task
 from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import STATUS_OK, DatasetStore
-from speclens.storage.embedding_store import EmbeddingStore
+from speclens.storage.embedding_store import EmbeddingStore, check_replaceable
 from speclens.tasks.checks import require_ingested
 from speclens.tasks.retries import retry_on_io_error
 
@@ -56,30 +56,25 @@ def plan_embed(
     normalize: bool,
     seed: int,
     overwrite: bool,
+    entry: dict | None = None,
 ) -> dict:
-    """Open the dataset, create (or reopen to resume) the embedding store; list pending shards."""
+    """Open the dataset, create (or reopen to resume) the embedding store; list pending shards.
+
+    ``entry``: provenance laid over the encoder's when the store is created (e.g. the aligned
+    entry of SPEC-align's fine-tune mode: its own encoder id and the checkpoint it embeds
+    with)."""
     dataset = require_ingested(dataset_url)
     encoder = load_encoder(encoder_id, device, seed)
-    if EmbeddingStore.exists(out) and not overwrite:
-        store = EmbeddingStore.open(out)
-        same = (
-            store.encoder_id == encoder.id
-            and store.dataset_input_hash == dataset.input_hash
-            and store.meta.get("normalisation") == ("l2" if normalize else "none")
-            and store.meta.get("seed") == seed
-            and store.dim == encoder.dim
-        )
-        if not same:
-            raise InputError(
-                f"{out} already holds embeddings of another dataset, encoder or setting "
-                f"({store.encoder_id}, normalisation {store.meta.get('normalisation')}); pass "
-                f"--overwrite to replace it or choose another --out."
-            )
-        resumed = True
+    resumed = EmbeddingStore.exists(out) and not overwrite
+    if resumed:
+        store = _reopen(out, encoder, dataset, normalize, seed)
     else:
-        if urls.exists(out) and urls.list_names(out):
-            urls.remove(out)
-        prov = embedding_provenance(encoder, dataset, normalize, seed, batch_size)
+        check_replaceable(out)
+        urls.remove(out)
+        prov = {
+            **embedding_provenance(encoder, dataset, normalize, seed, batch_size),
+            **(entry or {}),
+        }
         store = EmbeddingStore.create(
             out,
             n_samples=dataset.n_samples,
@@ -88,7 +83,6 @@ def plan_embed(
             sample_id=dataset.sample_ids(),
             provenance=prov,
         )
-        resumed = False
     pending = store.pending()
     return {
         "out": out,
@@ -100,6 +94,25 @@ def plan_embed(
         "resumed": resumed,
         "pending_rows": sum(store.shard_range(i)[1] - store.shard_range(i)[0] for i in pending),
     }
+
+
+def _reopen(out: str, encoder, dataset: DatasetStore, normalize: bool, seed: int):
+    """The store at ``out`` to resume, or one sentence when it holds another embedding."""
+    store = EmbeddingStore.open(out)
+    same = (
+        store.encoder_id == encoder.id
+        and store.dataset_input_hash == dataset.input_hash
+        and store.meta.get("normalisation") == ("l2" if normalize else "none")
+        and store.meta.get("seed") == seed
+        and store.dim == encoder.dim
+    )
+    if not same:
+        raise InputError(
+            f"{out} already holds embeddings of another dataset, encoder or setting "
+            f"({store.encoder_id}, normalisation {store.meta.get('normalisation')}); pass "
+            f"--overwrite to replace it or choose another --out."
+        )
+    return store
 
 
 def _batches(indices: np.ndarray, batch_size: int) -> list[np.ndarray]:

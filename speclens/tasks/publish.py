@@ -14,7 +14,7 @@ from speclens.storage.arrays import load_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.layout import Layout
 from speclens.storage.warehouse import Warehouse
-from speclens.tasks.compare import describe_members
+from speclens.tasks.compare import Pair, describe_members
 from speclens.tasks.params import CompareParams
 
 REPORT_IMAGES = 16
@@ -44,53 +44,74 @@ def _versions() -> str:
 
 @task(name="publish-run")
 def publish_run(
-    dataset_url: str,
-    encoder_x: str,
-    encoder_y: str,
-    run_id: str,
-    group_id: str,
-    root: str,
-    params: CompareParams,
-    prep: dict,
-    solved: dict,
-    members_url: str,
-    timings: dict,
-    parent_run_id: str | None = None,
-    warehouse: str | None = None,
+    pair: Pair, params: CompareParams, prep: dict, solved: dict, members_url: str, timings: dict
 ) -> dict:
     """Write this run's partitions of runs, modes, members and pair_scores (idempotent)."""
-    dataset = DatasetStore.open(dataset_url)
-    members = load_npz(members_url)
-    eig = np.asarray(solved["eigenvalues"])
-    k = params.n_modes
-    mass = solved["abs_mass"]
-    wh = Warehouse(Layout(root).warehouse(warehouse))
-    run = {
-        "run_id": run_id,
-        "group_id": group_id,
-        "parent_run_id": parent_run_id,
+    dataset = DatasetStore.open(pair.dataset)
+    wh = Warehouse(Layout(pair.root).warehouse(pair.warehouse))
+    modes, members = _mode_rows(dataset, pair.run_id, params.n_modes, solved, members_url)
+    sd = solved["spec_diff"]
+    scores = {
+        "run_id": pair.run_id,
+        "encoder_x": pair.encoder_x,
+        "encoder_y": pair.encoder_y,
+        "spec_diff_x_over_y": sd["x_over_y"],
+        "spec_diff_y_over_x": sd["y_over_x"],
+        "spec_diff": sd["max"],
+    }
+    wh.write("modes", pair.run_id, modes)
+    wh.write("members", pair.run_id, members)
+    wh.write("pair_scores", pair.run_id, [scores])
+    run = _run_row(pair, params, prep, dataset.input_hash, timings)
+    wh.write("runs", pair.run_id, [run])  # last: a run row means its other partitions are there
+    return {
+        "run_id": pair.run_id,
+        "encoder_x": pair.encoder_x,
+        "encoder_y": pair.encoder_y,
+        "spec_diff": sd,
+        "n": prep["n"],
+        "sigma_x": prep["sigma_x"],
+        "sigma_y": prep["sigma_y"],
+        "timings": timings,
+    }
+
+
+def _run_row(
+    pair: Pair, params: CompareParams, prep: dict, dataset_hash: str, timings: dict
+) -> dict:
+    return {
+        "run_id": pair.run_id,
+        "group_id": pair.group_id,
+        "parent_run_id": pair.parent_run_id,
         "created_at": datetime.now(UTC),
-        "dataset": dataset_url,
-        "dataset_hash": dataset.input_hash,
-        "encoder_x": encoder_x,
-        "encoder_y": encoder_y,
+        "dataset": pair.dataset,
+        "dataset_hash": dataset_hash,
+        "encoder_x": pair.encoder_x,
+        "encoder_y": pair.encoder_y,
         "kernel_x": params.kernel_x_used,
         "kernel_y": params.kernel_y_used,
         "sigma_x": prep["sigma_x"],
         "sigma_y": prep["sigma_y"],
         "rff_dim": params.rff_dim,
         "eta": float(params.eta),
-        "n_modes": k,
+        "n_modes": params.n_modes,
         "seed": int(params.seed),
         "n": prep["n"],
         "library_versions": _versions(),
         "stage_timings": json.dumps({s: round(v, 3) for s, v in timings.items()}),
         "status": "succeeded",
     }
+
+
+def _mode_rows(
+    dataset: DatasetStore, run_id: str, k: int, solved: dict, members_url: str
+) -> tuple[list[dict], list[dict]]:
+    """The ``modes`` rows (one per eigenvalue) and ``members`` rows (each mode's top rows)."""
+    members = load_npz(members_url)
+    mass = solved["abs_mass"]
     modes, member_rows = [], []
-    for j, lam in enumerate(eig):
-        rows = members["rows"][j]
-        d = describe_members(dataset, rows)
+    for j, lam in enumerate(np.asarray(solved["eigenvalues"])):
+        d = describe_members(dataset, members["rows"][j])
         modes.append(
             {
                 "run_id": run_id,
@@ -103,43 +124,20 @@ def publish_run(
                 "label_share": d["label_share"],
             }
         )
-        for rank, (sid, score, label, caption) in enumerate(
-            zip(d["sample_ids"], members["scores"][j], d["labels"], d["captions"], strict=True)
-        ):
-            member_rows.append(
-                {
-                    "run_id": run_id,
-                    "mode": j,
-                    "rank": rank + 1,
-                    "sample_id": sid,
-                    "score": float(score),
-                    "label": label or None,
-                    "caption": caption or None,
-                }
-            )
-    sd = solved["spec_diff"]
-    pair = {
-        "run_id": run_id,
-        "encoder_x": encoder_x,
-        "encoder_y": encoder_y,
-        "spec_diff_x_over_y": sd["x_over_y"],
-        "spec_diff_y_over_x": sd["y_over_x"],
-        "spec_diff": sd["max"],
-    }
-    wh.write("modes", run_id, modes)
-    wh.write("members", run_id, member_rows)
-    wh.write("pair_scores", run_id, [pair])
-    wh.write("runs", run_id, [run])  # last: a run row means its other partitions are there
-    return {
-        "run_id": run_id,
-        "encoder_x": encoder_x,
-        "encoder_y": encoder_y,
-        "spec_diff": sd,
-        "n": prep["n"],
-        "sigma_x": prep["sigma_x"],
-        "sigma_y": prep["sigma_y"],
-        "timings": timings,
-    }
+        ranked = zip(d["sample_ids"], members["scores"][j], d["labels"], d["captions"], strict=True)
+        member_rows += [
+            {
+                "run_id": run_id,
+                "mode": j,
+                "rank": rank + 1,
+                "sample_id": sid,
+                "score": float(score),
+                "label": label or None,
+                "caption": caption or None,
+            }
+            for rank, (sid, score, label, caption) in enumerate(ranked)
+        ]
+    return modes, member_rows
 
 
 def _member_images(dataset: DatasetStore, members_url: str) -> dict[int, np.ndarray]:

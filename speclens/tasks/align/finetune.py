@@ -1,18 +1,12 @@
-"""Prefect tasks of the align flow's encoder fine-tune mode (``--mode finetune``).
+"""The fine-tune mode of SPEC-align (``--mode finetune``): an open_clip image tower trained with
+its contrastive image-caption loss plus the SPEC-align loss against the reference's stored
+vectors of the same images (:func:`speclens.encoders.finetune.finetune`), on batches of the
+train rows. Checkpoints go to ``<run>/checkpoints/step-NNNNNN/``; a rerun of the run id resumes
+from the latest one, and a finished run does not train again.
 
-1. ``finetune-encoder``: the same seeded train / held-out split as the adapter mode
-   (:func:`speclens.tasks.align.split_stores`); an open_clip image tower is fine-tuned with
-   the contrastive image-caption loss plus the SPEC-align loss
-   (:func:`speclens.encoders.finetune.finetune`) on batches of the train rows: images and
-   captions from the dataset store, reference vectors from the reference's stored embedding
-   of the same rows. Checkpoints go to ``<run>/checkpoints/step-NNNNNN/``; a rerun of the
-   run id resumes from the latest one, and a finished run does not train again.
-2. ``write-finetuned``: every sample the encoder's store embeds, embedded with the latest
-   checkpoint, stored as the aligned encoder entry with the held-out views
-   (:func:`speclens.tasks.align.store_aligned`, shared with the adapter mode); its attributes
-   name the checkpoint, its step and its sha256.
-
-Tasks pass URLs, paths and numbers; images and vectors stay in the stores.
+The aligned entry is then written by the embed pipeline itself: the flow embeds the dataset
+with the latest checkpoint (``open_clip:<arch>@<checkpoint>``) into the aligned store, whose
+attributes name the checkpoint, its step and its sha256 (:func:`finetuned_entry`).
 """
 
 from __future__ import annotations
@@ -28,7 +22,12 @@ from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
-from speclens.tasks.align import recorded_differences, save_split, split_stores, store_aligned
+from speclens.tasks.align.run import (
+    AlignRun,
+    recorded_differences,
+    save_split,
+    split_stores,
+)
 
 #: Settings of the training loop (the rest of the options are :class:`FinetuneConfig` fields).
 LOOP_DEFAULTS = {"steps": 500, "batch_size": 64, "checkpoint_every": 100}
@@ -184,66 +183,25 @@ def _step_logger(steps: int):
 
 
 @task(name="finetune-encoder")
-def finetune_encoder(
-    dataset_url: str,
-    encoder: str,
-    reference: str,
-    x_url: str,
-    y_url: str,
-    run_url: str,
-    train_frac: float,
-    seed: int,
-    options: dict,
-    device: str,
-) -> dict:
-    """Fine-tune ``encoder``'s image tower on the train rows (resuming from the run's latest
+def finetune_encoder(run: AlignRun) -> dict:
+    """Fine-tune the encoder's image tower on the train rows (resuming from the run's latest
     checkpoint); returns the split, the settings and the latest checkpoint."""
-    from speclens.encoders.finetune import FinetuneConfig, checkpoint_info, finetune
+    from speclens.encoders.finetune import checkpoint_info, finetune
     from speclens.encoders.finetune import latest_checkpoint as latest
 
-    check_finetune_encoder(encoder)
-    settings = finetune_settings(options)
-    loop = {k: settings[k] for k in LOOP_DEFAULTS}
-    config = FinetuneConfig(
-        encoder_id=encoder,
-        reference_id=reference,
-        seed=seed,
-        **{k: v for k, v in settings.items() if k not in LOOP_DEFAULTS},
-    )
-    sx, sy, train, held = split_stores(x_url, y_url, train_frac, seed)
-    if parse_encoder_id(encoder).tag_kind == "random" and sx.meta.get("seed") != seed:
-        raise InputError(
-            f"{x_url} holds {encoder} drawn with seed {sx.meta.get('seed')}, but the fine-tune "
-            f"starts from seed {seed}; pass --seed {sx.meta.get('seed')} so that the before "
-            f"comparison measures the model that is fine-tuned."
-        )
-    dataset = DatasetStore.open(dataset_url)
+    settings, loop, config = _configure(run)
+    sx, sy, train, held = split_stores(run.x_url, run.y_url, run.train_frac, run.seed)
+    _check_seed(run, sx)
+    dataset = DatasetStore.open(run.dataset)
     rows, captions = _captioned(dataset, train)
-    folder = _checkpoint_dir(run_url)
-    start = latest(folder)
-    start_step = None if start is None else checkpoint_info(start)["step"]
-    if start_step is not None and start_step > loop["steps"]:
-        raise InputError(
-            f"{folder} already holds a checkpoint at step {start_step}, past --steps "
-            f"{loop['steps']}; pass --steps {start_step} or more, or a new --run-id."
-        )
-    data = {
-        "batch_size": loop["batch_size"],
-        "train_frac": train_frac,
-        "train_rows": rows.size,
-        "dataset_hash": dataset.input_hash,
-        "train_rows_sha256": hashlib.sha256(np.ascontiguousarray(rows, np.int64)).hexdigest(),
-    }
-    _check_same_data(run_url, start_step, data)
-    split_url = save_split(run_url, train, held)
-    reference_rows = sy.take(rows)
-    batches = TrainBatches(dataset, rows, captions, reference_rows, loop["batch_size"], seed)
+    folder = _checkpoint_dir(run.run_url)
+    start_step = _start_step(folder, loop["steps"])
+    _check_same_data(run.run_url, start_step, _data_identity(run, dataset, rows, loop))
+    split_url = save_split(run.run_url, train, held)
+    batches = TrainBatches(dataset, rows, captions, sy.take(rows), loop["batch_size"], run.seed)
     get_run_logger().info(
         "fine-tuning %s on %d captioned train samples, batch %d, %d steps%s",
-        encoder,
-        rows.size,
-        batches.batch_size,
-        loop["steps"],
+        *(run.encoder, rows.size, batches.batch_size, loop["steps"]),
         f" (resuming from step {start_step})" if start_step else "",
     )
     try:
@@ -253,7 +211,7 @@ def finetune_encoder(
             loop["steps"],
             folder,
             loop["checkpoint_every"],
-            device=device,
+            device=run.device,
             on_step=_step_logger(loop["steps"]),
         )
     except EncoderError as exc:  # e.g. a resume with another configuration
@@ -281,67 +239,96 @@ def finetune_encoder(
     }
 
 
-@task(name="write-finetuned")
-def write_finetuned(
-    dataset_url: str,
-    encoder: str,
-    x_url: str,
-    y_url: str,
-    run_id: str,
-    run_url: str,
-    checkpoint: str,
-    split_url: str,
-    device: str,
-    batch_size: int,
-) -> dict:
-    """Every sample the encoder's store embeds, embedded with the fine-tuned ``checkpoint``,
-    as the aligned encoder entry (with the held-out views for compare)."""
-    from speclens.encoders import get_encoder
+def _configure(run: AlignRun):
+    """(every setting, the loop's settings, the FinetuneConfig) from the run's options."""
+    from speclens.encoders.finetune import FinetuneConfig
+
+    check_finetune_encoder(run.encoder)
+    settings = finetune_settings(run.options)
+    loop = {k: settings[k] for k in LOOP_DEFAULTS}
+    config = FinetuneConfig(
+        encoder_id=run.encoder,
+        reference_id=run.reference,
+        seed=run.seed,
+        **{k: v for k, v in settings.items() if k not in LOOP_DEFAULTS},
+    )
+    return settings, loop, config
+
+
+def _check_seed(run: AlignRun, sx: EmbeddingStore) -> None:
+    """A ``@random`` encoder must be fine-tuned from the weights its stored embedding has."""
+    if parse_encoder_id(run.encoder).tag_kind == "random" and sx.meta.get("seed") != run.seed:
+        raise InputError(
+            f"{run.x_url} holds {run.encoder} drawn with seed {sx.meta.get('seed')}, but the "
+            f"fine-tune starts from seed {run.seed}; pass --seed {sx.meta.get('seed')} so that "
+            f"the before comparison measures the model that is fine-tuned."
+        )
+
+
+def _start_step(folder: str, steps: int) -> int | None:
+    """The step of the latest checkpoint in ``folder`` (None: none), refused past ``steps``."""
+    from speclens.encoders.finetune import checkpoint_info, latest_checkpoint
+
+    start = latest_checkpoint(folder)
+    step = None if start is None else checkpoint_info(start)["step"]
+    if step is not None and step > steps:
+        raise InputError(
+            f"{folder} already holds a checkpoint at step {step}, past --steps "
+            f"{steps}; pass --steps {step} or more, or a new --run-id."
+        )
+    return step
+
+
+def _data_identity(run: AlignRun, dataset: DatasetStore, rows: np.ndarray, loop: dict) -> dict:
+    """What a resumed run must draw its batches from, as the run it continues did."""
+    return {
+        "batch_size": loop["batch_size"],
+        "train_frac": run.train_frac,
+        "train_rows": rows.size,
+        "dataset_hash": dataset.input_hash,
+        "train_rows_sha256": hashlib.sha256(np.ascontiguousarray(rows, np.int64)).hexdigest(),
+    }
+
+
+def finetuned_entry(run: AlignRun, trained: dict) -> dict:
+    """How the flow embeds the aligned entry with the fine-tuned checkpoint: the checkpoint's
+    encoder id, the embed settings of the encoder's own store (normalisation, batch) and the
+    provenance the entry records about the checkpoint."""
     from speclens.encoders.finetune import checkpoint_info
 
-    info = checkpoint_info(checkpoint)
-    enc = get_encoder(
-        f"open_clip:{parse_encoder_id(encoder).arch}@{info['weights']}", device=device
-    )
-    sx = EmbeddingStore.open(x_url)
-    dataset = DatasetStore.open(dataset_url)
-    rows = np.flatnonzero(sx.valid())
-    aligned = np.empty((rows.size, enc.dim), dtype=np.float32)
-    logger = get_run_logger()
-    for shard in range(dataset.n_shards):
-        a, b = dataset.shard_range(shard)
-        lo, hi = np.searchsorted(rows, [a, b])
-        if lo == hi:
-            continue
-        images = dataset.images(a, b)
-        for i in range(lo, hi, batch_size):
-            j = min(i + batch_size, hi)
-            aligned[i:j] = enc.encode(images[rows[i:j] - a])
-        logger.info(
-            "embedded %d/%d samples with the fine-tuned checkpoint (shard %d/%d)",
-            hi,
-            rows.size,
-            shard + 1,
-            dataset.n_shards,
-        )
-    normalisation = sx.meta.get("normalisation", "none")
-    if normalisation == "l2":
-        aligned /= np.linalg.norm(aligned, axis=1, keepdims=True)
-    if not np.isfinite(aligned).all():
+    info = checkpoint_info(trained["checkpoint"])
+    checkpoint_id = f"open_clip:{parse_encoder_id(run.encoder).arch}@{info['weights']}"
+    sx = EmbeddingStore.open(run.x_url)
+    return {
+        "encoder_id": checkpoint_id,
+        "normalize": sx.meta.get("normalisation", "none") == "l2",
+        "batch_size": trained["settings"]["batch_size"],
+        "provenance": {
+            "align_mode": "finetune",
+            "checkpoint_encoder_id": checkpoint_id,
+            "checkpoint": info["path"],
+            "checkpoint_step": info["step"],
+            "checkpoint_sha256": info["sha256"],
+        },
+    }
+
+
+def check_finite(run: AlignRun, aligned_url: str, checkpoint: str) -> None:
+    """The aligned entry must embed every row the encoder's store does."""
+    aligned, sx = EmbeddingStore.open(aligned_url), EmbeddingStore.open(run.x_url)
+    if (sx.valid() & ~aligned.valid()).any():
         raise InputError(
-            f"the fine-tuned checkpoint {info['path']} gives non-finite embeddings; "
+            f"the fine-tuned checkpoint {checkpoint} gives non-finite embeddings; "
             f"lower --lr and pass a new --run-id."
         )
-    provenance = {
-        **enc.provenance(),
-        "normalisation": normalisation,
-        "batch_size": batch_size,
-        "align_mode": "finetune",
-        "checkpoint_encoder_id": enc.id,
-        "checkpoint": info["path"],
-        "checkpoint_step": info["step"],
-        "checkpoint_sha256": info["sha256"],
-    }
-    return store_aligned(
-        dataset_url, x_url, y_url, run_id, run_url, aligned, rows, split_url, provenance
-    )
+
+
+def check_options(encoder: str, options: dict) -> None:
+    """One sentence for an encoder that is not an open_clip image tower, or a bad option."""
+    check_finetune_encoder(encoder)
+    finetune_settings(options)
+
+
+def settings(run: AlignRun, trained: dict) -> dict:
+    """What align.json records about the fine-tune (everything but the split)."""
+    return {k: v for k, v in trained.items() if k not in ("train", "held_out", "split_url")}
