@@ -148,7 +148,8 @@ def align(
     after; publish both runs and an align report."""
     from speclens.commands.exits import fail
     from speclens.errors import InputError, SpeclensError
-    from speclens.flows.align import align as run_align
+    from speclens.tasks.checks import check_align
+    from speclens.tasks.params import CompareParams
 
     given = {
         "kind": kind,
@@ -171,6 +172,10 @@ def align(
                 f"or pass the --mode {'finetune' if mode == 'adapter' else 'adapter'} "
                 f"that uses {'it' if len(unused) == 1 else 'them'}."
             )
+        check_align(dataset, encoder, reference, mode, options)  # before Prefect is imported
+        CompareParams.from_options({"seed": seed, **compare})
+        from speclens.flows.align import align as run_align
+
         s = run_align(
             dataset,
             encoder,

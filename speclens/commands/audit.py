@@ -94,6 +94,7 @@ def audit(
     from speclens.commands.exits import fail
     from speclens.config import merge, read_config, validate_config
     from speclens.errors import IncompleteRun, SpeclensError
+    from speclens.tasks.checks import check_audit
 
     top = {
         "name": name,
@@ -112,6 +113,7 @@ def audit(
             raw = merge(raw, {k: v for k, v in top.items() if v is not None})
             raw = {**raw, "source": source} if source else raw
         cfg = validate_config(raw, config or "audit flags")
+        check_audit(cfg.ingest_source(), cfg.dataset, cfg.encoders)
         from speclens.flows.audit import audit_config  # Prefect is imported once all is checked
 
         t0 = time.perf_counter()

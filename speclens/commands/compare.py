@@ -71,10 +71,12 @@ def compare(
 ) -> None:
     """Compare embeddings of one dataset: modes, SPEC-diff, warehouse rows, report."""
     from speclens.errors import SpeclensError
+    from speclens.tasks.checks import check_compare
     from speclens.tasks.params import CompareParams
 
     try:
         params = CompareParams.from_options(compare)
+        check_compare(dataset, encoder)  # in seconds, before Prefect is even imported
         from speclens.flows.compare import compare as run_compare
 
         results = run_compare(

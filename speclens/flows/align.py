@@ -33,17 +33,17 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
-from speclens.errors import InputError
 from speclens.flows.compare import Pair, compare_pair, make_run_id
 from speclens.flows.embed import embed_one
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
 from speclens.storage import urls
 from speclens.storage.layout import Layout
 from speclens.tasks.align import adapter, finetune
+from speclens.tasks.align.options import check_options
 from speclens.tasks.align.probes import label_probes
 from speclens.tasks.align.run import AlignRun, claim_run, preflight
 from speclens.tasks.align.views import aligned_entry, write_views
-from speclens.tasks.checks import resolve_embedding
+from speclens.tasks.checks import check_align, resolve_embedding
 from speclens.tasks.params import CompareParams
 
 
@@ -73,11 +73,11 @@ def write_finetuned(run: AlignRun, trained: dict) -> str:
 
 @dataclass(frozen=True)
 class Mode:
-    """A mode's steps: ``check(encoder, options)`` before anything is written,
+    """A mode's steps (its options are checked by
+    :func:`speclens.tasks.align.options.check_options` before anything is written):
     ``train(run) -> trained``, ``write(run, trained) -> aligned store URL``, ``settings(run,
     trained)`` for align.json, and ``trained_line(trained)`` for the log."""
 
-    check: Callable[[str, dict], None]
     train: Callable[[AlignRun], dict]
     write: Callable[[AlignRun, dict], str]
     settings: Callable[[AlignRun, dict], dict]
@@ -86,14 +86,12 @@ class Mode:
 
 MODES = {
     "adapter": Mode(
-        adapter.check_options,
         adapter.train_adapter,
         adapter.write_adapted,
         adapter.settings,
         lambda t: f"adapter trained on {t['train']} samples ({t['held_out']} held out)",
     ),
     "finetune": Mode(
-        finetune.check_options,
         finetune.finetune_encoder,
         write_finetuned,
         finetune.settings,
@@ -106,16 +104,10 @@ MODES = {
 }
 
 
-def check_inputs(mode: str, encoder: str, options: dict | None = None) -> Mode:
+def check_inputs(mode: str, encoder: str, mode_options: dict | None = None) -> Mode:
     """The mode, or one sentence for an unknown mode or bad options of the mode (checked
     before any store is opened)."""
-    if mode not in MODES:
-        raise InputError(
-            f"align mode {mode!r} is unknown; pass --mode adapter (an adapter on "
-            f"the stored embeddings) or --mode finetune (fine-tune an open_clip "
-            f"image tower)."
-        )
-    MODES[mode].check(encoder, options or {})
+    check_options(mode, encoder, mode_options)
     return MODES[mode]
 
 
@@ -245,7 +237,8 @@ def align(dataset: str, encoder: str, reference: str, **kwargs) -> dict:
     """Run :func:`align_flow` (keyword arguments as it takes them); raises a
     :class:`~speclens.errors.SpeclensError` for bad input (one sentence), checked before
     any server starts where the input alone shows it."""
-    check_inputs(kwargs.get("mode", "adapter"), encoder, kwargs.get("options"))
+    mode, options = kwargs.get("mode", "adapter"), kwargs.get("options") or {}
+    check_align(dataset, encoder, reference, mode, options)
     CompareParams.from_options({"seed": kwargs.get("seed", 0), **(kwargs.get("compare") or {})})
     with prefect_api():
         state = align_flow(

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from speclens.datasets.sources import IngestSource, check_paths
+from speclens.datasets.sources import IngestSource
 from speclens.flows.compare import compare as run_compare
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
 from speclens.storage.layout import Layout
-from speclens.tasks.checks import check_embed
+from speclens.tasks.checks import check_audit
 from speclens.tasks.params import CompareParams
 
 
@@ -69,9 +69,7 @@ def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs)
     checked first, before any server or cluster starts: the source's paths, the encoders
     (ids and weights), and an ingested dataset store when there is no source. Raises a
     :class:`~speclens.errors.SpeclensError` (one sentence) for bad input."""
-    if source is not None:
-        check_paths(source)
-    check_embed(kwargs.get("dataset") if source is None else None, list(encoders))
+    check_audit(source, kwargs.get("dataset"), list(encoders))
     with prefect_api():
         state = audit_flow(
             source=source, name=name, encoders=list(encoders), **kwargs, return_state=True

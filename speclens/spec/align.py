@@ -44,12 +44,10 @@ import numpy as np
 import torch
 
 from speclens.spec.features import DEFAULT_SIGMA_SCALE, GaussianRFF
-from speclens.spec.validation import check_int, check_kernel, check_positive
+from speclens.spec.validation import METHODS, WHICH, check_int, check_kernel, check_positive
 
-WHICH = ("x_over_y", "y_over_x", "max")
 #: a cold start (no warm vector in ``state``) may run this many times ``n_iter`` iterations
 COLD_START_FACTOR = 10
-METHODS = ("power", "exact")
 
 
 def batch_sigma(a: torch.Tensor, scale: float = DEFAULT_SIGMA_SCALE) -> torch.Tensor:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 KERNELS = ("gaussian", "cosine")
+#: which end of the spectrum an SPEC-align loss lowers, and how it is computed
+WHICH = ("x_over_y", "y_over_x", "max")
+METHODS = ("power", "exact")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 

@@ -53,7 +53,8 @@ class EmbeddingStore(ShardedStore):
 
     @classmethod
     def exists(cls, url: str) -> bool:
-        return urls.exists(urls.join(url, MANIFEST_FILE))
+        """Whether ``url`` holds an embedding store (not a dataset store, nor other files)."""
+        return store_state(url) == "planned" and _speclens_kind(url) != "dataset"
 
     @classmethod
     def create(
@@ -192,15 +193,18 @@ class EmbeddingStore(ShardedStore):
         return pa.concat_tables(tables) if tables else None
 
 
+def _speclens_kind(url: str) -> str | None:
+    """The ``kind`` a speclens store records in its attributes ("dataset" for dataset stores)."""
+    return urls.read_json(urls.join(url, "zarr.json"))["attributes"]["speclens"].get("kind")
+
+
 def check_replaceable(url: str) -> None:
     """Refuse a location that holds something other than an embedding store: writing a store
     there would delete it (a dataset store, or files that are not speclens')."""
     state = store_state(url)
     if state == "absent":
         return
-    kind = None
-    if state != "foreign":
-        kind = urls.read_json(urls.join(url, "zarr.json"))["attributes"]["speclens"].get("kind")
+    kind = None if state == "foreign" else _speclens_kind(url)
     if state == "foreign" or kind == "dataset":
         what = "a dataset store" if kind == "dataset" else "files that are not a speclens store"
         raise InputError(

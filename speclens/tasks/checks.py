@@ -65,3 +65,24 @@ def check_compare(dataset: str, encoders: list[str]) -> list[str]:
     if len(set(encoders)) != len(encoders):
         raise InputError("an encoder is named twice; compare distinct encoders.")
     return [resolve_embedding(dataset, e) for e in encoders]
+
+
+def check_align(dataset: str, encoder: str, reference: str, mode: str, options: dict) -> None:
+    """A known mode whose encoder and options it accepts, and both embeddings stored for
+    ``dataset`` (the rest, e.g. that they embed the same samples, the flow checks before it
+    writes anything)."""
+    from speclens.tasks.align.options import check_options
+
+    check_options(mode, encoder, options)
+    resolve_embedding(dataset, encoder)
+    resolve_embedding(dataset, reference)
+
+
+def check_audit(source, dataset: str | None, encoders: list[str]) -> None:
+    """The source's paths (when there is one; else ``dataset`` must be an ingested store) and
+    the encoders (ids and weights)."""
+    from speclens.datasets.sources import check_paths
+
+    if source is not None:
+        check_paths(source)
+    check_embed(None if source is not None else dataset, encoders)

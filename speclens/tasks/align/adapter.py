@@ -10,22 +10,12 @@ import numpy as np
 import torch
 from prefect import get_run_logger, task
 
-from speclens.errors import InputError
-from speclens.spec.adapter import Adapter, AdapterConfig, check_adapter_options, fit_adapter
+from speclens.spec.adapter import Adapter, AdapterConfig, fit_adapter
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.embedding_store import EmbeddingStore, write_embedding_store
 from speclens.tasks.align.run import AlignRun, save_split, split_stores
 from speclens.tasks.align.views import aligned_entry
-
-
-def check_options(encoder: str, options: dict) -> None:
-    """One sentence for an adapter option :func:`fit_adapter` would refuse (any encoder's
-    stored embedding can be adapted)."""
-    try:
-        check_adapter_options(options)
-    except ValueError as exc:
-        raise InputError(f"adapter option: {exc}") from None
 
 
 @task(name="train-adapter")

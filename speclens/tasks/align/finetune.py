@@ -11,7 +11,6 @@ attributes name the checkpoint, its step and its sha256 (:func:`finetuned_entry`
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import numpy as np
@@ -22,63 +21,13 @@ from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
+from speclens.tasks.align.options import LOOP_DEFAULTS, check_finetune_encoder, finetune_settings
 from speclens.tasks.align.run import (
     AlignRun,
     recorded_differences,
     save_split,
     split_stores,
 )
-
-#: Settings of the training loop (the rest of the options are :class:`FinetuneConfig` fields).
-LOOP_DEFAULTS = {"steps": 500, "batch_size": 64, "checkpoint_every": 100}
-#: Train images are read into memory once when they take less than this; else per batch.
-PRELOAD_BYTES = 1 << 30
-_NOT_OPTIONS = ("encoder_id", "reference_id", "seed")
-
-
-def check_finetune_encoder(encoder: str) -> None:
-    """One sentence when ``encoder`` is not an open_clip image tower id."""
-    try:
-        family = parse_encoder_id(encoder).family
-    except EncoderError:
-        family = None
-    if family != "open_clip":
-        raise InputError(
-            f"--mode finetune fine-tunes an open_clip image tower, and --encoder {encoder!r} "
-            f"is not one; pass --encoder open_clip:<arch>@<tag> (e.g. "
-            f"open_clip:ViT-B-32@openai) or use --mode adapter."
-        )
-
-
-def finetune_settings(options: dict) -> dict:
-    """The loop defaults and :class:`FinetuneConfig` defaults, overridden by ``options``."""
-    from speclens.encoders.finetune import FinetuneConfig
-
-    fields = {
-        f.name: f.default
-        for f in dataclasses.fields(FinetuneConfig)
-        if f.name not in _NOT_OPTIONS and f.default is not dataclasses.MISSING
-    }
-    known = {
-        **LOOP_DEFAULTS,
-        "lr": fields.pop("lr"),
-        "spec_weight": fields.pop("spec_weight"),
-        **fields,
-    }
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise InputError(
-            f"unknown fine-tune option(s) {', '.join(unknown)}; the options are {', '.join(known)}."
-        )
-    settings = {**known, **options}
-    for name in LOOP_DEFAULTS:
-        least = 2 if name == "batch_size" else 1  # contrastive loss: two images or more
-        if int(settings[name]) < least:
-            raise InputError(
-                f"--{name.replace('_', '-')} {settings[name]} must be at least {least}."
-            )
-        settings[name] = int(settings[name])
-    return settings
 
 
 def _checkpoint_dir(run_url: str) -> str:
@@ -115,6 +64,10 @@ def _check_same_data(run_url: str, start_step: int | None, data: dict) -> None:
             f"pass a new --run-id."
         )
     urls.write_json(url, data)
+
+
+#: Train images are read into memory once when they take less than this; else per batch.
+PRELOAD_BYTES = 1 << 30
 
 
 class TrainBatches:
@@ -321,12 +274,6 @@ def check_finite(run: AlignRun, aligned_url: str, checkpoint: str) -> None:
             f"the fine-tuned checkpoint {checkpoint} gives non-finite embeddings; "
             f"lower --lr and pass a new --run-id."
         )
-
-
-def check_options(encoder: str, options: dict) -> None:
-    """One sentence for an encoder that is not an open_clip image tower, or a bad option."""
-    check_finetune_encoder(encoder)
-    finetune_settings(options)
 
 
 def settings(run: AlignRun, trained: dict) -> dict:

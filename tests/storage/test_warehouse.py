@@ -19,7 +19,7 @@ from speclens.storage import warehouse as warehouse_mod
 from speclens.storage.warehouse import SCHEMAS, QueryError, Warehouse
 from speclens.storage.warehouse_schema import schema_markdown
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "warehouse.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "warehouse.md"
 
 
 @pytest.fixture()

@@ -17,19 +17,6 @@ from speclens.encoders import (
 from speclens.encoders import weights as weights_mod
 
 
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """Every weights cache points at an empty folder, whatever this machine has cached."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
-    return tmp_path
-
-
 def test_list_encoders_names_weight_free_ids_and_templates():
     ids = list_encoders()
     assert ids[:3] == ["pixels", "hue-hist", "grad-hist"]

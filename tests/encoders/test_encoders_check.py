@@ -17,18 +17,6 @@ from speclens.encoders.weights import ResolvedWeights, resolve_weights
 TINY = "speclens-tiny"  # shipped in speclens/encoders/configs
 
 
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """Every weights cache points at an empty folder; HF_HUB_OFFLINE=1 unless a test unsets it."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
-
-
 def both_errors(encoder_id: str) -> tuple[str, str]:
     """The messages of check_encoder and get_encoder for an id that both refuse."""
     with pytest.raises(EncoderError) as checked:

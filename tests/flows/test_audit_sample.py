@@ -78,7 +78,7 @@ def test_readme_queries_run_against_an_audits_warehouse(audited):
     import re
 
     root, _ = audited
-    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (pathlib.Path(__file__).parents[2] / "README.md").read_text(encoding="utf-8")
     queries = re.findall(r"```sql\n(.*?)```", readme, re.S)
     assert len(queries) >= 3
     wh = Warehouse(f"{root}/warehouse")

@@ -15,7 +15,7 @@ from speclens.cli import app
 from speclens.config import ConfigError, load_config, validate_config
 from speclens.tasks.params import CompareParams
 
-REPO = pathlib.Path(__file__).parents[1]
+REPO = pathlib.Path(__file__).parents[2]
 EXAMPLE = REPO / "deployments" / "audit.yaml"
 PREFECT_YAML = REPO / "deployments" / "prefect.yaml"
 
@@ -145,6 +145,7 @@ def test_cli_flags_build_the_same_config_and_override_the_file(monkeypatch, tmp_
     monkeypatch.setattr(
         "speclens.flows.audit.audit_config", lambda cfg, progress: seen.append(cfg) or []
     )
+    monkeypatch.setattr("speclens.tasks.checks.check_audit", lambda *args: None)  # no stores
     runner = CliRunner()
     result = runner.invoke(
         app,
@@ -249,6 +250,7 @@ def _minimal(**keys) -> dict:
 def test_compare_options_from_the_command_line_reach_the_flow(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr("speclens.flows.compare.compare", lambda *a, **kw: seen.update(kw) or [])
+    monkeypatch.setattr("speclens.tasks.checks.check_compare", lambda *args: None)  # no stores
     result = CliRunner().invoke(
         app,
         [

@@ -156,6 +156,55 @@ def test_reusing_a_store_for_another_encoder_is_refused(dataset, prefect_api, tm
     assert EmbeddingStore.open(out).encoder_id == "grad-hist"
 
 
+def test_an_input_error_inside_the_flow_is_logged_as_its_sentence(dataset, flow_env, tmp_path):
+    """Found by a task (the store holds another encoder's embedding): exit 2, the sentence on
+    stderr, and no traceback anywhere in the output, the flow's own log included."""
+    out = str(tmp_path / "e.zarr")
+    embed(dataset, "hue-hist", outs=[out], device="cpu", progress=False)
+    cmd = [
+        sys.executable,
+        "-m",
+        "speclens.cli",
+        "embed",
+        "--dataset",
+        dataset,
+        "--encoder",
+        "grad-hist",
+        "--out",
+        out,
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    result = subprocess.run(cmd, env=flow_env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 2
+    output = result.stdout + result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith(f"error: {out} already holds")
+    logged = [line for line in output.splitlines() if "Task run 'plan-embed" in line]
+    assert any(line.endswith("choose another --out.") for line in logged), output  # the sentence
+    assert "Traceback" not in output
+    assert EmbeddingStore.open(out).encoder_id == "hue-hist"  # nothing was overwritten
+
+
+def test_a_location_holding_other_files_is_refused_and_kept(dataset, prefect_api, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("keep me")
+    for out in (str(folder), dataset):
+        with pytest.raises(InputError, match="which writing an embedding there would delete"):
+            embed(dataset, "hue-hist", outs=[out], device="cpu", progress=False)
+    assert (folder / "notes.txt").read_text() == "keep me"
+    assert DatasetStore.open(dataset).n_samples == N
+    np.savez(
+        tmp_path / "v.npz",
+        embeddings=np.ones((N, 3), np.float32),
+        ids=np.array(DatasetStore.open(dataset).sample_ids().tolist(), dtype=str),
+    )
+    with pytest.raises(InputError, match="which writing an embedding there would delete"):
+        import_vectors(str(tmp_path / "v.npz"), dataset, "mine", out=str(folder), overwrite=True)
+    assert (folder / "notes.txt").read_text() == "keep me"
+
+
 def test_missing_weights_fail_fast_through_the_cli(dataset, flow_env, tmp_path):
     env = {**flow_env, "HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(tmp_path / "hub")}
     t0 = time.time()

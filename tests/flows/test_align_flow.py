@@ -15,7 +15,7 @@ from speclens.flows.ingest import ingest
 from speclens.storage.embedding_store import EmbeddingStore
 from speclens.storage.layout import Layout
 from speclens.storage.warehouse import Warehouse
-from speclens.tasks import align as align_tasks
+from speclens.tasks.align import probes as align_tasks
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,7 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(
     assert runs["al-after"]["encoder_y"] == "hog+aligned@al" and runs["al-before"]["n"] == 200
     assert s["probes"]["rows"] == {"train": 200, "held_out": 200}
     # the documented before/after query (docs/warehouse.md) on this warehouse
-    docs = (pathlib.Path(__file__).parents[1] / "docs" / "warehouse.md").read_text()
+    docs = (pathlib.Path(__file__).parents[2] / "docs" / "warehouse.md").read_text()
     pair = Warehouse(f"{root}/warehouse").query(re.findall(r"```sql\n(.*?)```", docs, re.S)[-1])
     assert pair.to_pylist() == [
         {

@@ -16,23 +16,7 @@ from speclens.encoders import EncoderError, get_encoder  # noqa: E402
 SMALL = "resnet10t"  # ~5M parameters, builds in ~0.1 s
 
 
-@pytest.fixture(autouse=True, scope="module")
-def few_threads():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(min(2, threads))  # small models: more threads only add overhead
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("few_threads")
 
 
 def images(n=2, h=60, w=80, seed=0):

@@ -52,18 +52,6 @@ def tiny_configs(tmp_path_factory):
     torch.set_num_threads(threads)
 
 
-@pytest.fixture
-def empty_caches(tmp_path, monkeypatch):
-    """Point every weights cache at an empty folder and forbid the network."""
-    import huggingface_hub.constants as hf_constants
-
-    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    return tmp_path
-
-
 def images(n=3, seed=0):
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:40, 0:56]

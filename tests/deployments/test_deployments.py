@@ -21,7 +21,7 @@ import yaml
 from speclens.storage.warehouse import Warehouse
 
 pytestmark = pytest.mark.integration
-REPO = pathlib.Path(__file__).parents[1]
+REPO = pathlib.Path(__file__).parents[2]
 BIN = pathlib.Path(sys.executable).parent
 PREFECT_YAML = "deployments/prefect.yaml"
 N, N_MODES, RUN_ID = 200, 3, "deployed-audit"
