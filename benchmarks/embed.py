@@ -1,12 +1,13 @@
 """Embed throughput: the real embed flow vs the bare model forward over the same images.
 
-    .venv/bin/python benchmarks/embed.py                      # ~2-4 min on 2 cores
+    .venv/bin/python benchmarks/embed.py                      # a few minutes on 2 cores
     .venv/bin/python benchmarks/embed.py --n 256 --encoder open_clip:ViT-B-32@random
     .venv/bin/python benchmarks/embed.py --dataset /path/to/datasets/x.zarr   # no ingest
 
 Encoders: by default ``open_clip:speclens-tiny-vit@random`` over ``--n`` (2048) sample images
-and ``timm:resnet18@random`` over ``--n-large`` (128; about 20 images/s on 2 idle cores); with
-``--encoder`` (repeatable), each given encoder over ``--n``. Each sample size is ingested once
+and ``timm:resnet18@random`` over ``--n-large`` (128: a slower model; its measured rate and
+this script's run time are in docs/benchmarks.md, "Embed throughput"); with ``--encoder``
+(repeatable), each given encoder over ``--n``. Each sample size is ingested once
 (``--image-size`` px, shards of ``--shard-size``) into a temporary folder, or ``--dataset`` is
 used for all. For each encoder, on the same device, with the same batch size and the same model
 object, it prints images/s of

@@ -2,7 +2,7 @@
 
 A :class:`SpeclensError` is a problem the user caused and can fix: its message is one sentence
 that names the input and the fix. The commands print it on stderr and exit with code 2, with no
-traceback; inside a flow it is logged as that sentence (see ``speclens.flows.runtime``), and
+traceback; inside a flow it is logged as that sentence (:class:`OneSentence`, below), and
 :func:`speclens.flows.runtime.flow_result` raises it again from the flow's final state. Anything
 that is not a ``SpeclensError`` is a bug and keeps its traceback.
 

@@ -1,4 +1,5 @@
-"""`speclens compare`, `speclens report`, `speclens audit`: find and publish what differs."""
+"""`speclens compare`, `speclens report`: find and publish what differs (``print_runs`` is
+shared with `speclens audit`)."""
 
 from __future__ import annotations
 

@@ -28,11 +28,13 @@ from speclens.tasks.params import CompareParams
 
 DEMO_ENCODERS = ["hue-hist", "grad-hist", "open_clip:speclens-tiny-vit@random"]
 MNIST_ENCODERS = ["packaged:efficientnet-lite0", "packaged:vit-s14-dinov2init"]
-MNIST_N = 500  # 50 per digit: both models embed it on two CPU cores in about 2.5 minutes
+#: 50 per digit: both models embed it on two CPU cores in a few minutes (measured in
+#: docs/benchmarks.md, "Demo size and time")
+MNIST_N = 500
 #: Gaussian bandwidths at 0.3 (not 0.5) of the median distance: digit classes are local
-#: neighbourhoods in both models (10-NN accuracy 0.84 and 0.81), and at 0.5 the largest
-#: differences are stroke-thickness groups that mix digits (mean share of a mode's top 16 held
-#: by its two commonest digits: 0.66 at 0.5, 0.80 at 0.3; chance 0.42). See the README.
+#: neighbourhoods in both models, and at 0.5 the largest differences are stroke-thickness
+#: groups that mix digits, where at 0.3 a mode's top members are mostly one or two digits
+#: (measured in docs/benchmarks.md, "MNIST demo bandwidth").
 MNIST_SIGMA_SCALE = 0.3
 MNIST_MEMBERS = 25  # half a digit class at the default n
 

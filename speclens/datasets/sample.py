@@ -12,7 +12,7 @@ x, y       centre of the shape, uniform in [0.32, 0.68] of the side (every shape
 =========  ====================================================================
 
 The background stays plain on purpose: a random background swamps colour statistics and
-blurs colour modes (see DESIGN.md, "The embedded default, checked").
+blurs colour modes (measured in docs/benchmarks.md, "Embedded sample").
 
 ``label`` is colour x shape ("red circle", 12 classes); each image has three captions written
 from its factors. Determinism: factor ``f`` of sample ``i`` depends only on (seed, f, i) and

@@ -45,9 +45,9 @@ from .base import as_image_batch, library_versions, resolve_device
 from .ids import EncoderSpec, parse_model_id
 
 #: A tiny CLIP architecture (ViT image tower, 1-layer text transformer) for tests; it builds
-#: in a few hundredths of a second. It ships as ``configs/speclens-tiny.json``, registered in
-#: every process that builds an open_clip model, so ``open_clip:speclens-tiny@random``
-#: resolves in flows and Dask workers as well as here.
+#: almost at once (docs/benchmarks.md, "Tiny open_clip architectures"). It ships as
+#: ``configs/speclens-tiny.json``, registered in every process that builds an open_clip model,
+#: so ``open_clip:speclens-tiny@random`` resolves in flows and Dask workers as well as here.
 TINY_ARCH = "speclens-tiny"
 TINY_CONFIG = json.loads((Path(__file__).parent / "configs" / f"{TINY_ARCH}.json").read_text())
 CHECKPOINT_PREFIX = "step-"

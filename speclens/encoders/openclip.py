@@ -36,8 +36,9 @@ _PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode", "fill_color")
 
 
 #: Architectures shipped with speclens (``configs/*.json``): ``speclens-tiny-vit`` is a
-#: 2-layer ViT/text transformer that builds in milliseconds, for demos and plumbing tests;
-#: ``speclens-tiny`` (1 layer each) is smaller still, for the fine-tuning tests.
+#: 2-layer ViT/text transformer that builds almost at once, for demos and plumbing tests;
+#: ``speclens-tiny`` (1 layer each) is smaller still, for the fine-tuning tests (build times in
+#: docs/benchmarks.md, "Tiny open_clip architectures").
 CONFIG_DIR = posixpath.join(posixpath.dirname(__file__), "configs")
 SHIPPED_ARCHS = tuple(
     sorted(name[:-5] for name in os.listdir(CONFIG_DIR) if name.endswith(".json"))

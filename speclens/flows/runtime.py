@@ -1,6 +1,7 @@
-"""Where flows run: one Prefect API for the flow and its Dask workers, and the task runner.
+"""Where flows run: one Prefect API for a flow and its Dask workers, the Dask cluster or task
+runner, and how a finished run's result comes back.
 
-Every speclens flow (ingest, embed, compare, ...) runs through :func:`run_flow`:
+Every speclens flow (ingest, embed, compare, align, audit) runs inside :func:`prefect_api`:
 
 * :func:`prefect_api` makes sure a Prefect API is reachable by URL. If ``PREFECT_API_URL``
   is set (a real server, or the test harness), it is used. Otherwise the temporary local
@@ -9,10 +10,16 @@ Every speclens flow (ingest, embed, compare, ...) runs through :func:`run_flow`:
 * :func:`task_runner` builds a ``DaskTaskRunner``: a ``distributed.LocalCluster`` by default
   (``n_workers`` processes of one thread each; threads in one process with
   ``processes=False``, needed for ``memory://`` stores), or the existing scheduler at
-  ``address``.
+  ``address``. :func:`run_flow` runs a flow on one (ingest); embed uses one only with an
+  ``address`` (otherwise its shard tasks run on threads of the flow's process).
+* :func:`dask_cluster` yields a scheduler address, the one given or that of a LocalCluster
+  started for the ``with`` block: compare, align and audit hand it to the tasks that run the
+  compare map-reduce on it.
+* :func:`flow_result` gives a finished run's result or raises its error again;
+  :func:`collect_shards` and :func:`incomplete_message` are the shard loop ingest and embed share.
 
-Both only configure; nothing starts at import (a LocalCluster started at import time, without
-a ``__main__`` guard, fails in its spawned workers).
+None of them starts anything at import (a LocalCluster started at import time, without a
+``__main__`` guard, fails in its spawned workers).
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ from collections.abc import Iterator
 # No telemetry, no outside lookups: the server inherits these when it starts.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-# The temporary server takes ~5 s to start, far longer on a loaded machine: wait up to 2 min.
+# The temporary server starts in seconds, far slower on a loaded machine: wait up to 2 min
+# (measured in docs/benchmarks.md, "Prefect server start").
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Dask's own INFO chatter (workers starting and stopping) stays off the terminal.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")

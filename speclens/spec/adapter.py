@@ -13,16 +13,15 @@ The preservation term keeps X's own structure. ``'neighbours'`` (default): the m
 divergence between each row's near-neighbour distribution in X and in ``f(X)`` (softmax of
 ``-d^2 / 2s^2``, ``s`` a low quantile of the batch's distances, per side, so scale-free). It
 asks only that X's near neighbours stay near, which leaves the global kernel free to take on
-the reference's groups. Measured on a planted pair (tests/test_align_adapter.py): with no
-term, or with ``'kernel'`` (mean squared difference of the batch kernels of ``f(x)`` and x),
-the adapter ties the reference's groups together by giving up X's own (k-NN accuracy of X's
-groups 1.0 -> ~0.55); with ``'neighbours'`` at weight 0.01 or 0.03 the gap closes as far
-(held-out y_over_x 0.13-0.15x) and X's groups stay at 1.0. ``'identity'``
-(``|f(x) - x|^2 / |x - mean|^2``) also keeps them but blocks the alignment (0.32 -> 0.22).
-The default weight 0.01: on the embedded sample (hog aligned to grad-hist, linear, n=2000,
-batch 256) 0.03 leaves the held-out gap at 0.55x where 0.01 halves it (0.37x) with label k-NN
-up 2.4 points; on embeddings whose own neighbours carry little (raw pixels) the term can cost more
-alignment than it saves; set ``preserve_weight=0`` there (benchmarks/align.py).
+the reference's groups. With no term, or with ``'kernel'`` (mean squared difference of the
+batch kernels of ``f(x)`` and x), the adapter ties the reference's groups together by giving up
+X's own; with ``'neighbours'`` the gap closes as far and X's groups stay intact. ``'identity'``
+(``|f(x) - x|^2 / |x - mean|^2``) also keeps them but blocks the alignment. The default weight
+0.01 closes the gap further than a larger one on the embedded sample and still keeps a planted
+pair's own groups; on embeddings whose own neighbours carry little (raw pixels) the term can
+cost more alignment than it saves: set ``preserve_weight=0`` there. The measurements (a
+planted pair, and hog aligned to grad-hist with benchmarks/align.py) are in
+docs/benchmarks.md, "Align adapter defaults".
 Arrays in, arrays out, no file system: ``Adapter.state_dict()``
 returns plain arrays and a JSON-able config for the caller to save, ``Adapter.from_state``
 rebuilds it. Seeded and deterministic for a given device and torch thread count (float32

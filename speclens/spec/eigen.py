@@ -3,7 +3,7 @@
 With ``G = Psi^T Psi / n = B^T B`` and ``S = diag(I_mx, -I_my)``, the nonzero eigenvalues of
 ``Lambda = Psi S Psi^T / n`` are those of the symmetric ``T = B S B^T``. For an eigenvector
 ``u`` of T, ``w = S B^T u`` satisfies ``S G w = lam w`` and ``v = Psi w / (sqrt(n) |lam|)`` is
-the unit eigenvector of Lambda (see DESIGN.md, "The mathematics").
+the unit eigenvector of Lambda (see docs/design.md, "The mathematics").
 
 ``B`` comes from a Cholesky factor of G (backward stable, O(m^3 / 3)); when G is singular
 (fewer samples than features, or collinear features) from a rank-revealing pivoted Cholesky. The top-k and bottom-k eigenpairs of T come from

@@ -53,10 +53,12 @@ STATUS_OK = "ok"
 STATUS_QUARANTINED = "quarantined"
 STRING_ROWS = ("sample_id", "source_uri", "caption", "sha256", "status", "reason", "conversion")
 PLAN_FILE = "_plan.parquet"
-#: zstd level 1: about the ratio of the default level (1.6x on noisy pixels) at half the time.
+#: zstd level 1: about the ratio of the default level in far less time (measured in
+#: docs/benchmarks.md, "Zarr image writes").
 IMAGE_CODEC = ZstdCodec(level=1)
 #: Every write covers whole chunks, so skip Zarr's scan for all-fill chunks: on a shard of
-#: 224 px images that scan cost twice the compression itself.
+#: 224 px images that scan cost more than the compression itself (measured in
+#: docs/benchmarks.md, "Zarr image writes").
 WHOLE_CHUNKS = {"write_empty_chunks": True}
 
 CAPTIONS_SCHEMA = pa.schema(

@@ -1,6 +1,7 @@
 """What a command checks before any Prefect server or Dask cluster starts: everything that
-needs no data (encoder ids and their weights, that the named stores exist and are complete, the
-join of the stores compared). Each failure is one sentence (a
+needs no data (encoder ids and their weights, that the named stores exist, that a dataset to
+embed is completely ingested); the join of the stores compared is checked in the flows'
+first step. Each failure is one sentence (a
 :class:`~speclens.errors.SpeclensError`) within seconds of the command starting; the flows run
 the same checks again, since they can be called without the commands.
 
