@@ -101,15 +101,18 @@ def _warm_up(address: str) -> None:
 
 
 def child(a) -> dict:
-    from speclens.flows.compare import DEFAULTS, dask_cluster
+    from speclens.flows.runtime import dask_cluster
+    from speclens.spec import GramState
+    from speclens.storage.arrays import load_npz
     from speclens.tasks.compare import accumulate_gram, plan_pair, score_members, solve_spectrum
+    from speclens.tasks.params import CompareParams
 
     tmp = tempfile.mkdtemp(prefix="speclens-bench-")
     t0 = time.perf_counter()
     write_store(f"{tmp}/x.zarr", a.n, a.dx, a.shard, 1)
     write_store(f"{tmp}/y.zarr", a.n, a.dy, a.shard, 2)
     write_s = time.perf_counter() - t0
-    params = {**DEFAULTS, "rff_dim": a.rff_dim, "n_modes": 5}
+    params = CompareParams(rff_dim=a.rff_dim, n_modes=5)
     run = f"{tmp}/run"
     t = {}
     with PeakRSS() as peak, dask_cluster(None, a.workers) as address:
@@ -118,15 +121,15 @@ def child(a) -> dict:
         prep = plan_pair(f"{tmp}/x.zarr", f"{tmp}/y.zarr", run, params)
         t["plan"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        gram = accumulate_gram.fn(address, prep["blocks"], prep["freq_url"], "float32", run)
+        gram_url = accumulate_gram.fn(address, prep["blocks"], prep["frequencies"], params, run)
         t["gram"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        solve_spectrum.fn(gram["gram_url"], params, prep, run)
+        solve_spectrum.fn(gram_url, params, prep, run)
         t["solve"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        score_members.fn(address, prep["blocks"], prep["freq_url"], run, 50, "float32")
+        score_members.fn(address, prep["blocks"], prep["frequencies"], run, params)
         t["scores"] = time.perf_counter() - t0
-    assert gram["count"] == a.n
+    assert GramState.from_arrays(load_npz(gram_url)).count == a.n
     return {"stages": t, "total": sum(t.values()), "peak_mb": peak.peak / 2**20, "write_s": write_s}
 
 

@@ -1,0 +1,37 @@
+"""The benchmark scripts still run (at toy sizes: their figures are not checked here, only
+that they run to the end and print what they promise)."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(
+    ("script", "args", "prints"),
+    [
+        (
+            "compare.py",
+            "--n 600 --dx 8 --dy 8 --rff-dim 16 --shard 200 --workers 1",
+            "time(4n)/time(n)",
+        ),
+        ("gram.py", "--n 2000 --dx 8 --dy 8 --rff-dim 16 --chunk 500", "CPU rate ratio"),
+        ("align.py", "--n 200 --epochs 2", "label "),
+    ],
+)
+def test_a_benchmark_runs_at_toy_size(script, args, prints, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *args.split()],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert prints in result.stdout
