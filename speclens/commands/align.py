@@ -7,6 +7,11 @@ from typing import Annotated
 import typer
 
 from speclens.commands.options import compare_options
+from speclens.spec.adapter_config import AdapterConfig
+from speclens.tasks.align.options import TRAIN_FRAC, finetune_settings
+
+ADAPTER = AdapterConfig()  # the adapter's defaults
+FINETUNE = finetune_settings({})  # the fine-tune loop's and model's defaults
 
 _ADAPTER = "Adapter mode only: "
 _FINETUNE = "Finetune mode only: "
@@ -68,7 +73,7 @@ def align(
             "resumable by --run-id.",
         ),
     ] = "adapter",
-    kind: Annotated[str, typer.Option("--kind", help=_ADAPTER + "linear or mlp.")] = "linear",
+    kind: Annotated[str, typer.Option("--kind", help=_ADAPTER + "linear or mlp.")] = ADAPTER.kind,
     preserve_weight: Annotated[
         float | None,
         typer.Option(
@@ -80,7 +85,7 @@ def align(
     ] = None,
     epochs: Annotated[
         int, typer.Option("--epochs", min=1, help=_ADAPTER + "training epochs.")
-    ] = 30,
+    ] = ADAPTER.epochs,
     steps: Annotated[
         int,
         typer.Option(
@@ -89,7 +94,7 @@ def align(
             help=_FINETUNE + "optimiser steps in "
             "all (a rerun of the run id resumes up to this many).",
         ),
-    ] = 500,
+    ] = FINETUNE["steps"],
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -103,7 +108,7 @@ def align(
     ] = None,
     lr: Annotated[
         float, typer.Option("--lr", min=0.0, help=_FINETUNE + "AdamW learning rate.")
-    ] = 1e-5,
+    ] = FINETUNE["lr"],
     spec_weight: Annotated[
         float,
         typer.Option(
@@ -111,7 +116,7 @@ def align(
             min=0.0,
             help=_FINETUNE + "weight of the SPEC-align loss beside the contrastive loss.",
         ),
-    ] = 1.0,
+    ] = FINETUNE["spec_weight"],
     checkpoint_every: Annotated[
         int,
         typer.Option(
@@ -119,7 +124,7 @@ def align(
             min=1,
             help=_FINETUNE + "steps between checkpoints (one is always written at the end).",
         ),
-    ] = 100,
+    ] = FINETUNE["checkpoint_every"],
     device: Annotated[
         str,
         typer.Option(
@@ -128,7 +133,7 @@ def align(
             "trains: auto (CUDA when present), cpu, cuda or cuda:N.",
         ),
     ] = "auto",
-    train_frac: Annotated[float, typer.Option("--train-frac", min=0.05, max=0.95)] = 0.5,
+    train_frac: Annotated[float, typer.Option("--train-frac", min=0.05, max=0.95)] = TRAIN_FRAC,
     root: Annotated[str, typer.Option("--root")] = "speclens-out",
     run_id: Annotated[
         str | None,

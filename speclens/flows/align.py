@@ -39,7 +39,7 @@ from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
 from speclens.storage import urls
 from speclens.storage.layout import Layout
 from speclens.tasks.align import adapter, finetune
-from speclens.tasks.align.options import check_options
+from speclens.tasks.align.options import TRAIN_FRAC, check_options
 from speclens.tasks.align.probes import label_probes
 from speclens.tasks.align.run import AlignRun, claim_run, preflight
 from speclens.tasks.align.views import aligned_entry, write_views
@@ -119,7 +119,7 @@ def align_flow(
     root: str = "speclens-out",
     run_id: str | None = None,
     mode: str = "adapter",
-    train_frac: float = 0.5,
+    train_frac: float = TRAIN_FRAC,
     seed: int = 0,
     options: dict | None = None,
     compare: dict | None = None,

@@ -43,7 +43,7 @@ from speclens.spec.adapter_config import (
     default_batch_size,
 )
 from speclens.spec.align import SpecDiffLoss, batch_sigma, exact_kernel, pairwise_sq_dists
-from speclens.spec.features import median_distance, resolve_sigma
+from speclens.spec.features import DEFAULT_SIGMA_SAMPLE, median_distance, resolve_sigma
 from speclens.spec.validation import check_int, check_pair
 
 
@@ -198,8 +198,8 @@ def fit_adapter(
     # the loss is scale-free on the adapted side; pin the scale to X's so that distances (and
     # a bandwidth chosen for X) stay commensurate
     aligned = adapter.transform(X)
-    adapter.scale = median_distance(X, 1000, config.random_state) / median_distance(
-        aligned, 1000, config.random_state
+    adapter.scale = median_distance(X, DEFAULT_SIGMA_SAMPLE, config.random_state) / median_distance(
+        aligned, DEFAULT_SIGMA_SAMPLE, config.random_state
     )
     return adapter
 
@@ -210,7 +210,7 @@ def _configure(X, Y, kind: str, options: dict) -> tuple[AdapterConfig, float | N
     config = AdapterConfig(kind=kind, dim_in=X.shape[1], **options)
     if config.batch_size is None:
         config.batch_size = default_batch_size(X.shape[0])
-    opts = (config.sigma_scale, 1000, config.random_state)
+    opts = (config.sigma_scale, DEFAULT_SIGMA_SAMPLE, config.random_state)
     config.sigma_x = resolve_sigma(X, config.kernel_x, config.sigma_x, "sigma_x", *opts)
     config.sigma_y = resolve_sigma(Y, config.kernel_y, config.sigma_y, "sigma_y", *opts)
     return config, config.sigma_x

@@ -9,7 +9,12 @@ from __future__ import annotations
 import numpy as np
 
 from speclens.spec.eigen import SOLVERS, Modes, score_weights, solve_modes
-from speclens.spec.features import DEFAULT_SIGMA_SCALE, make_feature_map, resolve_sigma
+from speclens.spec.features import (
+    DEFAULT_SIGMA_SAMPLE,
+    DEFAULT_SIGMA_SCALE,
+    make_feature_map,
+    resolve_sigma,
+)
 from speclens.spec.gram import GramAccumulator, gram_from_state
 from speclens.spec.scores import extremes, merge_extremes, signs_from_extremes, top_members
 from speclens.spec.validation import (
@@ -94,7 +99,7 @@ class SPEC:
         device="cpu",
         dtype="float32",
         sigma_scale=DEFAULT_SIGMA_SCALE,
-        sigma_sample=1000,
+        sigma_sample=DEFAULT_SIGMA_SAMPLE,
         chunk_rows=8192,
     ):
         self.kernel_x = kernel_x

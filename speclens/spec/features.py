@@ -168,7 +168,15 @@ def _zero_rows_message(count: int) -> str:
     )
 
 
-def median_distance(X, sample_size: int = 1000, random_state: int | None = 0) -> float:
+#: Default bandwidth: this fraction of the median pairwise distance (see SPEC's docstring).
+DEFAULT_SIGMA_SCALE = 0.5
+#: Rows drawn (seeded) for the median pairwise distance of the bandwidth heuristic.
+DEFAULT_SIGMA_SAMPLE = 1000
+
+
+def median_distance(
+    X, sample_size: int = DEFAULT_SIGMA_SAMPLE, random_state: int | None = 0
+) -> float:
     """Median pairwise Euclidean distance on a seeded subsample of at most ``sample_size`` rows.
 
     This is the default bandwidth heuristic: ``sigma = scale * median_distance(X)``.
@@ -193,17 +201,13 @@ def median_distance(X, sample_size: int = 1000, random_state: int | None = 0) ->
     return med
 
 
-#: Default bandwidth: this fraction of the median pairwise distance (see SPEC's docstring).
-DEFAULT_SIGMA_SCALE = 0.5
-
-
 def resolve_sigma(
     A,
     kernel: str,
     sigma: float | None,
     name: str,
     scale: float = DEFAULT_SIGMA_SCALE,
-    sample_size: int = 1000,
+    sample_size: int = DEFAULT_SIGMA_SAMPLE,
     random_state: int | None = 0,
 ) -> float | None:
     """The bandwidth to use: None for cosine, ``sigma`` when given, else ``scale * median``."""

@@ -37,7 +37,6 @@ import zarr
 from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.sharded import (
-    MANIFEST_FILE,
     STRING_DTYPE,
     ShardedStore,
     create_row_array,

@@ -13,6 +13,7 @@ from prefect import task
 
 from speclens.errors import InputError
 from speclens.spec import SPEC, GramState, make_feature_map, resolve_sigma
+from speclens.spec.features import DEFAULT_SIGMA_SAMPLE
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
@@ -91,8 +92,10 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: CompareParams) -> di
             f"2 * n_modes = {2 * params.n_modes} (lower --n-modes or embed more)."
         )
     rng = np.random.default_rng(params.seed)
-    sample = np.sort(rng.choice(np.flatnonzero(valid), size=min(n, 1000), replace=False))
-    opts = (params.sigma_scale, 1000, params.seed)
+    sample = np.sort(
+        rng.choice(np.flatnonzero(valid), size=min(n, DEFAULT_SIGMA_SAMPLE), replace=False)
+    )
+    opts = (params.sigma_scale, DEFAULT_SIGMA_SAMPLE, params.seed)
     kx, ky = params.kernel_x_used, params.kernel_y_used
     sigma_x = resolve_sigma(sx.take(sample), kx, params.sigma_x, "sigma_x", *opts)
     sigma_y = resolve_sigma(sy.take(sample), ky, params.sigma_y, "sigma_y", *opts)

@@ -17,6 +17,8 @@ from speclens.errors import InputError
 from speclens.spec.adapter_config import check_adapter_options
 
 MODES = ("adapter", "finetune")
+#: the share of the samples both embed that trains; the rest measures
+TRAIN_FRAC = 0.5
 
 
 #: Settings of the training loop (the rest of the options are :class:`FinetuneConfig` fields).

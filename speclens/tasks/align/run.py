@@ -17,6 +17,7 @@ from speclens.storage.arrays import save_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
 from speclens.storage.layout import Layout
+from speclens.tasks.align.options import TRAIN_FRAC
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class AlignRun:
     y_url: str
     root: str
     run_id: str
-    train_frac: float = 0.5
+    train_frac: float = TRAIN_FRAC
     seed: int = 0
     device: str = "auto"
     options: dict = field(default_factory=dict)
