@@ -27,3 +27,13 @@ def few_threads():
     torch.set_num_threads(min(2, threads))
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def empty_caches_online(empty_caches, monkeypatch):
+    """The same empty caches with HF_HUB_OFFLINE unset: the test decides how the hub answers."""
+    import huggingface_hub.constants as hf_constants
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    return empty_caches

@@ -122,7 +122,9 @@ def test_unreadable_checkpoint_is_refused(tmp_path):
         ("timm:vit_small_patch14_dinov2@lvd142m", "vit_small_patch14_dinov2", "lvd142m"),
     ],
 )
-def test_missing_weights_fail_fast_offline(empty_caches, monkeypatch, encoder_id, model, tag):
+def test_missing_weights_fail_fast_offline(
+    empty_caches_online, monkeypatch, encoder_id, model, tag
+):
     pytest.importorskip("open_clip")  # imported before the clock starts: only the lookup is timed
     pytest.importorskip("timm")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -132,13 +134,19 @@ def test_missing_weights_fail_fast_offline(empty_caches, monkeypatch, encoder_id
     assert time.monotonic() - start < 5.0
     message = str(err.value)
     family, arch = encoder_id.split(":")[0], encoder_id.split(":")[1].split("@")[0]
-    for part in (model, repr(tag), "HF_HUB_OFFLINE is set", "hf download", str(empty_caches)):
+    for part in (
+        model,
+        repr(tag),
+        "HF_HUB_OFFLINE is set",
+        "hf download",
+        str(empty_caches_online),
+    ):
         assert part in message
     assert f"{family}:{arch}@/path/to/model.safetensors" in message
     assert message.count(". ") == 0 and message.endswith(".")
 
 
-def test_missing_weights_fail_fast_when_the_hub_is_unreachable(empty_caches, monkeypatch):
+def test_missing_weights_fail_fast_when_the_hub_is_unreachable(empty_caches_online, monkeypatch):
     """No HF_HUB_OFFLINE, but no network: a 2 s probe, not the libraries' minute of retries."""
     pytest.importorskip("open_clip")
     for var in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
