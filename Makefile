@@ -20,7 +20,7 @@ $(BIN)/python:
 $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,pretrained]'
 	$(BIN)/python -m pip install --quiet --no-deps $(NO_DEPS)
-	$(BIN)/python -m speclens.encoders.openclip_catalogue  # open_clip ids then check in ms
+	$(BIN)/python -m speclens.encoders.write_snapshots  # open_clip/timm ids then check in ms
 	touch $(STAMP)
 
 demo: $(STAMP)

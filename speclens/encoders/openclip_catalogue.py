@@ -9,27 +9,25 @@ than a user should wait to hear that an encoder id is mistyped or its weights ar
   ``configs`` folder, found with ``importlib.util.find_spec`` (nothing is imported). When
   open_clip is already imported in this process it is asked instead: it may hold configs
   registered at run time.
-* **Pretrained tags** are data inside open_clip's code. The first time open_clip is imported
-  for them on a machine, the table is written to the user's cache folder
-  (``$SPECLENS_CACHE_DIR``, else ``$XDG_CACHE_HOME/speclens`` or ``~/.cache/speclens``) as
-  ``open_clip-<version>.json``; later checks read that file, which the installed version names.
-  ``python -m speclens.encoders.openclip_catalogue`` writes it ahead of time (``make`` does).
+* **Pretrained tags** are data inside open_clip's code: kept as a snapshot per installed
+  version (:mod:`.snapshots`). ``python -m speclens.encoders.write_snapshots`` writes the
+  open_clip and timm snapshots ahead of time (``make`` does).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import sys
-import tempfile
-from importlib import metadata
 from pathlib import Path
+
+from . import snapshots
 
 #: speclens' own architectures (see :mod:`speclens.encoders.openclip`).
 SHIPPED_CONFIGS = Path(__file__).with_name("configs")
 #: What the pretrained table keeps of each tag: where its weights are.
 TAG_KEYS = ("hf_hub", "url")
+DIST = "open_clip_torch"
 
 
 def config_files() -> dict[str, Path]:
@@ -59,13 +57,6 @@ def model_config(arch: str) -> dict:
     return json.loads(config_files()[arch].read_text())
 
 
-def _cache_file(version: str) -> Path:
-    root = os.environ.get("SPECLENS_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "speclens"
-    )
-    return Path(root) / f"open_clip-{version}.json"
-
-
 def _read_table() -> dict[str, dict[str, dict]]:
     """The table from open_clip itself (imports it): arch -> tag -> weight locations."""
     import open_clip
@@ -78,31 +69,15 @@ def _read_table() -> dict[str, dict[str, dict]]:
 
 
 def write_snapshot() -> Path | None:
-    """Write the pretrained table for the installed open_clip to the cache folder; the file,
-    or None when the folder cannot be written (checks then import open_clip each time)."""
-    target = _cache_file(metadata.version("open_clip_torch"))
-    table = _read_table()
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile("w", dir=target.parent, delete=False) as f:
-            json.dump(table, f)
-        os.replace(f.name, target)
-    except OSError:
-        return None
-    return target
+    """Save the pretrained table of the installed open_clip in the cache folder."""
+    return snapshots.write("open_clip", DIST, _read_table)
 
 
 def pretrained_table() -> dict[str, dict[str, dict]]:
     """arch -> tag -> ``{"hf_hub": ..., "url": ...}`` for the installed open_clip."""
     if "open_clip" in sys.modules:
         return _read_table()
-    try:
-        path = _cache_file(metadata.version("open_clip_torch"))
-        return json.loads(path.read_text())
-    except (OSError, ValueError, metadata.PackageNotFoundError):
-        pass
-    write_snapshot()
-    return _read_table()
+    return snapshots.read("open_clip", DIST, _read_table)
 
 
 def tag_locations(arch: str, tag: str) -> dict | None:
@@ -113,7 +88,3 @@ def tag_locations(arch: str, tag: str) -> dict | None:
 def tags(arch: str) -> list[str]:
     """The pretrained tags of an architecture, in open_clip's order."""
     return list(pretrained_table().get(arch, {}))
-
-
-if __name__ == "__main__":
-    print(write_snapshot() or "the cache folder cannot be written; nothing saved")

@@ -21,6 +21,7 @@ from typing import Any
 
 from speclens.errors import EncoderError
 
+from . import timm_catalogue as catalogue
 from .base import Encoder, as_image_batch
 from .ids import EncoderSpec
 from .preprocess import timm_preprocess
@@ -38,11 +39,9 @@ DEFAULT_TAGS = ("pretrained", "default")
 
 def _split(spec: EncoderSpec) -> tuple[str, str | None]:
     """The architecture and the timm pretrained tag the id asks for (None for random/path)."""
-    import timm
-
     arch, _, name_tag = spec.arch.partition(".")
-    if not timm.is_model(arch):
-        models = timm.list_models()
+    if not catalogue.is_model(arch):
+        models = catalogue.list_models()
         close = difflib.get_close_matches(arch, models, n=6, cutoff=0.6)
         hint = f"close matches: {', '.join(close)}" if close else "see timm.list_models()"
         raise EncoderError(f"{spec}: timm has no model {arch!r} ({hint}).")
@@ -60,19 +59,11 @@ def _split(spec: EncoderSpec) -> tuple[str, str | None]:
 
 def _timm_cfg(arch: str, tag: str | None):
     """timm's pretrained config of ``arch`` (its default tag, or ``tag``); None if unknown."""
-    from timm.models import get_pretrained_cfg
-
-    try:
-        return get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
-    except RuntimeError:
-        return None
+    return catalogue.pretrained_cfg(arch, tag)
 
 
 def _listed_tags(arch: str) -> str:
-    import timm
-
-    tags = [n.partition(".")[2] for n in timm.list_pretrained(f"{arch}.*")]
-    return ", ".join(t for t in tags if t) or "none"
+    return ", ".join(t for t in catalogue.list_tags(arch) if t) or "none"
 
 
 def _pretrained_cfg(spec: EncoderSpec, arch: str, tag: str | None):
@@ -235,8 +226,13 @@ class TimmEncoder(Encoder):
 
 
 def _torch_hub_checkpoints() -> str:
+    """torch hub's checkpoint folder, found as torch finds it (``$TORCH_HOME``, else
+    ``$XDG_CACHE_HOME/torch`` or ``~/.cache/torch``) without importing torch to ask."""
     import os
+    import sys
 
-    import torch.hub
-
-    return os.path.join(torch.hub.get_dir(), "checkpoints")
+    if "torch" in sys.modules:  # it may have been moved with torch.hub.set_dir
+        return os.path.join(sys.modules["torch"].hub.get_dir(), "checkpoints")
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    home = os.path.expanduser(os.environ.get("TORCH_HOME") or os.path.join(cache, "torch"))
+    return os.path.join(home, "hub", "checkpoints")

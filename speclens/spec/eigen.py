@@ -78,8 +78,10 @@ def solve_modes(
     solver: str = "auto",
     random_state: int | None = 0,
     n_samples: int | None = None,
+    spectrum: bool = True,
 ) -> Modes:
-    """Top-``n_modes`` and bottom-``n_modes`` eigenpairs of the difference kernel from its Gram."""
+    """Top-``n_modes`` and bottom-``n_modes`` eigenpairs of the difference kernel from its Gram
+    (``spectrum=False``: skip the whole spectrum, e.g. for the halves of a cross-fit)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     B, how = factor_gram(G, n_samples)
@@ -94,10 +96,12 @@ def solve_modes(
     s[m_x:] = -1.0
     T = (B * s) @ B.T
     T = (T + T.T) / 2.0
-    use_eigh = solver == "eigh" or (solver == "auto" and r <= AUTO_EIGH_MAX) or 2 * n_modes + 1 >= r
+    # without the whole spectrum, 'auto' takes Lanczos at any size: both ends are all it needs
+    small = spectrum and r <= AUTO_EIGH_MAX
+    use_eigh = solver == "eigh" or (solver == "auto" and small) or 2 * n_modes + 1 >= r
     if use_eigh:
         evals, U = scipy.linalg.eigh(T, check_finite=False)
-        spectrum = evals[::-1]
+        whole = evals[::-1]
         top, bottom = np.arange(r - 1, r - 1 - n_modes, -1), np.arange(n_modes)
         eigenvalues = np.concatenate([evals[top], evals[bottom]])
         U = np.concatenate([U[:, top], U[:, bottom]], axis=1)
@@ -105,11 +109,13 @@ def solve_modes(
     else:
         eigenvalues, U = _lanczos_ends(T, n_modes, random_state)
         used = "lanczos"
-        spectrum = (
-            scipy.linalg.eigvalsh(T, check_finite=False)[::-1] if r <= SPECTRUM_MAX else np.empty(0)
+        whole = (
+            scipy.linalg.eigvalsh(T, check_finite=False)[::-1]
+            if spectrum and r <= SPECTRUM_MAX
+            else np.empty(0)
         )
     directions = s[:, None] * (B.T @ U)
-    return Modes(eigenvalues, directions, r, how, used, spectrum)
+    return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0))
 
 
 def _lanczos_ends(T: np.ndarray, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:

@@ -69,6 +69,11 @@ class SPEC:
     device : 'cpu' (numpy), 'cuda' / 'cuda:N' (torch) or 'auto'.
     dtype : precision of the features and per-block products; sums are float64.
     chunk_rows : rows per block in ``fit`` / ``transform`` (bounds memory).
+    uncertainty : also estimate every mode's uncertainty (``uncertainty_``): ``fit`` then
+        accumulates the Gram per half of the samples and makes a second pass
+        (:mod:`speclens.spec.crossfit`, :mod:`speclens.spec.inference`).
+    confidence : level of the intervals (0.9: 90%).
+    n_members : top rows per mode compared between the halves (member stability).
 
     Fitted attributes
     -----------------
@@ -101,6 +106,9 @@ class SPEC:
         sigma_scale=DEFAULT_SIGMA_SCALE,
         sigma_sample=DEFAULT_SIGMA_SAMPLE,
         chunk_rows=8192,
+        uncertainty=False,
+        confidence=0.9,
+        n_members=50,
     ):
         self.kernel_x = kernel_x
         self.kernel_y = kernel_y
@@ -116,6 +124,9 @@ class SPEC:
         self.sigma_scale = sigma_scale
         self.sigma_sample = sigma_sample
         self.chunk_rows = chunk_rows
+        self.uncertainty = uncertainty
+        self.confidence = confidence
+        self.n_members = n_members
 
     # ---- parameters ---------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -130,6 +141,12 @@ class SPEC:
         check_int(self.sigma_sample, "sigma_sample", minimum=2)
         check_positive(self.sigma_scale, "sigma_scale")
         check_dtype(self.dtype)
+        check_int(self.n_members, "n_members")
+        if not 0.0 < float(self.confidence) < 1.0:
+            raise ValueError(
+                f"confidence must be between 0 and 1 (e.g. 0.9 for 90% intervals), got "
+                f"{self.confidence!r}."
+            )
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}.")
         resolve_device(self.device)
@@ -146,8 +163,11 @@ class SPEC:
         self.feature_y_ = make_feature_map(
             self.kernel_y, self.sigma_y_, self.rff_dim, self.random_state
         ).fit(y)
+        self.accumulator_ = self._new_accumulator()
+
+    def _new_accumulator(self) -> GramAccumulator:
         backend, device = resolve_device(self.device)
-        self.accumulator_ = GramAccumulator(
+        return GramAccumulator(
             self.feature_x_, self.feature_y_, self.dtype, backend, device, self.chunk_rows
         )
 
@@ -232,9 +252,19 @@ class SPEC:
                 feature_x, feature_y, self.dtype, backend, device, self.chunk_rows
             )
 
-    def fit(self, X, Y) -> SPEC:
+    def fit(self, X, Y, keys=None) -> SPEC:
         """Fit on all rows of X and Y, streamed in blocks of ``chunk_rows``; the mode signs
-        are fixed over the same rows."""
+        are fixed over the same rows. With ``uncertainty=True`` the Gram is accumulated per
+        half of the samples (``keys``, default the row indices, decide the halves) and a second
+        pass sets ``uncertainty_`` (:mod:`speclens.spec.crossfit`)."""
+        if self.uncertainty:
+            from speclens.spec.assessment import fit_assessed
+
+            X, Y = check_pair(X, Y)
+            self._validate_params()
+            self.__dict__.pop("accumulator_", None)
+            self.uncertainty_ = fit_assessed(self, X, Y, keys)
+            return self
         X, Y = self._fit_gram(X, Y)
         return self.fit_signs(X, Y)
 

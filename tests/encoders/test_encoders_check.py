@@ -241,3 +241,56 @@ def test_resolve_weights_for_each_kind_of_tag(tmp_path):
     assert calls == []  # the family's lookup runs for pretrained tags only
     tagged = resolve_weights(parse_encoder_id("open_clip:ViT-B-32@openai"), 7, find)
     assert (tagged.path, tagged.weights_source) == find() and len(calls) == 2
+
+
+def test_open_clip_and_timm_ids_are_checked_from_snapshots_without_importing_them(tmp_path):
+    """The snapshots hold what the libraries answer, and with them a check of an open_clip or
+    timm id (a typo, a missing tag, missing weights) imports neither library nor torch."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import open_clip
+    import timm
+
+    from speclens.encoders import openclip_catalogue, timm_catalogue
+
+    env = {
+        **os.environ,
+        "SPECLENS_CACHE_DIR": str(tmp_path),
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_CACHE": str(tmp_path / "hub"),
+        "TORCH_HOME": str(tmp_path / "torch"),
+    }
+    written = subprocess.run(
+        [sys.executable, "-m", "speclens.encoders.write_snapshots"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert written.count(str(tmp_path)) == 2
+    oc = json.loads(next(tmp_path.glob("open_clip-*.json")).read_text())
+    assert set(oc) == {a for a, _ in open_clip.list_pretrained()}
+    assert (
+        oc["ViT-B-32"]["openai"]["hf_hub"]
+        == open_clip.get_pretrained_cfg("ViT-B-32", "openai")["hf_hub"]
+    )
+    tm = json.loads(next(tmp_path.glob("timm-*.json")).read_text())
+    assert tm["models"] == timm.list_models() and len(tm["tags"]) == len(timm.list_pretrained())
+    assert timm_catalogue.list_tags("resnet18")[0] == tm["default"]["resnet18"]
+    assert openclip_catalogue.tags("ViT-B-32") == open_clip.list_pretrained_tags_by_model(
+        "ViT-B-32"
+    )
+    script = (
+        "import sys\nfrom speclens.encoders import check_encoder\n"
+        "for i in ['open_clip:ViT-B-32@openai', 'open_clip:ViT-B-3@openai', "
+        "'open_clip:ViT-B-32@nope', 'timm:resnet18@a1_in1k', 'timm:resnet181@random']:\n"
+        "    try: check_encoder(i)\n    except ValueError as e: print(type(e).__name__)\n"
+        "print(sorted(m for m in ('torch', 'open_clip', 'timm') if m in sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["EncoderError"] * 5 + ["[]"]

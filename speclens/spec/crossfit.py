@@ -1,0 +1,226 @@
+"""Cross-fitting: the two passes that gather what :mod:`speclens.spec.inference` needs, as
+mergeable states (so a Dask map-reduce and an in-memory fit share one code path).
+
+Every sample belongs to one of ``2 * groups`` groups by a seeded hash of its key (the sample
+id in the pipeline, the row index in memory): groups ``0 .. groups-1`` form half A, the rest
+half B.
+
+* **Pass 1** (:class:`HalfGram`): one Gram state per half; their sum is the whole sample's Gram
+  (the plug-in), so the pass costs what the plain accumulation costs.
+* **Solve**: the whole Gram gives the published modes; each half's gives a direction per mode
+  (``weights`` A and B).
+* **Pass 2** (:class:`ScorePass`): every sample is scored by the whole fit (its eigenvector
+  entries, whose fourth powers give the plug-in standard error) and by both half fits (their
+  top members give the stability); each held-out sample also adds ``psi2 * f`` to its group's
+  sum, with ``f`` the direction of the *other* half and ``psi2`` the features of an independent
+  draw of frequencies. The group sums give the held-out Rayleigh quotients and their
+  jackknife standard errors (:func:`speclens.spec.inference.heldout_ratio`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from speclens.spec.gram import GramAccumulator, GramState, merge_states
+from speclens.spec.inference import (
+    heldout_ratio,
+    holm,
+    jaccard,
+    near_ties,
+    one_sided_p,
+    plugin_se,
+    z_value,
+)
+
+#: groups per half: the jackknife of the held-out value leaves one out at a time
+GROUPS = 16
+#: the second, independent draw of frequencies uses the seed plus this offset
+DRAW2_OFFSET = 2**32
+
+
+def groups_of(keys, seed: int, groups: int = GROUPS) -> np.ndarray:
+    """The group (``0 .. 2*groups-1``; below ``groups``: half A) of each key, by a seeded
+    hash, so a sample keeps its group whatever else is in the data and in whatever order."""
+    out = np.empty(len(keys), dtype=np.int16)
+    salt = f"{int(seed)}\x00".encode()
+    for i, key in enumerate(keys):
+        digest = hashlib.blake2b(salt + str(key).encode(), digest_size=8).digest()
+        out[i] = int.from_bytes(digest, "little") % (2 * groups)
+    return out
+
+
+def half_counts(groups: np.ndarray, n_groups: int = GROUPS) -> tuple[int, int]:
+    """Samples in half A and in half B."""
+    a = int((np.asarray(groups) < n_groups).sum())
+    return a, len(groups) - a
+
+
+class HalfGram:
+    """Pass 1: a Gram accumulator per half (same feature maps, same layout)."""
+
+    def __init__(self, make_accumulator, n_groups: int = GROUPS):
+        self.halves = (make_accumulator(), make_accumulator())
+        self.n_groups = n_groups
+
+    def update(self, x, y, groups) -> HalfGram:
+        in_a = np.asarray(groups) < self.n_groups
+        for acc, rows in zip(self.halves, (in_a, ~in_a), strict=True):
+            if rows.any():
+                acc.update(x[rows], y[rows])
+        return self
+
+    def states(self) -> tuple[GramState, GramState]:
+        return self.halves[0].state(), self.halves[1].state()
+
+
+def merge_halves(*pairs: tuple[GramState, GramState]) -> tuple[GramState, GramState]:
+    """Merge per-half states (e.g. of several blocks) half by half."""
+    return merge_states(*(p[0] for p in pairs)), merge_states(*(p[1] for p in pairs))
+
+
+@dataclass
+class ScoreState:
+    """What pass 2 gathers: ``sum_v4`` (c,) of the whole fit's eigenvector entries over ``n``
+    samples; per group ``g`` (2G, m, c) sums of ``psi2 * f`` of the other half's direction,
+    ``sq`` (2G, c) sums of ``f^2`` and ``count`` (2G,) samples."""
+
+    sum_v4: np.ndarray
+    n: int
+    g: np.ndarray
+    sq: np.ndarray
+    count: np.ndarray
+
+    def __add__(self, other: ScoreState) -> ScoreState:
+        return ScoreState(
+            self.sum_v4 + other.sum_v4,
+            self.n + other.n,
+            self.g + other.g,
+            self.sq + other.sq,
+            self.count + other.count,
+        )
+
+
+class ScorePass:
+    """Pass 2 over blocks of rows: ``update(x, y, groups)`` returns the block's scores
+    (columns: the whole fit's c modes, then half A's c directions, then half B's) and folds the
+    block into :attr:`state`."""
+
+    def __init__(
+        self,
+        scorer: GramAccumulator,
+        scorer2: GramAccumulator,
+        weights,
+        weights_a,
+        weights_b,
+        n_groups: int = GROUPS,
+    ):
+        self.scorer, self.scorer2 = scorer, scorer2
+        self.weights = np.hstack([weights, weights_a, weights_b])
+        self.c, self.n_groups = weights.shape[1], n_groups
+        m, G2 = scorer2.m, 2 * n_groups
+        self.state = ScoreState(
+            np.zeros(self.c),
+            0,
+            np.zeros((G2, m, self.c)),
+            np.zeros((G2, self.c)),
+            np.zeros(G2, dtype=np.int64),
+        )
+
+    def _phi(self, acc: GramAccumulator, x, y) -> np.ndarray:
+        phi = acc.features(acc._as_backend(x), acc._as_backend(y))
+        phi = phi if isinstance(phi, np.ndarray) else phi.detach().cpu().numpy()
+        return phi.astype(np.float64, copy=False)
+
+    def update(self, x, y, groups) -> np.ndarray:
+        groups = np.asarray(groups)
+        scores = self._phi(self.scorer, x, y) @ self.weights
+        c, s = self.c, self.state
+        s.sum_v4 += (scores[:, :c] ** 4).sum(axis=0)
+        s.n += scores.shape[0]
+        phi2 = self._phi(self.scorer2, x, y)
+        for gid in np.unique(groups):
+            rows = groups == gid
+            # a sample of half A is held out from half B's fit, and the reverse
+            other = slice(2 * c, 3 * c) if gid < self.n_groups else slice(c, 2 * c)
+            f = scores[rows, other]
+            s.g[gid] += phi2[rows].T @ f
+            s.sq[gid] += (f * f).sum(axis=0)
+            s.count[gid] += int(rows.sum())
+        return scores
+
+
+@dataclass
+class Uncertainty:
+    """Per mode (in the order of the eigenvalues): plug-in standard error, held-out value and
+    its standard error, the random-feature error, one-sided and Holm-adjusted p-values,
+    member stability and the near-tie flag; ``confidence`` of the intervals."""
+
+    confidence: float
+    eigenvalue_se: np.ndarray
+    heldout: np.ndarray
+    heldout_se: np.ndarray
+    rff_error: np.ndarray
+    p_value: np.ndarray
+    p_adjusted: np.ndarray
+    stability: np.ndarray
+    near_tie: np.ndarray
+
+    @property
+    def z(self) -> float:
+        return z_value(self.confidence)
+
+    def interval(self, values: np.ndarray, se: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return values - self.z * se, values + self.z * se
+
+
+def heldout(state: ScoreState, m_x: int, eta: float, n_groups: int = GROUPS) -> tuple:
+    """(value, se) per mode: the mean of the two halves' held-out Rayleigh quotients (half A's
+    direction on B's samples, and the reverse) and its standard error."""
+    sign = np.ones(state.g.shape[1])
+    sign[m_x:] = -eta
+    values, variances = [], []
+    for part in (slice(n_groups, 2 * n_groups), slice(0, n_groups)):
+        g = state.g[part]
+        cross = np.einsum("bmc,m,dmc->bdc", g, sign, g)
+        value, se = heldout_ratio(cross, state.count[part], state.sq[part])
+        values.append(value)
+        variances.append(se**2)
+    value = (values[0] + values[1]) / 2.0 + (1.0 - eta) / max(state.n, 1)  # the diagonal's part
+    return value, np.sqrt(variances[0] + variances[1]) / 2.0
+
+
+def assess(
+    eigenvalues,
+    state: ScoreState,
+    m_x: int,
+    eta: float,
+    n_modes: int,
+    confidence: float,
+    members_a,
+    members_b,
+    rff_error,
+) -> Uncertainty:
+    """Every per-mode number of :class:`Uncertainty` from the two passes' results
+    (``members_a`` / ``members_b``: each half direction's top rows, for stability)."""
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    se = plugin_se(lam, state.sum_v4, state.n)
+    value, value_se = heldout(state, m_x, eta)
+    dead = ~np.isfinite(value) | ~np.isfinite(value_se) | (value_se <= 0)
+    value, value_se = np.where(dead, 0.0, value), np.where(dead, 0.0, value_se)
+    positive = np.arange(lam.size) < n_modes
+    p = np.where(dead, 1.0, one_sided_p(value, np.where(dead, 1.0, value_se), positive))
+    stability = np.array([jaccard(a, b) for a, b in zip(members_a, members_b, strict=True)])
+    return Uncertainty(
+        confidence=float(confidence),
+        eigenvalue_se=se,
+        heldout=value,
+        heldout_se=value_se,
+        rff_error=np.asarray(rff_error, dtype=np.float64),
+        p_value=p,
+        p_adjusted=holm(p),
+        stability=stability,
+        near_tie=near_ties(lam, se, n_modes, z_value(confidence)),
+    )

@@ -1,0 +1,112 @@
+"""Statistics of the published numbers: standard errors, intervals, p-values, stability.
+
+Arrays in, arrays out; the passes that gather their inputs are :mod:`speclens.spec.crossfit`.
+
+* **Plug-in standard error** (delta method). For a simple eigenvalue ``lam`` of the difference
+  kernel with unit eigenvector ``v`` over n samples, sample i's influence on ``lam`` is
+  ``lam (n v_i^2 - 1)``, so ``se^2 = lam^2 (sum_i v_i^4 - 1/n)``: a mode carried by k samples
+  (``v_i^2 ~ 1/k`` on them) has relative error about ``1/sqrt(k)``.
+* **Held-out eigenvalue** (cross-fitted): the Rayleigh quotient of a direction found on the other
+  half of the samples, evaluated on pairs of held-out samples from different groups (an
+  incomplete U-statistic, so no sample is paired with itself). Its standard error is the
+  jackknife over the groups (delete one group, recompute the ratio), which is valid both when
+  the embeddings differ and when they do not (the statistic is then degenerate, with mean 0).
+* **p-value**: one-sided, from the held-out value and its standard error (normal
+  approximation); H0: the two embeddings induce the same kernel on the population.
+  Holm's step-down adjustment over a run's modes.
+* **Stability**: the Jaccard overlap of a mode's top members found on the two halves.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+#: Reading of the member-stability Jaccard (the usual bootstrap-clustering thresholds).
+STABLE, DISSOLVED = 0.75, 0.5
+
+
+def z_value(confidence: float) -> float:
+    """The two-sided normal quantile of an interval of ``confidence`` (0.9 -> 1.645)."""
+    return float(ndtri(0.5 + confidence / 2.0))
+
+
+def plugin_se(eigenvalues: np.ndarray, sum_v4: np.ndarray, n: int) -> np.ndarray:
+    """Delta-method standard error of each eigenvalue from the sum of its unit eigenvector's
+    fourth powers over the n samples."""
+    excess = np.maximum(np.asarray(sum_v4, dtype=np.float64) - 1.0 / max(n, 1), 0.0)
+    return np.abs(np.asarray(eigenvalues, dtype=np.float64)) * np.sqrt(excess)
+
+
+def pair_sums(cross: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]:
+    """(sum over ordered pairs of different groups of ``cross[b, b']``, number of sample
+    pairs between different groups); ``cross`` is (G, G) per mode on the last axis."""
+    total = cross.sum(axis=(0, 1)) - np.trace(cross, axis1=0, axis2=1)
+    n = counts.sum()
+    return total, float(n * n - (counts * counts).sum())
+
+
+def heldout_ratio(cross: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> tuple:
+    """The held-out Rayleigh quotient of each mode and its jackknife standard error.
+
+    ``cross``: (G, G, c), ``g_b^T S g_b'`` for the group sums ``g_b = sum_{i in b} psi_i f_i``
+    of the held-out samples (features of an independent draw); ``counts``: (G,) samples per
+    group; ``sq``: (G, c) ``sum_{i in b} f_i^2``. Groups without samples are ignored.
+    Returns (value (c,), se (c,)); NaN where no direction has any weight.
+    """
+    keep = counts > 0
+    cross, counts, sq = cross[keep][:, keep], counts[keep], sq[keep]
+    G = counts.size
+    num, pairs = pair_sums(cross, counts)
+    den = sq.sum(axis=0) / counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = (num / pairs) / den
+        if G < 3:
+            return value, np.full_like(value, np.nan)
+        row = cross.sum(axis=1) + cross.sum(axis=0) - 2 * np.einsum("bbc->bc", cross)
+        drops = np.empty((G, value.size))
+        for b in range(G):  # the ratio with group b left out
+            rest = counts.sum() - counts[b]
+            pairs_b = pairs - 2 * counts[b] * rest
+            den_b = (sq.sum(axis=0) - sq[b]) / rest
+            drops[b] = ((num - row[b]) / pairs_b) / den_b
+        se = np.sqrt((G - 1) / G * ((drops - drops.mean(axis=0)) ** 2).sum(axis=0))
+    return value, se
+
+
+def one_sided_p(values: np.ndarray, se: np.ndarray, positive: np.ndarray) -> np.ndarray:
+    """P(a value at least this far in its direction | the population value is 0): ``positive``
+    True for ``x_over_y`` modes (the alternative is > 0), False for ``y_over_x`` (< 0)."""
+    z = np.where(positive, values, -values) / se
+    p = 1.0 - ndtr(z)
+    return np.where(np.isfinite(p), p, 1.0)
+
+
+def holm(p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error over the given p-values)."""
+    p = np.asarray(p, dtype=np.float64)
+    order = np.argsort(p, kind="stable")
+    scaled = (p.size - np.arange(p.size)) * p[order]
+    adjusted = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
+
+
+def jaccard(a: np.ndarray, b: np.ndarray) -> float:
+    """|a & b| / |a | b| of two sets of row indices (1.0 for two empty sets)."""
+    a, b = set(np.asarray(a).tolist()), set(np.asarray(b).tolist())
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def near_ties(eigenvalues: np.ndarray, se: np.ndarray, n_modes: int, z: float) -> np.ndarray:
+    """True where a mode's eigenvalue is within ``z`` of its own standard errors of a
+    neighbour's in the same direction (near-tied modes swap members between samples)."""
+    lam = np.asarray(eigenvalues, dtype=np.float64)
+    out = np.zeros(lam.size, dtype=bool)
+    for block in (np.arange(n_modes), np.arange(n_modes, 2 * n_modes)):
+        for i, j in zip(block[:-1], block[1:], strict=True):
+            gap = abs(lam[i] - lam[j])
+            out[i] |= gap < z * se[i]
+            out[j] |= gap < z * se[j]
+    return out
