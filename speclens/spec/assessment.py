@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from speclens.spec.crossfit import (
+    CARRIERS_CAP,
     DRAW2_OFFSET,
     HalfGram,
     ScorePass,
@@ -82,7 +83,7 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
     signs = signs_from_extremes(extremes(scores))
     c = spec.weights_.shape[1]
     spec.extremes_, spec.signs_ = extremes(scores[:, :c]), signs[:c]
-    k = min(spec.n_members, X.shape[0])
+    k = min(CARRIERS_CAP, X.shape[0])
     tops = [
         top_members(scores[:, part] * signs[part], k)
         for part in (slice(c, 2 * c), slice(2 * c, 3 * c))
@@ -95,6 +96,7 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
         spec.n_modes,
         spec.random_state,
     )
+    maps2 = (scorer2.feature_x, scorer2.feature_y)
     return assess(
         spec.eigenvalues_,
         score.state,
@@ -105,4 +107,6 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
         tops[0],
         tops[1],
         errors,
+        maps2,
+        spec.random_state,
     )

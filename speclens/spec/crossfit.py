@@ -26,6 +26,7 @@ import numpy as np
 
 from speclens.spec.gram import GramAccumulator, GramState, merge_states
 from speclens.spec.inference import (
+    carriers,
     heldout_ratio,
     holm,
     jaccard,
@@ -34,11 +35,16 @@ from speclens.spec.inference import (
     plugin_se,
     z_value,
 )
+from speclens.spec.rff_error import frequency_splits
 
 #: groups per half: the jackknife of the held-out value leaves one out at a time
 GROUPS = 16
 #: the second, independent draw of frequencies uses the seed plus this offset
 DRAW2_OFFSET = 2**32
+#: stability compares at most this many carriers of a mode (the top rows of each half's fit)
+CARRIERS_CAP = 1000
+#: random halvings of the second draw's frequencies that measure its spread (cheap: no solve)
+HELDOUT_SPLITS = 16
 
 
 def groups_of(keys, seed: int, groups: int = GROUPS) -> np.ndarray:
@@ -154,14 +160,16 @@ class ScorePass:
 
 @dataclass
 class Uncertainty:
-    """Per mode (in the order of the eigenvalues): plug-in standard error, held-out value and
-    its standard error, the random-feature error, one-sided and Holm-adjusted p-values,
-    member stability and the near-tie flag; ``confidence`` of the intervals."""
+    """Per mode (in the order of the eigenvalues): plug-in standard error, held-out value, its
+    sampling standard error and its random-feature spread, the plug-in's random-feature error,
+    one-sided and Holm-adjusted p-values (from the held-out value against both of its errors),
+    member stability and the near-tie flag; ``confidence`` of the (sampling) intervals."""
 
     confidence: float
     eigenvalue_se: np.ndarray
     heldout: np.ndarray
     heldout_se: np.ndarray
+    heldout_rff: np.ndarray
     rff_error: np.ndarray
     p_value: np.ndarray
     p_adjusted: np.ndarray
@@ -176,20 +184,56 @@ class Uncertainty:
         return values - self.z * se, values + self.z * se
 
 
-def heldout(state: ScoreState, m_x: int, eta: float, n_groups: int = GROUPS) -> tuple:
-    """(value, se) per mode: the mean of the two halves' held-out Rayleigh quotients (half A's
-    direction on B's samples, and the reverse) and its standard error."""
-    sign = np.ones(state.g.shape[1])
-    sign[m_x:] = -eta
-    values, variances = [], []
+def _quotients(state: ScoreState, weight: np.ndarray, n_groups: int, jackknife: bool):
+    """The two halves' held-out quotients (half A's direction on B's samples, then the reverse)
+    with features weighted by ``weight`` (the sign and scale of each feature column)."""
+    out = []
     for part in (slice(n_groups, 2 * n_groups), slice(0, n_groups)):
         g = state.g[part]
-        cross = np.einsum("bmc,m,dmc->bdc", g, sign, g)
-        value, se = heldout_ratio(cross, state.count[part], state.sq[part])
-        values.append(value)
-        variances.append(se**2)
-    value = (values[0] + values[1]) / 2.0 + (1.0 - eta) / max(state.n, 1)  # the diagonal's part
-    return value, np.sqrt(variances[0] + variances[1]) / 2.0
+        cross = np.einsum("bmc,m,dmc->bdc", g, weight, g)
+        value, se = heldout_ratio(cross, state.count[part], state.sq[part], jackknife)
+        out.append((value, se))
+    return out
+
+
+def heldout(
+    state: ScoreState,
+    m_x: int,
+    eta: float,
+    feature_x2=None,
+    feature_y2=None,
+    seed: int = 0,
+    n_groups: int = GROUPS,
+) -> tuple:
+    """(value, se, rff) per mode: the mean of the two halves' held-out Rayleigh quotients, its
+    sampling standard error (jackknife over groups) and the part of its spread due to the
+    evaluation's random features (half splits of their frequencies, given the draw's maps)."""
+    sign = np.ones(state.g.shape[1])
+    sign[m_x:] = -eta
+    (ab, se_ab), (ba, se_ba) = _quotients(state, sign, n_groups, jackknife=True)
+    diagonal = (1.0 - eta) / max(state.n, 1)  # the i = i terms the pairs leave out
+    value = (ab + ba) / 2.0 + diagonal
+    se = np.sqrt(se_ab**2 + se_ba**2) / 2.0
+    squares = []
+    halvings = frequency_splits(feature_x2, feature_y2, seed, HELDOUT_SPLITS) if feature_x2 else []
+    for halves in halvings:
+        means = []
+        for cols, scale, _ in halves:
+            weight = np.zeros_like(sign)
+            weight[cols] = sign[cols] * scale**2
+            (a, _), (b, _) = _quotients(state, weight, n_groups, jackknife=False)
+            means.append((a + b) / 2.0)
+        squares.append((means[0] - means[1]) ** 2)
+    rff = np.sqrt(np.mean(squares, axis=0) / 4.0) if squares else np.zeros_like(value)
+    return value, se, rff, _dof(se, rff, 2 * (n_groups - 1), len(squares))
+
+
+def _dof(se, rff, dof_se: int, dof_rff: int) -> np.ndarray:
+    """Welch-Satterthwaite degrees of freedom of ``sqrt(se^2 + rff^2)``."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = se**4 / dof_se + (rff**4 / dof_rff if dof_rff else 0.0)
+        dof = (se**2 + rff**2) ** 2 / terms
+    return np.where(np.isfinite(dof), dof, float(dof_se))
 
 
 def assess(
@@ -202,22 +246,33 @@ def assess(
     members_a,
     members_b,
     rff_error,
+    maps2: tuple = (None, None),
+    seed: int = 0,
 ) -> Uncertainty:
     """Every per-mode number of :class:`Uncertainty` from the two passes' results
-    (``members_a`` / ``members_b``: each half direction's top rows, for stability)."""
+    (``members_a`` / ``members_b``: each half direction's top rows, best first, at least
+    :data:`CARRIERS_CAP` of them or all, for stability; ``maps2``:
+    the second draw's feature maps, whose random-feature spread joins the sampling error in
+    the p-values)."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
     se = plugin_se(lam, state.sum_v4, state.n)
-    value, value_se = heldout(state, m_x, eta)
-    dead = ~np.isfinite(value) | ~np.isfinite(value_se) | (value_se <= 0)
-    value, value_se = np.where(dead, 0.0, value), np.where(dead, 0.0, value_se)
+    value, value_se, value_rff, dof = heldout(state, m_x, eta, *maps2, seed=seed)
+    total = np.sqrt(value_se**2 + value_rff**2)
+    dead = ~np.isfinite(value) | ~np.isfinite(total) | (total <= 0)
+    value = np.where(dead, 0.0, value)
+    value_se, value_rff = np.where(dead, 0.0, value_se), np.where(dead, 0.0, value_rff)
     positive = np.arange(lam.size) < n_modes
-    p = np.where(dead, 1.0, one_sided_p(value, np.where(dead, 1.0, value_se), positive))
-    stability = np.array([jaccard(a, b) for a, b in zip(members_a, members_b, strict=True)])
+    p = np.where(dead, 1.0, one_sided_p(value, np.where(dead, 1.0, total), positive, dof))
+    k = carriers(state.sum_v4, CARRIERS_CAP)
+    stability = np.array(
+        [jaccard(a[:n], b[:n]) for a, b, n in zip(members_a, members_b, k, strict=True)]
+    )
     return Uncertainty(
         confidence=float(confidence),
         eigenvalue_se=se,
         heldout=value,
         heldout_se=value_se,
+        heldout_rff=value_rff,
         rff_error=np.asarray(rff_error, dtype=np.float64),
         p_value=p,
         p_adjusted=holm(p),

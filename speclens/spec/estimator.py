@@ -73,7 +73,6 @@ class SPEC:
         accumulates the Gram per half of the samples and makes a second pass
         (:mod:`speclens.spec.crossfit`, :mod:`speclens.spec.inference`).
     confidence : level of the intervals (0.9: 90%).
-    n_members : top rows per mode compared between the halves (member stability).
 
     Fitted attributes
     -----------------
@@ -108,7 +107,6 @@ class SPEC:
         chunk_rows=8192,
         uncertainty=False,
         confidence=0.9,
-        n_members=50,
     ):
         self.kernel_x = kernel_x
         self.kernel_y = kernel_y
@@ -126,7 +124,6 @@ class SPEC:
         self.chunk_rows = chunk_rows
         self.uncertainty = uncertainty
         self.confidence = confidence
-        self.n_members = n_members
 
     # ---- parameters ---------------------------------------------------------------------
     def _validate_params(self) -> None:
@@ -141,7 +138,6 @@ class SPEC:
         check_int(self.sigma_sample, "sigma_sample", minimum=2)
         check_positive(self.sigma_scale, "sigma_scale")
         check_dtype(self.dtype)
-        check_int(self.n_members, "n_members")
         if not 0.0 < float(self.confidence) < 1.0:
             raise ValueError(
                 f"confidence must be between 0 and 1 (e.g. 0.9 for 90% intervals), got "

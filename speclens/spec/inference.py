@@ -14,13 +14,14 @@ Arrays in, arrays out; the passes that gather their inputs are :mod:`speclens.sp
 * **p-value**: one-sided, from the held-out value and its standard error (normal
   approximation); H0: the two embeddings induce the same kernel on the population.
   Holm's step-down adjustment over a run's modes.
-* **Stability**: the Jaccard overlap of a mode's top members found on the two halves.
+* **Stability**: the Jaccard overlap of the samples that carry a mode (as many as its
+  participation number ``1 / sum v_i^4``) in the directions found on the two halves.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri
+from scipy.special import ndtr, ndtri, stdtr
 
 #: Reading of the member-stability Jaccard (the usual bootstrap-clustering thresholds).
 STABLE, DISSOLVED = 0.75, 0.5
@@ -46,7 +47,9 @@ def pair_sums(cross: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]
     return total, float(n * n - (counts * counts).sum())
 
 
-def heldout_ratio(cross: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> tuple:
+def heldout_ratio(
+    cross: np.ndarray, counts: np.ndarray, sq: np.ndarray, jackknife: bool = True
+) -> tuple:
     """The held-out Rayleigh quotient of each mode and its jackknife standard error.
 
     ``cross``: (G, G, c), ``g_b^T S g_b'`` for the group sums ``g_b = sum_{i in b} psi_i f_i``
@@ -61,7 +64,7 @@ def heldout_ratio(cross: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> tupl
     den = sq.sum(axis=0) / counts.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         value = (num / pairs) / den
-        if G < 3:
+        if G < 3 or not jackknife:
             return value, np.full_like(value, np.nan)
         row = cross.sum(axis=1) + cross.sum(axis=0) - 2 * np.einsum("bbc->bc", cross)
         drops = np.empty((G, value.size))
@@ -74,11 +77,15 @@ def heldout_ratio(cross: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> tupl
     return value, se
 
 
-def one_sided_p(values: np.ndarray, se: np.ndarray, positive: np.ndarray) -> np.ndarray:
+def one_sided_p(
+    values: np.ndarray, se: np.ndarray, positive: np.ndarray, dof: np.ndarray | None = None
+) -> np.ndarray:
     """P(a value at least this far in its direction | the population value is 0): ``positive``
-    True for ``x_over_y`` modes (the alternative is > 0), False for ``y_over_x`` (< 0)."""
+    True for ``x_over_y`` modes (the alternative is > 0), False for ``y_over_x`` (< 0);
+    Student's t with ``dof`` degrees of freedom (the standard errors are estimated), else
+    normal."""
     z = np.where(positive, values, -values) / se
-    p = 1.0 - ndtr(z)
+    p = 1.0 - ndtr(z) if dof is None else stdtr(np.asarray(dof, dtype=np.float64), -z)
     return np.where(np.isfinite(p), p, 1.0)
 
 
@@ -91,6 +98,14 @@ def holm(p: np.ndarray) -> np.ndarray:
     out = np.empty_like(p)
     out[order] = adjusted
     return out
+
+
+def carriers(sum_v4: np.ndarray, cap: int) -> np.ndarray:
+    """How many samples carry each mode: the participation number ``1 / sum_i v_i^4`` of its
+    unit eigenvector (k samples sharing it equally give k), between 1 and ``cap``."""
+    with np.errstate(divide="ignore"):
+        k = np.round(1.0 / np.asarray(sum_v4, dtype=np.float64))
+    return np.clip(np.nan_to_num(k, posinf=cap), 1, cap).astype(np.int64)
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:

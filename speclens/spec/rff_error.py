@@ -31,14 +31,33 @@ def _columns(fmap, offset: int, chosen: np.ndarray) -> tuple[np.ndarray, np.ndar
     return cols, np.full(cols.size, np.sqrt(D / chosen.size))
 
 
-def _ends(state: GramState, fx, fy, chosen, eta, n_modes, seed) -> np.ndarray:
-    cx, sx = _columns(fx, 0, chosen)
-    cy, sy = _columns(fy, state.m_x, chosen)
-    cols, scale = np.concatenate([cx, cy]), np.concatenate([sx, sy])
+def frequency_splits(feature_x, feature_y, seed: int = 0, splits: int = SPLITS) -> list:
+    """For ``splits`` random halvings of the frequencies: two ``(columns, scale, m_x)`` of the
+    feature layout ``[phi_X, phi_Y]``, each a feature map of half the frequencies (rescaled to
+    its own width); an empty list when no side has random features."""
+    gaussian = [f for f in (feature_x, feature_y) if f.kernel == "gaussian"]
+    if not gaussian:
+        return []
+    D, m_x = gaussian[0].rff_dim, feature_x.n_features_out_
+    rng = np.random.default_rng([int(seed), 17])
+    out = []
+    for _ in range(splits):
+        order = rng.permutation(D)
+        pair = []
+        for chosen in (np.sort(order[: D // 2]), np.sort(order[D // 2 : 2 * (D // 2)])):
+            cx, sx = _columns(feature_x, 0, chosen)
+            cy, sy = _columns(feature_y, m_x, chosen)
+            pair.append((np.concatenate([cx, cy]), np.concatenate([sx, sy]), cx.size))
+        out.append(pair)
+    return out
+
+
+def _ends(state: GramState, part, eta, n_modes, seed) -> np.ndarray:
+    cols, scale, m_x = part
     sub = state.gram_sum[np.ix_(cols, cols)] * np.outer(scale, scale)
-    part = GramState(sub, state.count, cx.size)
+    half = GramState(sub, state.count, m_x)
     modes = solve_modes(
-        gram_from_state(part, eta), cx.size, n_modes, "auto", seed, state.count, spectrum=False
+        gram_from_state(half, eta), m_x, n_modes, "auto", seed, state.count, spectrum=False
     )
     return modes.eigenvalues
 
@@ -54,15 +73,11 @@ def rff_error(
 ) -> np.ndarray:
     """Standard deviation of each reported eigenvalue (top block then bottom block) over draws
     of the random frequencies, estimated from half splits of the accumulated ones."""
-    gaussian = [f for f in (feature_x, feature_y) if f.kernel == "gaussian"]
-    if not gaussian or state.identical:
+    halvings = frequency_splits(feature_x, feature_y, seed, splits)
+    if not halvings or state.identical:
         return np.zeros(2 * n_modes)
-    D = gaussian[0].rff_dim
-    rng = np.random.default_rng([int(seed), 17])
-    squares = []
-    for _ in range(splits):
-        order = rng.permutation(D)
-        halves = (np.sort(order[: D // 2]), np.sort(order[D // 2 : 2 * (D // 2)]))
-        a, b = (_ends(state, feature_x, feature_y, h, eta, n_modes, seed) for h in halves)
-        squares.append((a - b) ** 2)
+    squares = [
+        (_ends(state, a, eta, n_modes, seed) - _ends(state, b, eta, n_modes, seed)) ** 2
+        for a, b in halvings
+    ]
     return np.sqrt(np.mean(squares, axis=0) / 4.0)
