@@ -29,9 +29,10 @@ demo: $(STAMP)
 test: lint
 	$(BIN)/python -m pytest -q
 
-# The quick loop: lint and every test but those that start real services (CI runs them all).
+# The quick loop: lint and every test but those that start real services or run seeded
+# statistical loops (CI runs them all).
 test-fast: lint
-	$(BIN)/python -m pytest -q -m "not integration"
+	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 lint: $(STAMP)
 	$(BIN)/ruff check speclens tests benchmarks

@@ -189,8 +189,8 @@ def _quotients(state: ScoreState, weight: np.ndarray, n_groups: int, jackknife: 
     with features weighted by ``weight`` (the sign and scale of each feature column)."""
     out = []
     for part in (slice(n_groups, 2 * n_groups), slice(0, n_groups)):
-        g = state.g[part]
-        cross = np.einsum("bmc,m,dmc->bdc", g, weight, g)
+        g = state.g[part].transpose(2, 0, 1)  # (c, G, m): one batched product per mode
+        cross = ((g * weight) @ g.transpose(0, 2, 1)).transpose(1, 2, 0)
         value, se = heldout_ratio(cross, state.count[part], state.sq[part], jackknife)
         out.append((value, se))
     return out

@@ -94,11 +94,17 @@ def solve_modes(
         )
     s = np.ones(G.shape[0])
     s[m_x:] = -1.0
-    T = (B * s) @ B.T
-    T = (T + T.T) / 2.0
     # without the whole spectrum, 'auto' takes Lanczos at any size: both ends are all it needs
     small = spectrum and r <= AUTO_EIGH_MAX
     use_eigh = solver == "eigh" or (solver == "auto" and small) or 2 * n_modes + 1 >= r
+    whole = np.empty(0)
+    if use_eigh or (spectrum and r <= SPECTRUM_MAX):
+        T = (B * s) @ B.T
+        T = (T + T.T) / 2.0
+    else:  # T = B S B^T as an operator: two products of B per step instead of forming T
+        T = scipy.sparse.linalg.LinearOperator(
+            (r, r), matvec=lambda v: B @ (s * (B.T @ v)), dtype=np.float64
+        )
     if use_eigh:
         evals, U = scipy.linalg.eigh(T, check_finite=False)
         whole = evals[::-1]
@@ -109,16 +115,13 @@ def solve_modes(
     else:
         eigenvalues, U = _lanczos_ends(T, n_modes, random_state)
         used = "lanczos"
-        whole = (
-            scipy.linalg.eigvalsh(T, check_finite=False)[::-1]
-            if spectrum and r <= SPECTRUM_MAX
-            else np.empty(0)
-        )
+        if isinstance(T, np.ndarray):
+            whole = scipy.linalg.eigvalsh(T, check_finite=False)[::-1]
     directions = s[:, None] * (B.T @ U)
     return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0))
 
 
-def _lanczos_ends(T: np.ndarray, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:
+def _lanczos_ends(T, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(random_state)
     v0 = rng.standard_normal(T.shape[0])
     ncv = min(T.shape[0], max(2 * k + 1, 32))
