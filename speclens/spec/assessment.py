@@ -7,7 +7,6 @@ from __future__ import annotations
 import numpy as np
 
 from speclens.spec.crossfit import (
-    CARRIERS_CAP,
     DRAW2_OFFSET,
     HalfGram,
     ScorePass,
@@ -15,12 +14,13 @@ from speclens.spec.crossfit import (
     assess,
     groups_of,
     half_counts,
+    mass_norms,
 )
 from speclens.spec.eigen import Modes, score_weights, solve_modes
 from speclens.spec.features import make_feature_map
 from speclens.spec.gram import GramAccumulator, GramState, gram_from_state, merge_states
 from speclens.spec.rff_error import rff_error
-from speclens.spec.scores import extremes, signs_from_extremes, top_members
+from speclens.spec.scores import extremes, signs_from_extremes
 
 
 def half_weights(state: GramState, eta: float, n_modes: int, solver: str, seed) -> np.ndarray:
@@ -72,7 +72,8 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
         spec.accumulator_.device,
         spec.chunk_rows,
     )
-    score = ScorePass(spec.accumulator_, scorer2, spec.weights_, weights_a, weights_b)
+    norms = mass_norms(spec.gram_state_.gram_sum, np.hstack([spec.weights_, weights_a, weights_b]))
+    score = ScorePass(spec.accumulator_, scorer2, spec.weights_, weights_a, weights_b, norms)
     step = spec.chunk_rows
     scores = np.vstack(
         [
@@ -80,14 +81,8 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
             for a in range(0, X.shape[0], step)
         ]
     )
-    signs = signs_from_extremes(extremes(scores))
-    c = spec.weights_.shape[1]
-    spec.extremes_, spec.signs_ = extremes(scores[:, :c]), signs[:c]
-    k = min(CARRIERS_CAP, X.shape[0])
-    tops = [
-        top_members(scores[:, part] * signs[part], k)
-        for part in (slice(c, 2 * c), slice(2 * c, 3 * c))
-    ]
+    spec.extremes_ = extremes(scores[:, : spec.weights_.shape[1]])  # the whole fit's columns
+    spec.signs_ = signs_from_extremes(spec.extremes_)
     errors = rff_error(
         spec.gram_state_,
         spec.feature_x_,
@@ -104,8 +99,6 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
         spec.eta,
         spec.n_modes,
         spec.confidence,
-        tops[0],
-        tops[1],
         errors,
         maps2,
         spec.random_state,

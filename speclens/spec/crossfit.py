@@ -10,8 +10,9 @@ half B.
 * **Solve**: the whole Gram gives the published modes; each half's gives a direction per mode
   (``weights`` A and B).
 * **Pass 2** (:class:`ScorePass`): every sample is scored by the whole fit (its eigenvector
-  entries, whose fourth powers give the plug-in standard error) and by both half fits (their
-  top members give the stability); each held-out sample also adds ``psi2 * f`` to its group's
+  entries, whose fourth powers give the plug-in standard error) and by both half fits (the
+  overlaps of the three fits' squared scores give the stability: each half's direction matched
+  to the mode, then compared with the other half's); each held-out sample also adds ``psi2 * f`` to its group's
   sum, with ``f`` the direction of the *other* half and ``psi2`` the features of an independent
   draw of frequencies. The group sums give the held-out Rayleigh quotients and their
   jackknife standard errors (:func:`speclens.spec.inference.heldout_ratio`).
@@ -26,10 +27,9 @@ import numpy as np
 
 from speclens.spec.gram import GramAccumulator, GramState, merge_states
 from speclens.spec.inference import (
-    carriers,
     heldout_ratio,
     holm,
-    jaccard,
+    matched_stability,
     near_ties,
     one_sided_p,
     plugin_se,
@@ -41,8 +41,6 @@ from speclens.spec.rff_error import frequency_splits
 GROUPS = 16
 #: the second, independent draw of frequencies uses the seed plus this offset
 DRAW2_OFFSET = 2**32
-#: stability compares at most this many carriers of a mode (the top rows of each half's fit)
-CARRIERS_CAP = 1000
 #: random halvings of the second draw's frequencies that measure its spread (cheap: no solve)
 HELDOUT_SPLITS = 16
 
@@ -91,13 +89,16 @@ def merge_halves(*pairs: tuple[GramState, GramState]) -> tuple[GramState, GramSt
 class ScoreState:
     """What pass 2 gathers: ``sum_v4`` (c,) of the whole fit's eigenvector entries over ``n``
     samples; per group ``g`` (2G, m, c) sums of ``psi2 * f`` of the other half's direction,
-    ``sq`` (2G, c) sums of ``f^2`` and ``count`` (2G,) samples."""
+    ``sq`` (2G, c) sums of ``f^2`` and ``count`` (2G,) samples; ``overlap`` (3, c, c) sums of
+    ``min(p_i, q_i)`` of the unit-sum squared scores of the whole fit against half A's, the
+    whole against half B's, and A's against B's (:func:`~speclens.spec.inference.matched_stability`)."""
 
     sum_v4: np.ndarray
     n: int
     g: np.ndarray
     sq: np.ndarray
     count: np.ndarray
+    overlap: np.ndarray
 
     def __add__(self, other: ScoreState) -> ScoreState:
         return ScoreState(
@@ -106,7 +107,15 @@ class ScoreState:
             self.g + other.g,
             self.sq + other.sq,
             self.count + other.count,
+            self.overlap + other.overlap,
         )
+
+
+def mass_norms(gram_sum: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """``sum_i score_i^2`` of each score-weight column over all the accumulated rows, read off
+    their Gram (``w^T (sum_i phi_i^T phi_i) w``): dividing by it makes each fit's squared scores
+    a distribution over the samples within the one scoring pass."""
+    return np.einsum("ij,ij->j", weights, gram_sum @ weights)
 
 
 class ScorePass:
@@ -121,18 +130,22 @@ class ScorePass:
         weights,
         weights_a,
         weights_b,
+        norms: np.ndarray,
         n_groups: int = GROUPS,
     ):
         self.scorer, self.scorer2 = scorer, scorer2
         self.weights = np.hstack([weights, weights_a, weights_b])
+        # a direction without weight (a zero mode) puts no mass anywhere
+        self.inv_norms = np.where(norms > 0, 1.0 / np.where(norms > 0, norms, 1.0), 0.0)
         self.c, self.n_groups = weights.shape[1], n_groups
-        m, G2 = scorer2.m, 2 * n_groups
+        m, G2, c = scorer2.m, 2 * n_groups, self.c
         self.state = ScoreState(
-            np.zeros(self.c),
+            np.zeros(c),
             0,
-            np.zeros((G2, m, self.c)),
-            np.zeros((G2, self.c)),
+            np.zeros((G2, m, c)),
+            np.zeros((G2, c)),
             np.zeros(G2, dtype=np.int64),
+            np.zeros((3, c, c)),
         )
 
     def _phi(self, acc: GramAccumulator, x, y) -> np.ndarray:
@@ -146,6 +159,10 @@ class ScorePass:
         c, s = self.c, self.state
         s.sum_v4 += (scores[:, :c] ** 4).sum(axis=0)
         s.n += scores.shape[0]
+        mass = scores**2 * self.inv_norms
+        whole, a, b = mass[:, :c], mass[:, c : 2 * c], mass[:, 2 * c :]
+        for k, (p, q) in enumerate(((whole, a), (whole, b), (a, b))):
+            s.overlap[k] += np.minimum(p[:, :, None], q[:, None, :]).sum(axis=0)
         phi2 = self._phi(self.scorer2, x, y)
         for gid in np.unique(groups):
             rows = groups == gid
@@ -243,15 +260,12 @@ def assess(
     eta: float,
     n_modes: int,
     confidence: float,
-    members_a,
-    members_b,
     rff_error,
     maps2: tuple = (None, None),
     seed: int = 0,
 ) -> Uncertainty:
     """Every per-mode number of :class:`Uncertainty` from the two passes' results
-    (``members_a`` / ``members_b``: each half direction's top rows, best first, at least
-    :data:`CARRIERS_CAP` of them or all, for stability; ``maps2``:
+    (``maps2``:
     the second draw's feature maps, whose random-feature spread joins the sampling error in
     the p-values)."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
@@ -263,10 +277,7 @@ def assess(
     value_se, value_rff = np.where(dead, 0.0, value_se), np.where(dead, 0.0, value_rff)
     positive = np.arange(lam.size) < n_modes
     p = np.where(dead, 1.0, one_sided_p(value, np.where(dead, 1.0, total), positive, dof))
-    k = carriers(state.sum_v4, CARRIERS_CAP)
-    stability = np.array(
-        [jaccard(a[:n], b[:n]) for a, b, n in zip(members_a, members_b, k, strict=True)]
-    )
+    stability = matched_stability(state.overlap, n_modes)
     return Uncertainty(
         confidence=float(confidence),
         eigenvalue_se=se,

@@ -14,8 +14,11 @@ Arrays in, arrays out; the passes that gather their inputs are :mod:`speclens.sp
 * **p-value**: one-sided, from the held-out value and its standard error (normal
   approximation); H0: the two embeddings induce the same kernel on the population.
   Holm's step-down adjustment over a run's modes.
-* **Stability**: the Jaccard overlap of the samples that carry a mode (as many as its
-  participation number ``1 / sum v_i^4``) in the directions found on the two halves.
+* **Stability**: the weighted Jaccard overlap of where the directions found on the two halves
+  put their weight (``v_i^2`` over the samples), each half's direction being the one that
+  matches the mode best (modes with near-equal eigenvalues can come in another order in a
+  half). Weighted, not the top k rows: a group of equal members has no reproducible order
+  within it, only a reproducible extent.
 """
 
 from __future__ import annotations
@@ -100,18 +103,27 @@ def holm(p: np.ndarray) -> np.ndarray:
     return out
 
 
-def carriers(sum_v4: np.ndarray, cap: int) -> np.ndarray:
-    """How many samples carry each mode: the participation number ``1 / sum_i v_i^4`` of its
-    unit eigenvector (k samples sharing it equally give k), between 1 and ``cap``."""
-    with np.errstate(divide="ignore"):
-        k = np.round(1.0 / np.asarray(sum_v4, dtype=np.float64))
-    return np.clip(np.nan_to_num(k, posinf=cap), 1, cap).astype(np.int64)
+def matched_stability(overlap: np.ndarray, n_modes: int) -> np.ndarray:
+    """Member stability of each mode of the whole fit, between 0 and 1.
 
-
-def jaccard(a: np.ndarray, b: np.ndarray) -> float:
-    """|a & b| / |a | b| of two sets of row indices (1.0 for two empty sets)."""
-    a, b = set(np.asarray(a).tolist()), set(np.asarray(b).tolist())
-    return len(a & b) / len(a | b) if a | b else 1.0
+    ``overlap`` (3, c, c): ``sum_i min(p_i, q_i)`` for the squared entries of two unit
+    directions over all n samples (``p_i = v_i^2``, each summing to 1): the whole fit's modes
+    against half A's directions, against half B's, and A's against B's. Mode j is matched in
+    each half to the direction of the same sign with the largest overlap (a half's modes can
+    come in another order: near-equal eigenvalues swap), and its stability is the weighted
+    Jaccard of the two matched half directions, fitted on disjoint samples:
+    ``sum min / sum max = s / (2 - s)``.
+    """
+    overlap = np.clip(np.asarray(overlap, dtype=np.float64), 0.0, 1.0)
+    c = overlap.shape[1]
+    out = np.empty(c)
+    for j in range(c):
+        start = 0 if j < n_modes else n_modes
+        block = slice(start, start + n_modes)
+        a = start + int(np.argmax(overlap[0, j, block]))
+        b = start + int(np.argmax(overlap[1, j, block]))
+        out[j] = overlap[2, a, b] / (2.0 - overlap[2, a, b])
+    return out
 
 
 def near_ties(eigenvalues: np.ndarray, se: np.ndarray, n_modes: int, z: float) -> np.ndarray:

@@ -13,10 +13,9 @@ import pytest
 
 from speclens.spec import SPEC, planted_pair
 from speclens.spec.inference import (
-    carriers,
     heldout_ratio,
     holm,
-    jaccard,
+    matched_stability,
     near_ties,
     plugin_se,
     z_value,
@@ -168,12 +167,39 @@ def test_heldout_ratio_and_its_jackknife_equal_the_explicit_pairs():
     np.testing.assert_allclose(se[0], jack, rtol=1e-10)
 
 
-def test_holm_jaccard_carriers_ties_and_the_plugin_formula():
+def _overlap(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """sum_i min(p_i, q_i) of the unit-sum squares of every pair of columns."""
+    p, q = p**2 / (p**2).sum(axis=0), q**2 / (q**2).sum(axis=0)
+    return np.minimum(p[:, :, None], q[:, None, :]).sum(axis=0)
+
+
+def test_stability_matches_swapped_modes_and_reads_noise_as_dissolved():
+    rng = np.random.default_rng(3)
+    n = 400
+    group = np.zeros((n, 2))
+    group[:60, 0], group[60:120, 1] = 1.0, 1.0  # two groups, one per mode
+
+    def fit(noise):  # a fit's two directions: its groups with weights that vary within them
+        return group * (1 + 0.3 * rng.random((n, 2))) + noise * rng.standard_normal((n, 2))
+
+    whole, a, b = fit(0.01), fit(0.01), fit(0.01)[:, ::-1]  # half B finds them swapped
+    overlap = np.stack([_overlap(whole, a), _overlap(whole, b), _overlap(a, b)])
+    # the modes of one direction (n_modes 1 per end would forbid matching): both at one end
+    stable = matched_stability(overlap, 2)
+    pa, pb = a**2 / (a**2).sum(axis=0), b[:, ::-1] ** 2 / (b[:, ::-1] ** 2).sum(axis=0)
+    exact = np.minimum(pa, pb).sum(axis=0) / np.maximum(pa, pb).sum(axis=0)
+    np.testing.assert_allclose(stable, exact, rtol=1e-12)  # the weighted Jaccard
+    assert np.all(stable >= 0.75)  # unequal members in a different order: still stable
+    noise = [rng.standard_normal((n, 2)) for _ in range(3)]
+    overlap = np.stack([_overlap(noise[0], noise[1]), _overlap(noise[0], noise[2])])
+    overlap = np.concatenate([overlap, _overlap(noise[1], noise[2])[None]])
+    assert np.all(matched_stability(overlap, 2) < 0.5)  # independent noise: dissolved
+
+
+def test_holm_ties_and_the_plugin_formula():
     np.testing.assert_allclose(holm(np.array([0.01, 0.04, 0.03, 0.2])), [0.04, 0.09, 0.09, 0.2])
-    assert jaccard([1, 2, 3], [2, 3, 4]) == 0.5 and jaccard([], []) == 1.0
     v = np.zeros(100)
     v[:25] = 0.2  # a unit vector carried by 25 samples
-    assert carriers(np.array([(v**4).sum(), 0.0]), 1000).tolist() == [25, 1000]
     lam = 0.3
     # influence lam (n v_i^2 - 1): its variance over the samples, divided by n
     n = v.size
