@@ -1,15 +1,17 @@
-"""Benchmark the compare stages on synthetic embeddings stored in Zarr, at n and 4n.
+"""Benchmark the compare stages on synthetic embeddings stored in Zarr, at n and 4n, with and
+without the uncertainty (held-out values, intervals, p-values, stability), side by side.
 
-For each size, in its own process: write two embedding stores (dx, dy) shard by shard
-(generated per shard, never held whole; not timed), then run the compare stages on a local
-Dask cluster exactly as the flow does (``plan_pair`` -> ``accumulate_gram`` ->
-``solve_spectrum`` -> ``score_members``) and print per-stage and total seconds, the ratio
-time(4n)/time(n), and the peak resident memory of the whole process tree (client, scheduler
-and workers, sampled every 0.1 s) at n and 4n. Worker imports (torch, zarr) are warmed up
-before the clock starts.
+For each size and setting, in its own process: write two embedding stores (dx, dy) shard by
+shard (generated per shard, never held whole; not timed), then run the compare stages on a
+local Dask cluster exactly as the flow does (``plan_pair`` -> ``accumulate_gram`` ->
+``solve_spectrum`` -> ``score_members``) and print per-stage and total seconds, the ratios
+time(4n)/time(n) and with/without the uncertainty, and the peak resident memory of the whole
+process tree (client, scheduler and workers, sampled every 0.1 s). Worker imports (torch,
+zarr) are warmed up before the clock starts.
 
     python benchmarks/compare.py                 # n = 100,000, dx 512, dy 768, rff_dim 1000
     python benchmarks/compare.py --n 20000       # quicker
+    python benchmarks/compare.py --uncertainty on --sizes 1   # one run: n only, with it
 """
 
 from __future__ import annotations
@@ -112,7 +114,7 @@ def child(a) -> dict:
     write_store(f"{tmp}/x.zarr", a.n, a.dx, a.shard, 1)
     write_store(f"{tmp}/y.zarr", a.n, a.dy, a.shard, 2)
     write_s = time.perf_counter() - t0
-    params = CompareParams(rff_dim=a.rff_dim, n_modes=5)
+    params = CompareParams(rff_dim=a.rff_dim, n_modes=5, uncertainty=a.uncertainty == "on")
     run = f"{tmp}/run"
     t = {}
     with PeakRSS() as peak, dask_cluster(None, a.workers) as address:
@@ -127,10 +129,26 @@ def child(a) -> dict:
         solve_spectrum.fn(gram_url, params, prep, run)
         t["solve"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        score_members.fn(address, prep["blocks"], prep["frequencies"], run, params)
+        score_members.fn(address, prep["blocks"], prep, run, params)
         t["scores"] = time.perf_counter() - t0
     assert GramState.from_arrays(load_npz(gram_url)).count == a.n
     return {"stages": t, "total": sum(t.values()), "peak_mb": peak.peak / 2**20, "write_s": write_s}
+
+
+def _run(a, n: int, uncertainty: str) -> dict:
+    flags = ("n", "dx", "dy", "rff_dim", "shard", "workers")
+    cmd = [sys.executable, __file__, "--child", "--uncertainty", uncertainty]
+    for f in flags:
+        cmd += ["--" + f.replace("_", "-"), str(n if f == "n" else getattr(a, f))]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
+    stages = "  ".join(f"{k} {v:6.2f}s" for k, v in r["stages"].items())
+    print(
+        f"  n={n:>9,} uncertainty {uncertainty:>3}: total {r['total']:7.2f} s  ({stages})  "
+        f"peak RSS {r['peak_mb']:7.0f} MB  [writing the stores, not timed: {r['write_s']:.1f} s]",
+        flush=True,
+    )
+    return r
 
 
 def main() -> None:
@@ -143,6 +161,8 @@ def main() -> None:
     p.add_argument("--rff-dim", type=int, default=1000)
     p.add_argument("--shard", type=int, default=8192)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--uncertainty", choices=("off", "on", "both"), default="both")
+    p.add_argument("--sizes", type=int, choices=(1, 2), default=2, help="n only, or n and 4n")
     p.add_argument("--child", action="store_true")
     a = p.parse_args()
     if a.child:
@@ -152,40 +172,28 @@ def main() -> None:
         f"compare benchmark: dx={a.dx} dy={a.dy} rff_dim={a.rff_dim} (m={4 * a.rff_dim}), "
         f"shards of {a.shard} rows, {a.workers} Dask workers x 1 thread, float32 features"
     )
-    res = {}
-    for n in (a.n, 4 * a.n):
-        cmd = [
-            sys.executable,
-            __file__,
-            "--child",
-            "--n",
-            str(n),
-            "--dx",
-            str(a.dx),
-            "--dy",
-            str(a.dy),
-            "--rff-dim",
-            str(a.rff_dim),
-            "--shard",
-            str(a.shard),
-            "--workers",
-            str(a.workers),
-        ]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        res[n] = json.loads(out.stdout.strip().splitlines()[-1])
-        r = res[n]
-        stages = "  ".join(f"{k} {v:6.2f}s" for k, v in r["stages"].items())
-        print(
-            f"  n={n:>9,}: total {r['total']:7.2f} s  ({stages})  peak RSS {r['peak_mb']:7.0f} MB"
-            f"  [writing the stores, not timed: {r['write_s']:.1f} s]"
-        )
-    n, n4 = res[a.n], res[4 * a.n]
-    print(
-        f"  time(4n)/time(n)   total {n4['total'] / n['total']:.3f}   gram "
-        f"{n4['stages']['gram'] / n['stages']['gram']:.3f}   scores "
-        f"{n4['stages']['scores'] / n['stages']['scores']:.3f}   (linear: 4)"
-    )
-    print(f"  peak RSS 4n / n    {n4['peak_mb'] / n['peak_mb']:.3f}   (flat in n: 1)")
+    settings = ("off", "on") if a.uncertainty == "both" else (a.uncertainty,)
+    sizes = (a.n, 4 * a.n)[: a.sizes]
+    res = {(n, u): _run(a, n, u) for n in sizes for u in settings}
+    if len(settings) == 2:
+        for n in sizes:
+            off, on = res[n, "off"], res[n, "on"]
+            stages = "  ".join(
+                f"{k} {on['stages'][k] / max(off['stages'][k], 1e-9):.2f}" for k in off["stages"]
+            )
+            print(
+                f"  with/without uncertainty at n={n:,}: total {on['total'] / off['total']:.3f} "
+                f"({stages})  peak RSS {on['peak_mb'] / off['peak_mb']:.3f}"
+            )
+    if len(sizes) == 2:
+        for u in settings:
+            n, n4 = res[a.n, u], res[4 * a.n, u]
+            print(
+                f"  uncertainty {u:>3}: time(4n)/time(n) total {n4['total'] / n['total']:.3f}   "
+                f"gram {n4['stages']['gram'] / n['stages']['gram']:.3f}   scores "
+                f"{n4['stages']['scores'] / n['stages']['scores']:.3f}   (linear: 4)   "
+                f"peak RSS 4n / n {n4['peak_mb'] / n['peak_mb']:.3f}   (flat in n: 1)"
+            )
 
 
 if __name__ == "__main__":

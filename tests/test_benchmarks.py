@@ -19,7 +19,7 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
         (
             "compare.py",
             "--n 600 --dx 8 --dy 8 --rff-dim 16 --shard 200 --workers 1",
-            "time(4n)/time(n)",
+            "with/without uncertainty at n=600",
         ),
         ("gram.py", "--n 2000 --dx 8 --dy 8 --rff-dim 16 --chunk 500", "CPU rate ratio"),
         ("align.py", "--n 200 --epochs 2", "label "),

@@ -18,6 +18,26 @@ PAIRS = (
 N, K, TOP = 2000, 3, 8
 
 
+def uncertainty_columns(lam: float, weak: bool) -> dict:
+    """The uncertainty columns of a mode: the weakest mode of each end is not significant and
+    not stable, the others are."""
+    se = abs(lam) * (0.5 if weak else 0.05)
+    return {
+        "eigenvalue_se": se,
+        "eigenvalue_low": lam - 1.645 * se,
+        "eigenvalue_high": lam + 1.645 * se,
+        "heldout_eigenvalue": lam * 0.9,
+        "heldout_se": se,
+        "heldout_low": lam * 0.9 - 1.645 * se,
+        "heldout_high": lam * 0.9 + 1.645 * se,
+        "rff_error": se / 4,
+        "p_value": 0.2 if weak else 0.001,
+        "p_adjusted": 0.4 if weak else 0.004,
+        "stability": 0.35 if weak else 0.9,
+        "near_tie": False,
+    }
+
+
 def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> dict:
     """The four tables' rows of pairwise run ``i`` (0, 1, 2): {"runs": [...], ...}."""
     ex, ey, pos_labels, neg_labels = PAIRS[i]
@@ -46,6 +66,7 @@ def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> di
         "seed": 0,
         "group_id": "emb-group",
         "parent_run_id": None,
+        "confidence": 0.9,
         "library_versions": {"numpy": "2.1.3", "duckdb": "2.0.1"},
         "stage_timings": json.dumps({"features": 1.25, "gram": 3.5 + i, "eigen": 0.2}),
     }
@@ -63,6 +84,7 @@ def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> di
                 "label": label,
                 "label_share": share,
                 "summary": f"{label} {share:.0%}" + ("" if share == 1 else ", other"),
+                **uncertainty_columns(float(lam), j % K == K - 1),
             }
         )
         for r in range(TOP):

@@ -46,8 +46,11 @@ def _parameters(defaults: bool, exclude: tuple[str, ...]) -> list[inspect.Parame
     for name, field in CompareParams.model_fields.items():
         if name in exclude:
             continue
-        option = typer.Option("--" + name.replace("_", "-"), help=field.description)
         kind = _plain(field.annotation)
+        flag = "--" + name.replace("_", "-")
+        if kind is bool:  # a switch: --uncertainty / --no-uncertainty
+            flag = f"{flag}/--no-{flag[2:]}"
+        option = typer.Option(flag, help=field.description)
         annotation = Annotated[
             kind if defaults and field.default is not None else kind | None, option
         ]

@@ -3,11 +3,17 @@
 For every pair of encoders (x, y), reads like its table of contents:
 
 1. ``prepare-compare``: join on sample_id (refuse mismatches), choose bandwidths (recorded),
-   draw the random frequencies once and save them.
-2. ``accumulate-gram``: Dask map-reduce of Gram states over the embedding chunks.
-3. ``solve-spectrum``: the engine's eigensolve on the client.
-4. ``score-members``: a second distributed pass for per-sample scores and top members.
-5. ``publish-run``: ``runs``, ``modes``, ``members``, ``pair_scores`` partitions of this run.
+   draw the random frequencies once and save them (with ``uncertainty``, a second independent
+   draw too, and refuse halves too small for the modes).
+2. ``accumulate-gram``: Dask map-reduce of Gram states over the embedding chunks (with
+   ``uncertainty``, one state per half of the samples; their sum is the whole Gram).
+3. ``solve-spectrum``: the engine's eigensolve on the client (and each half's, and the
+   random-feature error from splits of the frequencies).
+4. ``score-members``: a second distributed pass for per-sample scores and top members (with
+   ``uncertainty``, also the held-out sums, the carriers of each half's modes and the sums
+   behind the plug-in standard errors: ``uncertainty.npz``).
+5. ``publish-run``: ``runs``, ``modes``, ``members``, ``pair_scores`` partitions of this run
+   (intervals, held-out values, p-values, stability with their columns).
 6. ``write-report``: ``reports/<run_id>/index.html`` and a Prefect markdown artifact.
 
 The Dask cluster is the one at ``address``, or a LocalCluster started for the run.
@@ -60,7 +66,7 @@ def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
     with clock("solve"):
         solved = solve_spectrum(gram_url, params, prep, run_url)
     with clock("scores"):
-        members_url = score_members(address, prep["blocks"], prep["frequencies"], run_url, params)
+        members_url = score_members(address, prep["blocks"], prep, run_url, params)
     with clock("publish"):
         run = publish_run(pair, params, prep, solved, members_url, clock.seconds)
     report = write_run_report(pair.dataset, pair.root, pair.run_id, pair.warehouse)

@@ -33,6 +33,7 @@ __all__ = ["SCHEMAS", "Warehouse", "QueryError", "check_run_id"]
 
 PART = "part-0.parquet"
 _SQL_TYPES = {
+    pa.bool_(): "BOOLEAN",
     pa.string(): "VARCHAR",
     pa.int32(): "INTEGER",
     pa.int64(): "BIGINT",
@@ -83,7 +84,8 @@ class Warehouse:
         """Replace ``run_id``'s partition of ``table`` with ``rows``; returns the file's URL.
 
         Rows are dicts (``run_id`` optional) or a pyarrow Table; they must match
-        ``SCHEMAS[table]`` exactly (a missing or extra column, a wrong type, a null in a
+        ``SCHEMAS[table]`` (a nullable column no row names is written as nulls; a missing
+        non-null column or an extra one, a wrong type, a null in a
         non-null column or a duplicate key raises ValueError naming the column and the fix).
         An empty list writes an empty partition, which still replaces the old rows."""
         check_run_id(run_id)

@@ -35,6 +35,72 @@ def _schema(key: str, *fields: pa.Field) -> pa.Schema:
 
 
 RUN_ID = _f("run_id", pa.string(), "Run id; the hive partition (`run_id=<id>/`).")
+#: per-mode uncertainty (null for runs made without it, or before it existed)
+UNCERTAINTY = (
+    _f(
+        "eigenvalue_se",
+        pa.float64(),
+        "Sampling standard error of `eigenvalue` (delta method).",
+        True,
+    ),
+    _f(
+        "eigenvalue_low",
+        pa.float64(),
+        "Lower end of the sampling interval of `eigenvalue` (level: the run's `confidence`).",
+        True,
+    ),
+    _f("eigenvalue_high", pa.float64(), "Upper end of that interval.", True),
+    _f(
+        "heldout_eigenvalue",
+        pa.float64(),
+        "Held-out (cross-fitted) eigenvalue: the mode's "
+        "direction found on one half of the samples, its Rayleigh quotient on the other half "
+        "with independent random features; with `eigenvalue` it brackets the exact value.",
+        True,
+    ),
+    _f(
+        "heldout_se",
+        pa.float64(),
+        "Sampling standard error of `heldout_eigenvalue` (jackknife over sample groups).",
+        True,
+    ),
+    _f(
+        "heldout_low",
+        pa.float64(),
+        "Lower end of the sampling interval of `heldout_eigenvalue`.",
+        True,
+    ),
+    _f("heldout_high", pa.float64(), "Upper end of that interval.", True),
+    _f(
+        "rff_error",
+        pa.float64(),
+        "Standard deviation of `eigenvalue` over draws of the random "
+        "features alone (large: raise `rff_dim`).",
+        True,
+    ),
+    _f(
+        "p_value",
+        pa.float64(),
+        "One-sided p-value of the held-out value (H0: the embeddings "
+        "induce the same kernel), counting sampling and random-feature error.",
+        True,
+    ),
+    _f("p_adjusted", pa.float64(), "`p_value` Holm-adjusted over the run's modes.", True),
+    _f(
+        "stability",
+        pa.float64(),
+        "Weighted Jaccard overlap of where the two halves' fits of the "
+        "mode put their weight over the samples (>= 0.75 stable, < 0.5 dissolved).",
+        True,
+    ),
+    _f(
+        "near_tie",
+        pa.bool_(),
+        "The eigenvalue is within its own interval of a neighbour's: "
+        "the two modes can swap members between samples.",
+        True,
+    ),
+)
 
 SCHEMAS: dict[str, pa.Schema] = {
     "runs": _schema(
@@ -57,6 +123,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("seed", pa.int64(), "Seed of the random frequencies and bandwidth subsample."),
         _f("group_id", pa.string(), "Comparison of several encoders this pair belongs to.", True),
         _f("parent_run_id", pa.string(), "Run this one derives from (align: before run).", True),
+        _f("confidence", pa.float64(), "Level of the run's intervals (null: none computed).", True),
         _f(
             "library_versions",
             pa.string(),
@@ -76,7 +143,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         "mode",
         RUN_ID,
         _f("mode", pa.int32(), "Mode index: position in the run's eigenvalue list (from 0)."),
-        _f("eigenvalue", pa.float64(), "Eigenvalue of `K_X/n - eta K_Y/n`."),
+        _f("eigenvalue", pa.float64(), "Eigenvalue of `K_X/n - eta K_Y/n` (plug-in estimate)."),
         _f(
             "direction",
             pa.string(),
@@ -89,6 +156,7 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("label", pa.string(), "Most frequent label among the mode's top members.", True),
         _f("label_share", pa.float64(), "Fraction of the top members that carry `label`.", True),
         _f("summary", pa.string(), "Short summary of the members' labels or caption words."),
+        *UNCERTAINTY,
     ),
     "members": _schema(
         "mode,rank",
@@ -108,10 +176,21 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("spec_diff_x_over_y", pa.float64(), "Largest eigenvalue: what X captures, Y misses."),
         _f("spec_diff_y_over_x", pa.float64(), "Minus the smallest: what Y captures, X misses."),
         _f("spec_diff", pa.float64(), "The larger of the two."),
+        *(
+            _f(f"spec_diff_{d}_{what}", pa.float64(), f"{doc} of `spec_diff_{d}`.", True)
+            for d in DIRECTIONS
+            for what, doc in (
+                ("low", "Lower end of the sampling interval (the run's `confidence`)"),
+                ("high", "Upper end of the sampling interval"),
+                ("heldout", "Held-out (cross-fitted) value"),
+                ("p", "One-sided p-value (H0: no difference)"),
+            )
+        ),
     ),
 }
 
 TYPE_NAMES = {
+    pa.bool_(): "bool",
     pa.string(): "string",
     pa.int32(): "int32",
     pa.int64(): "int64",
@@ -206,10 +285,17 @@ def _pylist(values) -> list:
     return values.to_pylist() if hasattr(values, "to_pylist") else list(values)
 
 
+def _height(columns: dict) -> int:
+    first = next(iter(columns.values()), [])
+    return len(first)
+
+
 def _column(table: str, field: pa.Field, columns: dict) -> pa.Array:
     name, type_name = field.name, TYPE_NAMES[field.type]
     where = f"warehouse table {table!r}: column {name!r}"
     if name not in columns:
+        if field.nullable:  # a column no row names is null, as in files written before it
+            return pa.nulls(_height(columns), field.type)
         raise ValueError(f"{where} is missing; add it ({type_name}: {meta(field, 'doc')}).")
     values = columns[name]
     if meta(field, "json"):

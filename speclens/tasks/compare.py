@@ -12,7 +12,7 @@ import numpy as np
 from prefect import task
 
 from speclens.errors import InputError
-from speclens.spec import SPEC, GramState, make_feature_map, resolve_sigma
+from speclens.spec import SPEC, GramState, make_feature_map, merge_states, resolve_sigma
 from speclens.spec.features import DEFAULT_SIGMA_SAMPLE
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
@@ -27,6 +27,14 @@ from speclens.tasks.mapreduce import (
 )
 from speclens.tasks.params import CompareParams
 from speclens.tasks.retries import retry_on_io_error
+from speclens.tasks.uncertainty import (
+    assess_run,
+    halves_mapreduce,
+    plan_draw2,
+    save_halves,
+    scores_mapreduce,
+    solve_halves,
+)
 
 
 @dataclass(frozen=True)
@@ -102,12 +110,16 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: CompareParams) -> di
     fx = make_feature_map(kx, sigma_x, params.rff_dim, params.seed).fit(sx.dim)
     fy = make_feature_map(ky, sigma_y, params.rff_dim, params.seed).fit(sy.dim)
     frequencies = save_frequencies(urls.join(run_url, "frequencies.npz"), fx, fy)
+    frequencies2 = (
+        plan_draw2(run_url, sx.sample_ids()[valid], fx, fy, params) if params.uncertainty else None
+    )
     blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
     return {
         "n": n,
         "sigma_x": sigma_x,
         "sigma_y": sigma_y,
         "frequencies": frequencies,
+        "frequencies2": frequencies2,
         "blocks": blocks,
         "dx": sx.dim,
         "dy": sy.dim,
@@ -118,9 +130,15 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: CompareParams) -> di
 def accumulate_gram(
     address: str, blocks: list, frequencies: Frequencies, params: CompareParams, run_url: str
 ) -> str:
-    """The Gram state of every block, merged on the cluster, saved as ``gram.npz``."""
+    """The Gram state of every block, merged on the cluster, saved as ``gram.npz`` (with the
+    uncertainty: accumulated per half, the halves saved as ``gram-halves.npz`` beside it)."""
     with dask_client(address) as client:
-        state = gram_mapreduce(client, blocks, frequencies, params.dtype)
+        if params.uncertainty:
+            halves = halves_mapreduce(client, blocks, frequencies, params.dtype, params.seed)
+            save_halves(urls.join(run_url, "gram-halves.npz"), halves)
+            state = merge_states(*halves)
+        else:
+            state = gram_mapreduce(client, blocks, frequencies, params.dtype)
     return save_npz(urls.join(run_url, "gram.npz"), **state.to_arrays())
 
 
@@ -141,12 +159,19 @@ def spec_for(params: CompareParams, prep: dict) -> SPEC:
 
 @task(name="solve-spectrum")
 def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: str) -> dict:
-    spec = spec_for(params, prep).solve(GramState.from_arrays(load_npz(gram_url)))
+    state = GramState.from_arrays(load_npz(gram_url))
+    spec = spec_for(params, prep).solve(state)
+    halves = {}
+    if params.uncertainty:
+        halves_url = urls.join(run_url, "gram-halves.npz")
+        halves = solve_halves(halves_url, state, spec.weights_, prep["frequencies"], params)
     save_npz(
         urls.join(run_url, "solution.npz"),
         eigenvalues=spec.eigenvalues_,
         weights=spec.weights_,
         spectrum=spec.spectrum_,
+        m_x=np.int64(state.m_x),
+        **halves,
     )
     return {
         "eigenvalues": spec.eigenvalues_.tolist(),
@@ -160,14 +185,39 @@ def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: st
 
 @task(name="score-members", retries=1, retry_condition_fn=retry_on_io_error)
 def score_members(
-    address: str, blocks: list, frequencies: Frequencies, run_url: str, params: CompareParams
+    address: str, blocks: list, prep: dict, run_url: str, params: CompareParams
 ) -> str:
-    """The second pass: each mode's top ``params.members`` rows with the sign convention."""
-    weights = load_npz(urls.join(run_url, "solution.npz"))["weights"]
+    """The second pass: each mode's top ``params.members`` rows with the sign convention (and,
+    with the uncertainty, the held-out sums and the overlaps of the whole and half fits,
+    assessed into ``uncertainty.npz``)."""
+    solution = load_npz(urls.join(run_url, "solution.npz"))
     with dask_client(address) as client:
-        signs, rows, scores = members_mapreduce(
-            client, blocks, frequencies, weights, params.members, params.dtype
-        )
+        if params.uncertainty:
+            weights = tuple(solution[k] for k in ("weights", "weights_a", "weights_b", "norms"))
+            result = scores_mapreduce(
+                client,
+                blocks,
+                prep["frequencies"],
+                prep["frequencies2"],
+                weights,
+                params.members,
+                params.dtype,
+                params.seed,
+            )
+            signs, rows, scores = result["members"]
+            arrays = assess_run(
+                result, solution, int(solution["m_x"]), prep["frequencies2"], params
+            )
+            save_npz(urls.join(run_url, "uncertainty.npz"), **arrays)
+        else:
+            signs, rows, scores = members_mapreduce(
+                client,
+                blocks,
+                prep["frequencies"],
+                solution["weights"],
+                params.members,
+                params.dtype,
+            )
     return save_npz(urls.join(run_url, "members.npz"), signs=signs, rows=rows, scores=scores)
 
 

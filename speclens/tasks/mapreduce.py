@@ -119,7 +119,13 @@ def block_members(
     phi = acc.features(
         np.ascontiguousarray(x, dtype=acc.dtype), np.ascontiguousarray(y, dtype=acc.dtype)
     )
-    scores = phi.astype(np.float64) @ weights
+    return top_parts(phi.astype(np.float64) @ weights, rows, k)
+
+
+def top_parts(scores: np.ndarray, rows: np.ndarray, k: int) -> dict:
+    """A block's part of the members of each score column: its signed extreme entry and the
+    ``k`` best rows at either end (a column's sign is known once every block is seen)."""
+    n_modes = scores.shape[1]
     kk = min(k, rows.size)
     hi = np.argsort(-scores, axis=0, kind="stable")[:kk].T  # (modes, kk)
     lo = np.argsort(scores, axis=0, kind="stable")[:kk].T
@@ -154,7 +160,7 @@ def finish_members(merged: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return signs, rows, scores
 
 
-def _tree(parts: list, combine, fan_in: int = 4):
+def tree(parts: list, combine, fan_in: int = 4):
     from dask import delayed
 
     while len(parts) > 1:
@@ -173,7 +179,7 @@ def gram_mapreduce(
     from dask import delayed
 
     parts = [delayed(block_gram, pure=True)(b, frequencies, dtype) for b in blocks]
-    return client.compute(_tree(parts, merge_states)).result()
+    return client.compute(tree(parts, merge_states)).result()
 
 
 def members_mapreduce(
@@ -190,6 +196,6 @@ def members_mapreduce(
     w = client.scatter(weights, broadcast=True)
     parts = [delayed(block_members, pure=True)(b, frequencies, w, k, dtype) for b in blocks]
     merged = client.compute(
-        _tree(parts, lambda *ps: functools.reduce(lambda a, b: merge_members(a, b, k), ps))
+        tree(parts, lambda *ps: functools.reduce(lambda a, b: merge_members(a, b, k), ps))
     ).result()
     return finish_members(merged)

@@ -11,7 +11,7 @@ problem (a :class:`~speclens.errors.ConfigError`).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -105,6 +105,17 @@ class CompareParams(BaseModel):
         "float32",
         "Precision of the random features and block products (sums are float64).",
         "use float32 or float64",
+    )
+    uncertainty: bool = _opt(
+        True,
+        "Also estimate each mode's held-out value, interval, p-value and member stability (the "
+        "Gram per half of the samples, a second draw of features in the scoring pass).",
+        "use true or false",
+    )
+    confidence: Annotated[float, Field(gt=0, lt=1)] = _opt(
+        0.9,
+        "Level of the intervals (0.9: 90%).",
+        "set a level between 0 and 1 (default {default}, a 90% interval)",
     )
     block_shards: PositiveInt = _opt(
         1,

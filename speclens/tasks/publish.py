@@ -48,8 +48,12 @@ def publish_run(
 ) -> dict:
     """Write this run's partitions of runs, modes, members and pair_scores (idempotent)."""
     dataset = DatasetStore.open(pair.dataset)
-    wh = Warehouse(Layout(pair.root).warehouse(pair.warehouse))
+    layout = Layout(pair.root)
+    wh = Warehouse(layout.warehouse(pair.warehouse))
+    uncertainty = read_uncertainty(layout.run(pair.run_id)) if params.uncertainty else None
     modes, members = _mode_rows(dataset, pair.run_id, params.n_modes, solved, members_url)
+    for j, row in enumerate(modes):
+        row.update(mode_uncertainty(uncertainty, j))
     sd = solved["spec_diff"]
     scores = {
         "run_id": pair.run_id,
@@ -58,21 +62,81 @@ def publish_run(
         "spec_diff_x_over_y": sd["x_over_y"],
         "spec_diff_y_over_x": sd["y_over_x"],
         "spec_diff": sd["max"],
+        **pair_uncertainty(uncertainty, params.n_modes),
     }
     wh.write("modes", pair.run_id, modes)
     wh.write("members", pair.run_id, members)
     wh.write("pair_scores", pair.run_id, [scores])
     run = _run_row(pair, params, prep, dataset.input_hash, timings)
+    run["confidence"] = None if uncertainty is None else float(uncertainty["confidence"])
     wh.write("runs", pair.run_id, [run])  # last: a run row means its other partitions are there
     return {
         "run_id": pair.run_id,
         "encoder_x": pair.encoder_x,
         "encoder_y": pair.encoder_y,
         "spec_diff": sd,
+        "spec_diff_interval": _intervals(scores),
         "n": prep["n"],
         "sigma_x": prep["sigma_x"],
         "sigma_y": prep["sigma_y"],
         "timings": timings,
+    }
+
+
+#: modes columns of the uncertainty, by the name of their array in ``uncertainty.npz``
+MODE_COLUMNS = {
+    "eigenvalue_se": "eigenvalue_se",
+    "eigenvalue_low": "eigenvalue_low",
+    "eigenvalue_high": "eigenvalue_high",
+    "heldout": "heldout_eigenvalue",
+    "heldout_se": "heldout_se",
+    "heldout_low": "heldout_low",
+    "heldout_high": "heldout_high",
+    "rff_error": "rff_error",
+    "p_value": "p_value",
+    "p_adjusted": "p_adjusted",
+    "stability": "stability",
+}
+
+
+def read_uncertainty(run_url: str) -> dict | None:
+    """The run's ``uncertainty.npz`` (None when the run has none)."""
+    url = urls.join(run_url, "uncertainty.npz")
+    return load_npz(url) if urls.exists(url) else None
+
+
+def mode_uncertainty(u: dict | None, j: int) -> dict:
+    """The uncertainty columns of mode ``j`` (none without the uncertainty: nulls)."""
+    if u is None:
+        return {}
+    return {col: float(u[key][j]) for key, col in MODE_COLUMNS.items()} | {
+        "near_tie": bool(u["near_tie"][j])
+    }
+
+
+def pair_uncertainty(u: dict | None, k: int) -> dict:
+    """The SPEC-diff columns: x_over_y is mode 0, y_over_x minus mode k (its interval flips)."""
+    if u is None:
+        return {}
+    return {
+        "spec_diff_x_over_y_low": float(u["eigenvalue_low"][0]),
+        "spec_diff_x_over_y_high": float(u["eigenvalue_high"][0]),
+        "spec_diff_x_over_y_heldout": float(u["heldout"][0]),
+        "spec_diff_x_over_y_p": float(u["p_value"][0]),
+        "spec_diff_y_over_x_low": -float(u["eigenvalue_high"][k]),
+        "spec_diff_y_over_x_high": -float(u["eigenvalue_low"][k]),
+        "spec_diff_y_over_x_heldout": -float(u["heldout"][k]),
+        "spec_diff_y_over_x_p": float(u["p_value"][k]),
+    }
+
+
+def _intervals(scores: dict) -> dict | None:
+    """Each SPEC-diff's sampling interval, from its pair_scores row (None without one)."""
+    if "spec_diff_x_over_y_low" not in scores:
+        return None
+    return {
+        d: (scores[f"spec_diff_{d}_low"], scores[f"spec_diff_{d}_high"])
+        for d in ("x_over_y", "y_over_x")
     }
 
 
@@ -182,11 +246,21 @@ def publish_group(root: str, group_id: str, encoders: list[str], results: list[d
 
     index = {e: i for i, e in enumerate(encoders)}
     matrix = np.zeros((len(encoders), len(encoders)))
+    low, high = np.full_like(matrix, np.nan), np.full_like(matrix, np.nan)
     for r in results:
         i, j = index[r["encoder_x"]], index[r["encoder_y"]]
         matrix[i, j] = r["spec_diff"]["x_over_y"]
         matrix[j, i] = r["spec_diff"]["y_over_x"]
+        if r.get("spec_diff_interval"):
+            (low[i, j], high[i, j]) = r["spec_diff_interval"]["x_over_y"]
+            (low[j, i], high[j, i]) = r["spec_diff_interval"]["y_over_x"]
+    bounds = None if np.isnan(low).all() else (low, high)
     path = write_matrix_report(
-        Layout(root).report(group_id), group_id, encoders, matrix, [r["run_id"] for r in results]
+        Layout(root).report(group_id),
+        group_id,
+        encoders,
+        matrix,
+        [r["run_id"] for r in results],
+        bounds,
     )
     return {"run_id": group_id, "matrix": matrix.tolist(), "encoders": encoders, "report": path}

@@ -239,7 +239,10 @@ def test_every_compare_parameter_is_an_option_with_its_one_default(command):
         if command == "align" and name == "seed":  # align's --seed seeds its split too
             continue
         option = params[name]
-        assert option.opts == ["--" + name.replace("_", "-")]
+        flag = "--" + name.replace("_", "-")
+        assert option.opts == [flag]
+        if field.annotation is bool:  # switches come with their negation
+            assert option.secondary_opts == ["--no-" + flag[2:]]
         assert option.default == (None if command == "audit" else field.default), name
         assert option.help == field.description
         assert name in example, f"deployments/audit.yaml does not document compare.{name}"
@@ -280,6 +283,14 @@ def test_compare_options_from_the_command_line_reach_the_flow(monkeypatch, tmp_p
     assert result.exit_code == 0, result.output
     params = seen["params"]
     assert (params.members, params.kernel_y_used, params.sigma_scale) == (7, "cosine", 0.25)
+    assert (params.uncertainty, params.confidence) == (True, 0.9)
+    base = ["compare", "--dataset", str(tmp_path), "--encoder", "a", "--encoder", "b"]
+    result = CliRunner().invoke(app, [*base, "--no-uncertainty", "--confidence", "0.95"])
+    assert result.exit_code == 0, result.output
+    assert (seen["params"].uncertainty, seen["params"].confidence) == (False, 0.95)
+    result = CliRunner().invoke(app, [*base, "--confidence", "1.5"])
+    assert result.exit_code == 2
+    assert "compare.confidence: must be less than 1, got 1.5" in result.output
     result = CliRunner().invoke(
         app,
         [

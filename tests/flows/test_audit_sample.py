@@ -60,6 +60,14 @@ def test_top_modes_are_the_factor_only_one_encoder_sees(audited):
         else:  # captured by grad-hist, not by hue-hist: shape
             assert shape >= 0.95 and colour < 0.9, (mode, colour, shape)
     assert results[0]["spec_diff"]["x_over_y"] > 0.05 and results[0]["spec_diff"]["y_over_x"] > 0.05
+    # the factor each encoder alone sees is no accident (the colour modes are a near-degenerate
+    # family, four colours of about one strength: each one's members are not stable across
+    # halves, which the stability column says; the significance is not in doubt)
+    for mode in (modes[0], modes[3]):
+        assert mode["p_adjusted"] < 0.01, mode
+        assert (
+            mode["heldout_low"] > 0 if mode["direction"] == "x_over_y" else mode["heldout_high"] < 0
+        )
 
 
 def test_rerun_skips_committed_stages_and_reproduces_the_run(audited, dask_address):
@@ -71,6 +79,7 @@ def test_rerun_skips_committed_stages_and_reproduces_the_run(audited, dask_addre
     assert wh.read("modes", "audit-test").equals(before)
     text = open(f"{root}/reports/audit-test/index.html", encoding="utf-8").read()
     assert "captured by hue-hist, not by grad-hist" in text and "modes/mode_00/" in text
+    assert "modes captured by hue-hist and not by grad-hist are significant" in text
 
 
 def test_readme_queries_run_against_an_audits_warehouse(audited):

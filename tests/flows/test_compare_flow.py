@@ -117,15 +117,22 @@ def test_compare_on_a_real_cluster_equals_the_in_process_engine(planted, dask_cl
         members=30,
         **kw,
     )
+    ids = DatasetStore.open(planted["dataset"]).sample_ids().tolist()
     engine = SPEC(
-        sigma_x=2.0, sigma_y=2.5, rff_dim=300, n_modes=3, random_state=5, dtype="float64"
-    ).fit(p.X, p.Y)
+        sigma_x=2.0,
+        sigma_y=2.5,
+        rff_dim=300,
+        n_modes=3,
+        random_state=5,
+        dtype="float64",
+        uncertainty=True,
+    ).fit(p.X, p.Y, keys=np.array(ids, dtype=str))
     np.testing.assert_allclose(results[0]["eigenvalues"], engine.eigenvalues_, atol=1e-8, rtol=0)
     wh = Warehouse(planted["root"] + "/warehouse")
     modes = wh.read("modes", "cluster-run").sort_by("mode").to_pylist()
     assert [m["direction"] for m in modes] == ["x_over_y"] * 3 + ["y_over_x"] * 3
+    _same_uncertainty(modes, engine.uncertainty_, engine.eigenvalues_)
     members = wh.read("members", "cluster-run").to_pylist()
-    ids = DatasetStore.open(planted["dataset"]).sample_ids().tolist()
     top = {
         i for i, sid in enumerate(ids) if sid in {m["sample_id"] for m in members if m["mode"] == 0}
     }
@@ -139,8 +146,37 @@ def test_compare_on_a_real_cluster_equals_the_in_process_engine(planted, dask_cl
     np.testing.assert_allclose([s for _, s in got], np.sort(scores[:, 0])[::-1][:30], atol=1e-8)
     pair = wh.read("pair_scores", "cluster-run").to_pylist()[0]
     assert pair["spec_diff_x_over_y"] == pytest.approx(engine.spec_diff_["x_over_y"], abs=1e-8)
+    assert pair["spec_diff_x_over_y_low"] == pytest.approx(modes[0]["eigenvalue_low"], abs=1e-12)
+    assert pair["spec_diff_y_over_x_high"] == pytest.approx(-modes[3]["eigenvalue_low"], abs=1e-12)
+    assert pair["spec_diff_y_over_x_heldout"] == pytest.approx(-modes[3]["heldout_eigenvalue"])
+    assert pair["spec_diff_x_over_y_p"] == modes[0]["p_value"] < 0.01  # the planted groups
+    assert pair["spec_diff_y_over_x_p"] == modes[3]["p_value"] < 0.01
     run = wh.read("runs", "cluster-run").to_pylist()[0]
     assert run["sigma_x"] == 2.0 and run["n"] == N and run["status"] == "succeeded"
+
+
+def _same_uncertainty(modes: list[dict], u, eigenvalues: np.ndarray) -> None:
+    """The published uncertainty columns equal the in-process estimator's (same halves, same
+    second draw of features), and each interval holds its value."""
+    z = u.z
+    columns = {
+        "eigenvalue_se": u.eigenvalue_se,
+        "eigenvalue_low": eigenvalues - z * u.eigenvalue_se,
+        "heldout_eigenvalue": u.heldout,
+        "heldout_se": u.heldout_se,
+        "rff_error": u.rff_error,
+        "p_value": u.p_value,
+        "p_adjusted": u.p_adjusted,
+        "stability": u.stability,
+    }
+    for name, want in columns.items():
+        got = [m[name] for m in modes]
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9, err_msg=name)
+    assert [m["near_tie"] for m in modes] == u.near_tie.tolist()
+    for m in modes:
+        assert m["eigenvalue_low"] <= m["eigenvalue"] <= m["eigenvalue_high"]
+        assert m["heldout_low"] <= m["heldout_eigenvalue"] <= m["heldout_high"]
+        assert m["p_value"] <= m["p_adjusted"] <= 1 and 0 <= m["stability"] <= 1
 
 
 def test_a_rerun_on_a_long_lived_cluster_uses_its_own_frequencies(planted, dask_cli_cluster):
@@ -189,9 +225,16 @@ def test_rerunning_a_run_id_overwrites_only_its_partitions(planted, dask_address
         rff_dim=100,
         n_modes=3,
         members=10,
+        uncertainty=False,
     )
     assert wh.read("modes", "a").num_rows == 6
     assert wh.read("members", "b").equals(before_b)
+    # the rerun without uncertainty publishes nulls there, not the first run's numbers
+    modes = wh.read("modes", "a").to_pylist()
+    assert all(m["heldout_eigenvalue"] is None and m["near_tie"] is None for m in modes)
+    assert wh.read("runs", "a").column("confidence")[0].as_py() is None
+    assert wh.read("pair_scores", "a").column("spec_diff_x_over_y_p")[0].as_py() is None
+    assert wh.read("modes", "b").column("p_adjusted").null_count == 0
 
 
 def test_mismatched_embeddings_are_refused(planted, tmp_path, dask_address):
@@ -215,6 +258,11 @@ def test_mismatched_embeddings_are_refused(planted, tmp_path, dask_address):
     missing = str(tmp_path / "datasets" / "missing.zarr")
     with pytest.raises(InputError, match="missing.zarr is not a speclens dataset store"):
         compare(missing, ["vx", "vy"], root=str(tmp_path), address=dask_address)
+    with pytest.raises(
+        InputError,
+        match=r"held-out halves have \d+ and \d+ samples.*2 x n_modes = 140.*--no-uncertainty",
+    ):
+        compare(planted["dataset"], ["vx", "vy"], root=str(tmp_path), n_modes=70, rff_dim=300)
     with pytest.raises(InputError, match="at least two encoders"):
         compare(planted["dataset"], ["vx"], root=str(tmp_path))
 

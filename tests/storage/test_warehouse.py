@@ -232,8 +232,11 @@ def test_docs_example_queries_run(wh):
     fill(wh)
     wh.write("runs", "emb-003", [{**run_rows(2)["runs"][0], "status": "failed"}])
     queries = re.findall(r"```sql\n(.*?)```", DOCS.read_text(), re.S)
-    assert len(queries) == 5
-    top, missed, matrix, recent, aligned = (wh.query(q).to_pylist() for q in queries)
+    assert len(queries) == 6
+    top, significant, missed, matrix, recent, aligned = (wh.query(q).to_pylist() for q in queries)
+    assert len(significant) == 3 * 4  # two of each end's three modes, in each of three runs
+    assert {m["mode"] for m in significant} == {0, 1, 3, 4}
+    assert all(m["low"] < m["eigenvalue"] < m["high"] for m in significant)
     assert aligned == []  # no align runs here; tests/test_align_flow.py runs it on one
     assert [m["mode"] for m in top] == [0, 1, 2, 3] and top[0]["label"] == "red"
     assert top[3]["direction"] == "y_over_x"

@@ -1,0 +1,203 @@
+"""The compare passes with their uncertainty (:mod:`speclens.spec.crossfit`), as block
+functions and Dask map-reduces beside the plain ones of :mod:`speclens.tasks.mapreduce`.
+
+* ``block_halves`` (pass 1): one Gram state per half of the block's rows; halves merge half by
+  half, and their sum is the plain pass's state. A row's half and group come from a seeded
+  hash of its sample id, so they do not depend on blocks or row order.
+* ``block_scores`` (pass 2): the plain pass's members of the whole fit and the :class:`~speclens.spec.crossfit.ScoreState` of the
+  held-out sums, computed with the run's second, independent draw of frequencies.
+
+Workers get URLs, row ranges and the frequencies' digests, never data.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+from speclens.errors import InputError
+from speclens.spec import GramAccumulator, GramState
+from speclens.spec.assessment import check_halves, half_weights, second_draw
+from speclens.spec.crossfit import (
+    HalfGram,
+    ScorePass,
+    assess,
+    groups_of,
+    mass_norms,
+    merge_halves,
+)
+from speclens.spec.rff_error import rff_error
+from speclens.storage import urls
+from speclens.storage.arrays import load_npz, save_npz
+from speclens.storage.embedding_store import EmbeddingStore
+from speclens.tasks.mapreduce import (
+    Block,
+    Frequencies,
+    finish_members,
+    load_feature_maps,
+    merge_members,
+    read_pair,
+    save_frequencies,
+    top_parts,
+    tree,
+)
+
+
+def block_groups(block: Block, rows: np.ndarray, seed: int) -> np.ndarray:
+    """The group of each of the block's valid rows (``rows``: global row indices)."""
+    ids = EmbeddingStore.open(block.x_url).array("sample_id")[block.start : block.stop]
+    return groups_of(ids[rows - block.start], seed)
+
+
+def block_halves(block: Block, frequencies: Frequencies, dtype: str, seed: int) -> tuple:
+    """Pass 1 for one block: (half A's Gram state, half B's)."""
+    fx, fy = load_feature_maps(frequencies)
+    x, y, rows = read_pair(block)
+    halves = HalfGram(lambda: GramAccumulator(fx, fy, dtype=dtype))
+    if rows.size:
+        halves.update(x, y, block_groups(block, rows, seed))
+    return halves.states()
+
+
+def halves_mapreduce(
+    client, blocks: list[Block], frequencies: Frequencies, dtype: str, seed: int
+) -> tuple:
+    """Both halves' Gram states over all blocks, merged up a tree on the cluster."""
+    from dask import delayed
+
+    parts = [delayed(block_halves, pure=True)(b, frequencies, dtype, seed) for b in blocks]
+    return client.compute(tree(parts, merge_halves)).result()
+
+
+def block_scores(
+    block: Block,
+    frequencies: Frequencies,
+    frequencies2: Frequencies,
+    weights: tuple,
+    k: int,
+    dtype: str,
+    seed: int,
+) -> dict:
+    """Pass 2 for one block; ``weights``: (whole fit, half A, half B, their mass norms), the
+    first three m x c each."""
+    fx, fy = load_feature_maps(frequencies)
+    fx2, fy2 = load_feature_maps(frequencies2)
+    x, y, rows = read_pair(block)
+    score = ScorePass(
+        GramAccumulator(fx, fy, dtype=dtype), GramAccumulator(fx2, fy2, dtype=dtype), *weights
+    )
+    c = weights[0].shape[1]
+    scores = np.zeros((0, 3 * c))
+    if rows.size:
+        scores = score.update(x, y, block_groups(block, rows, seed))
+    return {"members": top_parts(scores[:, :c], rows, k), "state": score.state}
+
+
+def merge_scores(k: int, *parts: dict) -> dict:
+    """Combine step of pass 2: members as the plain pass merges them, the sums by addition."""
+    return {
+        "members": functools.reduce(
+            lambda a, b: merge_members(a, b, k), (p["members"] for p in parts)
+        ),
+        "state": functools.reduce(lambda a, b: a + b, (p["state"] for p in parts)),
+    }
+
+
+def scores_mapreduce(
+    client,
+    blocks: list[Block],
+    frequencies: Frequencies,
+    frequencies2: Frequencies,
+    weights: tuple,
+    k: int,
+    dtype: str,
+    seed: int,
+) -> dict:
+    """Pass 2 over all blocks: ``{"members": (signs, rows, scores) of the whole fit,
+    "state": ScoreState}``; ``weights``: (whole fit, half A, half B, their mass norms)."""
+    from dask import delayed
+
+    w = client.scatter(weights, broadcast=True)
+    parts = [
+        delayed(block_scores, pure=True)(b, frequencies, frequencies2, w, k, dtype, seed)
+        for b in blocks
+    ]
+    merged = client.compute(tree(parts, functools.partial(merge_scores, k))).result()
+    return {"members": finish_members(merged["members"]), "state": merged["state"]}
+
+
+def plan_draw2(run_url: str, sample_ids: np.ndarray, fx, fy, params) -> Frequencies:
+    """Refuse halves too small for the modes asked (one sentence); save the second,
+    independent draw of frequencies the held-out values are evaluated with."""
+    try:
+        check_halves(groups_of(sample_ids, params.seed), params.n_modes)
+    except ValueError as exc:
+        raise InputError(f"{exc} (or pass --no-uncertainty)") from None
+    url = urls.join(run_url, "frequencies2.npz")
+    return save_frequencies(url, second_draw(fx, params.seed), second_draw(fy, params.seed))
+
+
+def save_halves(url: str, halves: tuple) -> str:
+    arrays = {
+        f"{h}_{k}": v for h, s in zip("ab", halves, strict=True) for k, v in s.to_arrays().items()
+    }
+    return save_npz(url, **arrays)
+
+
+def load_halves(url: str) -> tuple:
+    a = load_npz(url)
+    return tuple(
+        GramState.from_arrays({k[2:]: v for k, v in a.items() if k.startswith(h + "_")})
+        for h in "ab"
+    )
+
+
+def solve_halves(
+    halves_url: str, state, whole: np.ndarray, frequencies: Frequencies, params
+) -> dict:
+    """Each half's directions, the mass norms of all three fits' scores and the plug-in's
+    random-feature error (from the whole Gram; ``whole``: the whole fit's score weights)."""
+    fx, fy = load_feature_maps(frequencies)
+    weights = [
+        half_weights(h, params.eta, params.n_modes, params.solver, params.seed)
+        for h in load_halves(halves_url)
+    ]
+    rff = rff_error(state, fx, fy, params.eta, params.n_modes, params.seed)
+    norms = mass_norms(state.gram_sum, np.hstack([whole, *weights]))
+    return {"weights_a": weights[0], "weights_b": weights[1], "norms": norms, "rff_error": rff}
+
+
+def assess_run(
+    result: dict, solution: dict, state_m_x: int, frequencies2: Frequencies, params
+) -> dict:
+    """The per-mode uncertainty of a run as plain arrays (for ``uncertainty.npz``)."""
+    u = assess(
+        solution["eigenvalues"],
+        result["state"],
+        state_m_x,
+        params.eta,
+        params.n_modes,
+        params.confidence,
+        solution["rff_error"],
+        load_feature_maps(frequencies2),
+        params.seed,
+    )
+    low, high = u.interval(solution["eigenvalues"], u.eigenvalue_se)
+    held_low, held_high = u.interval(u.heldout, u.heldout_se)
+    return {
+        "confidence": np.float64(u.confidence),
+        "eigenvalue_se": u.eigenvalue_se,
+        "eigenvalue_low": low,
+        "eigenvalue_high": high,
+        "heldout": u.heldout,
+        "heldout_se": u.heldout_se,
+        "heldout_low": held_low,
+        "heldout_high": held_high,
+        "heldout_rff": u.heldout_rff,
+        "rff_error": u.rff_error,
+        "p_value": u.p_value,
+        "p_adjusted": u.p_adjusted,
+        "stability": u.stability,
+        "near_tie": u.near_tie,
+    }
