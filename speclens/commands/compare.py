@@ -17,6 +17,7 @@ WarehouseOpt = Annotated[
 
 
 def print_runs(results: list[dict], top: int = 3) -> None:
+    from speclens.report.numbers import caveats, mode_numbers, significant_sentence
     from speclens.storage.layout import Layout
     from speclens.storage.warehouse import Warehouse
 
@@ -36,15 +37,18 @@ def print_runs(results: list[dict], top: int = 3) -> None:
         )
         wh = r.get("warehouse") or Layout.of_report(r["report"]).warehouse()
         modes = Warehouse(wh).read("modes", r["run_id"]).sort_by("mode").to_pylist()
+        if sentence := significant_sentence(modes, r["encoder_x"], r["encoder_y"]):
+            typer.echo(f"  {sentence}")
         for direction, who, other in (
             ("x_over_y", r["encoder_x"], r["encoder_y"]),
             ("y_over_x", r["encoder_y"], r["encoder_x"]),
         ):
             typer.echo(f"  captured by {who}, not by {other}:")
             for m in [m for m in modes if m["direction"] == direction][:top]:
-                typer.echo(
-                    f"    mode {m['mode']:>2}  eigenvalue {m['eigenvalue']:+.4f}  {m['summary']}"
-                )
+                flags = "; ".join(caveats(m))
+                typer.echo(f"    mode {m['mode']:>2}  {mode_numbers(m)}  {m['summary']}")
+                if flags:
+                    typer.echo(f"             ({flags})")
         typer.echo(f"  report: {r['report']}")
 
 

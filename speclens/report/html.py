@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import UTC
 from html import escape
 
+from speclens.report.numbers import caveats, has_uncertainty, mode_numbers, p_text
 from speclens.report.plots import X_COLOUR, Y_COLOUR
 
 CSS = """
@@ -58,6 +59,8 @@ figcaption { font-size: 11px; line-height: 1.3; margin-top: 3px; overflow: hidde
 figcaption b { display: block; font-weight: 600; white-space: nowrap; overflow: hidden;
   text-overflow: ellipsis; }
 .texts { margin: 0; padding: 0; list-style: none; }
+.weak { opacity: .55; } .caveat { color: #b45309; margin: 4px 0 0; }
+.verdict { font-size: 15px; margin: 0 0 14px; }
 .texts li { padding: 5px 0; border-bottom: 1px solid #f1f5f9; }
 .texts .r { color: var(--muted); display: inline-block; width: 34px; }
 .muted { color: var(--muted); }
@@ -146,33 +149,60 @@ def run_header(run: dict) -> str:
     )
 
 
-def diff_boxes(run: dict, x_over_y: float, y_over_x: float) -> str:
+def diff_boxes(run: dict, x_over_y: float, y_over_x: float, detail: tuple = ("", "")) -> str:
+    """Both SPEC-diffs (``detail``: a line of uncertainty under each, or nothing)."""
     ex, ey = esc(run.get("encoder_x")), esc(run.get("encoder_y"))
+    dx, dy = (f'<div class="muted">{esc(d)}</div>' if d else "" for d in detail)
     return (
         '<div class="diffs">'
         f'<div class="card diff"><div class="muted">SPEC-diff {ex} over {ey}</div>'
-        f'<div class="v">{fmt(x_over_y)}</div><p>The largest eigenvalue: how strongly the '
+        f'<div class="v">{fmt(x_over_y)}</div>{dx}<p>The largest eigenvalue: how strongly the '
         f"tightest group that {ex} ties together is missed by {ey}.</p></div>"
         f'<div class="card diff y"><div class="muted">SPEC-diff {ey} over {ex}</div>'
-        f'<div class="v">{fmt(y_over_x)}</div><p>Minus the smallest eigenvalue: how strongly '
+        f'<div class="v">{fmt(y_over_x)}</div>{dy}<p>Minus the smallest eigenvalue: how strongly '
         f"the tightest group that {ey} ties together is missed by {ex}.</p></div></div>"
     )
 
 
 def overview_table(modes: list[dict], run: dict) -> str:
+    """One row per mode; with the uncertainty also its interval, held-out value, adjusted
+    p-value and stability, and a greyed row (the reason on hover) for a mode not to rely on."""
+    sure = any(has_uncertainty(m) for m in modes)
+    head = "".join(f'<th class="num">{h}</th>' for h in UNCERTAINTY_HEADS) if sure else ""
     rows = "".join(
-        f'<tr><td><a href="#mode-{esc(m["mode"])}">#{esc(m["mode"])}</a></td>'
+        f'<tr{_weak(m)}><td><a href="#mode-{esc(m["mode"])}">#{esc(m["mode"])}</a></td>'
         f'<td><span class="badge{"" if is_x(m) else " y"}">{esc(direction_words(m, run))}'
         f'</span></td><td class="num">{fmt(m.get("eigenvalue"))}</td>'
-        f'<td class="num">{fmt(m.get("mass_share"), ".1%")}</td>'
+        + (_uncertainty_cells(m) if sure else "")
+        + f'<td class="num">{fmt(m.get("mass_share"), ".1%")}</td>'
         f"<td>{esc(_dominant(m))}</td></tr>"
         for m in modes
     )
     return (
         '<table class="overview"><thead><tr><th>mode</th><th>direction</th>'
-        '<th class="num">eigenvalue</th><th class="num">share of mass</th>'
+        f'<th class="num">eigenvalue</th>{head}<th class="num">share of mass</th>'
         f"<th>dominant label</th></tr></thead><tbody>{rows}</tbody></table>"
     )
+
+
+UNCERTAINTY_HEADS = ("interval", "held-out", "p (Holm)", "stability")
+
+
+def _uncertainty_cells(m: dict) -> str:
+    if not has_uncertainty(m):
+        return '<td class="num"></td>' * len(UNCERTAINTY_HEADS)
+    return (
+        f'<td class="num">[{fmt(m["eigenvalue_low"])}, {fmt(m["eigenvalue_high"])}]</td>'
+        f'<td class="num">{fmt(m.get("heldout_eigenvalue"))}</td>'
+        f'<td class="num">{esc(p_text(m["p_adjusted"]))}</td>'
+        f'<td class="num">{fmt(m.get("stability"), ".2f")}</td>'
+    )
+
+
+def _weak(mode: dict) -> str:
+    """The class and hover text of a mode not to read alone (see ``numbers.caveats``)."""
+    reasons = caveats(mode)
+    return f' class="weak" title="{esc("; ".join(reasons))}"' if reasons else ""
 
 
 def mode_card(
@@ -187,16 +217,18 @@ def mode_card(
     y = "" if is_x(mode) else " y"
     dominant = _dominant(mode)
     stats = [
-        f"eigenvalue {fmt(mode.get('eigenvalue'))}",
+        f"eigenvalue {esc(mode_numbers(mode))}",
         f"{fmt(mode.get('mass_share'), '.1%')} of the spectrum's mass",
     ]
     if dominant:
         stats.append(f"dominant label <b>{esc(dominant)}</b>")
+    reasons = caveats(mode)
+    warn = f'<p class="caveat">{esc("; ".join(reasons)).capitalize()}.</p>' if reasons else ""
     head = (
-        f'<section class="card mode{y}" id="mode-{esc(mode["mode"])}"><header>'
-        f'<h3>Mode {esc(mode["mode"])}</h3><span class="badge{y}">'
+        f'<section class="card mode{y}{" weak" if reasons else ""}" id="mode-{esc(mode["mode"])}">'
+        f'<header><h3>Mode {esc(mode["mode"])}</h3><span class="badge{y}">'
         f"{esc(direction_words(mode, run))}</span></header>"
-        f'<div class="stats">{" · ".join(stats)}</div>'
+        f'<div class="stats">{" · ".join(stats)}</div>{warn}'
         f'<p class="summary">{esc(mode.get("summary"))}</p>'
     )
     bars = histogram(members, common_words)
@@ -227,8 +259,9 @@ def histogram(members: list[dict], common_words: frozenset[str] = frozenset(), t
     return f'<table class="hist"><caption>{esc(what)}</caption>{rows}</table>'
 
 
-def matrix_table(encoders: list[str], matrix) -> str:
-    """K x K SPEC-diff: cell (row a, column b) = what a captures that b misses; darker = larger."""
+def matrix_table(encoders: list[str], matrix, bounds=None) -> str:
+    """K x K SPEC-diff: cell (row a, column b) = what a captures that b misses; darker = larger;
+    ``bounds`` (low, high matrices): each cell's interval under its value."""
     values = [float(v) for row in matrix for v in row]
     finite = [v for v in values if math.isfinite(v)]
     peak = max(finite, default=0.0) or 1.0
@@ -244,7 +277,12 @@ def matrix_table(encoders: list[str], matrix) -> str:
             t = max(0.0, min(1.0, v / peak)) if math.isfinite(v) else 0.0
             bg = _blend("#ffffff", X_COLOUR, 0.08 + 0.85 * t)
             ink = "#fff" if t > 0.55 else "#0f172a"
-            cells.append(f'<td class="num" style="background:{bg};color:{ink}">{fmt(v)}</td>')
+            interval = ""
+            if bounds is not None and all(math.isfinite(b[i][j]) for b in bounds):
+                interval = f"<br><small>[{fmt(bounds[0][i][j])}, {fmt(bounds[1][i][j])}]</small>"
+            cells.append(
+                f'<td class="num" style="background:{bg};color:{ink}">{fmt(v)}{interval}</td>'
+            )
         body.append(f"<tr><th>{esc(a)}</th>{''.join(cells)}</tr>")
     return (
         '<table class="matrix"><thead><tr><th class="muted">captures ↓ · misses →</th>'

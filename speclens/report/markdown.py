@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from speclens.report.html import direction_words, fmt
+from speclens.report.numbers import caveats, has_uncertainty, p_text, significant_sentence
 
 
 def cell(value) -> str:
@@ -44,19 +45,39 @@ def run_markdown(run: dict, modes: list[dict], pair_scores: list[dict]) -> str:
             "(largest eigenvalue); Y over X: the reverse.",
             "",
         ]
+    if sentence := significant_sentence(modes, ex, ey):
+        lines += [sentence, ""]
     if modes:
-        lines += [
-            "| mode | direction | eigenvalue | share | dominant label | summary |",
-            "| ---: | --- | ---: | ---: | --- | --- |",
-        ]
-        for m in modes:
-            label = m.get("label")
-            dominant = f"{label} ({fmt(m.get('label_share'), '.0%')})" if label else ""
-            lines.append(
-                f"| {cell(m['mode'])} | {cell(direction_words(m, run))} | "
-                f"{fmt(m.get('eigenvalue'))} | {fmt(m.get('mass_share'), '.1%')} | "
-                f"{cell(dominant)} | {cell(m.get('summary'))} |"
-            )
+        lines += _mode_table(modes, run)
     else:
         lines.append("No modes reported.")
     return "\n".join(lines) + "\n"
+
+
+def _mode_table(modes: list[dict], run: dict) -> list[str]:
+    """One row per mode; the interval, held-out value, Holm p, stability and caveats join
+    the eigenvalue when the run measured its uncertainty."""
+    extra = has_uncertainty(modes[0])
+    head = "| mode | direction | eigenvalue |"
+    rule = "| ---: | --- | ---: |"
+    if extra:
+        head += " interval | held-out | p (Holm) | stability |"
+        rule += " :---: | ---: | ---: | ---: |"
+    lines = [head + " share | dominant label | summary |", rule + " ---: | --- | --- |"]
+    for m in modes:
+        label = m.get("label")
+        dominant = f"{label} ({fmt(m.get('label_share'), '.0%')})" if label else ""
+        row = (
+            f"| {cell(m['mode'])} | {cell(direction_words(m, run))} | {fmt(m.get('eigenvalue'))} |"
+        )
+        if extra:
+            row += (
+                f" [{fmt(m['eigenvalue_low'])}, {fmt(m['eigenvalue_high'])}] | "
+                f"{fmt(m['heldout_eigenvalue'])} | {p_text(m['p_adjusted']).removeprefix('p=')} | "
+                f"{fmt(m['stability'], '.2f')} |"
+            )
+        summary = "; ".join([*caveats(m), m.get("summary") or ""]).strip("; ")
+        lines.append(
+            f"{row} {fmt(m.get('mass_share'), '.1%')} | {cell(dominant)} | {cell(summary)} |"
+        )
+    return lines

@@ -19,6 +19,7 @@ from collections import defaultdict
 import numpy as np
 
 from speclens.report import html
+from speclens.report.numbers import caveats, has_uncertainty, p_text, significant_sentence
 from speclens.report.plots import as_rgb, spectrum_png, thumbnail_png
 from speclens.storage import urls
 
@@ -56,8 +57,10 @@ def write_report(
     y_over_x = float(-finite.min()) if finite.size else math.nan
 
     ex, ey = str(run.get("encoder_x", "X")), str(run.get("encoder_y", "Y"))
-    body = [html.run_header(run), html.diff_boxes(run, x_over_y, y_over_x)]
-    body += _spectrum_section(out_dir, eig, [m["mode"] for m in modes], ex, ey)
+    body = [html.run_header(run), html.diff_boxes(run, x_over_y, y_over_x, _diff_detail(modes))]
+    if sentence := significant_sentence(modes, ex, ey):
+        body.append(f'<p class="verdict">{html.esc(sentence)}</p>')
+    body += _spectrum_section(out_dir, eig, modes, ex, ey)
     if pair_matrix is not None:
         encoders, matrix = pair_matrix
         body.append(_matrix_section(list(encoders), np.asarray(matrix, dtype=np.float64)))
@@ -79,25 +82,67 @@ def write_report(
     return index
 
 
-def _spectrum_section(out_dir: str, eig: np.ndarray, ids: list, ex: str, ey: str) -> list[str]:
+def _spectrum_section(
+    out_dir: str, eig: np.ndarray, modes: list[dict], ex: str, ey: str
+) -> list[str]:
     """The spectrum plot (written beside the page) and its caption; nothing without modes."""
     if not len(eig):
         return []
-    urls.write_bytes(urls.join(out_dir, "spectrum.png"), spectrum_png(eig, ids, ex, ey))
+    sure = all(has_uncertainty(m) for m in modes)
+    uncertainty = None
+    if sure:
+        uncertainty = {
+            "low": [m["eigenvalue_low"] for m in modes],
+            "high": [m["eigenvalue_high"] for m in modes],
+            "heldout": [m["heldout_eigenvalue"] for m in modes],
+            "weak": [bool(caveats(m)) for m in modes],
+        }
+    ids = [m["mode"] for m in modes]
+    png = spectrum_png(eig, ids, ex, ey, uncertainty)
+    urls.write_bytes(urls.join(out_dir, "spectrum.png"), png)
     return [
         '<h2>Spectrum</h2><div class="card spectrum"><img src="spectrum.png" '
         'alt="eigenvalue spectrum"><p class="muted">Eigenvalues of '
         "K<sub>X</sub>/n − η K<sub>Y</sub>/n reported at both ends, largest first. "
         "Each is a mode: a group of samples one embedding ties together and the other "
-        "does not.</p></div>"
+        "does not."
+        + (
+            " Bars: sampling intervals; dots: held-out values (the exact value lies between "
+            "the plug-in bar and its held-out dot); faded: not significant or not stable."
+            if sure
+            else ""
+        )
+        + "</p></div>"
     ]
 
 
+def _diff_detail(modes: list[dict]) -> tuple[str, str]:
+    """A line of uncertainty under each SPEC-diff: the first mode of each direction."""
+    out = []
+    for direction, sign in (("x_over_y", 1.0), ("y_over_x", -1.0)):
+        m = next((m for m in modes if m["direction"] == direction), None)
+        if m is None or not has_uncertainty(m):
+            out.append("")
+            continue
+        low, high = sorted((sign * m["eigenvalue_low"], sign * m["eigenvalue_high"]))
+        out.append(
+            f"[{low:.4g}, {high:.4g}], held-out {sign * m['heldout_eigenvalue']:.4g}, "
+            f"{p_text(m['p_value'])}"
+        )
+    return out[0], out[1]
+
+
 def write_matrix_report(
-    out_dir: str, group_id: str, encoders: list[str], matrix, run_ids: list[str]
+    out_dir: str,
+    group_id: str,
+    encoders: list[str],
+    matrix,
+    run_ids: list[str],
+    bounds: tuple | None = None,
 ) -> str:
     """The report of a group of K encoders: the K x K SPEC-diff matrix (cell (a, b) = what a
-    captures that b misses) and links to each pairwise run's report; returns its URL."""
+    captures that b misses; ``bounds``: (low, high) matrices of their intervals) and links to
+    each pairwise run's report; returns its URL."""
     m = np.asarray(matrix, dtype=np.float64)
     if m.shape != (len(encoders), len(encoders)):
         raise ValueError(
@@ -111,7 +156,7 @@ def write_matrix_report(
         f"<h1>SPEC comparison {html.esc(group_id)}</h1>"
         f'<p class="sub">{len(encoders)} encoders: '
         f"{html.esc(', '.join(map(str, encoders)))}</p>"
-        + _matrix_section(list(encoders), m)
+        + _matrix_section(list(encoders), m, bounds)
         + f'<h2>Pairwise runs</h2><div class="card"><ul>{links}</ul></div>'
         + f"<footer>speclens · SPEC (arXiv 2506.06231) · group {html.esc(group_id)}</footer>"
     )
@@ -120,10 +165,10 @@ def write_matrix_report(
     return index
 
 
-def _matrix_section(encoders: list[str], matrix: np.ndarray) -> str:
+def _matrix_section(encoders: list[str], matrix: np.ndarray, bounds=None) -> str:
     return (
         '<h2>SPEC-diff matrix</h2><div class="card">'
-        + html.matrix_table(encoders, matrix)
+        + html.matrix_table(encoders, matrix, bounds)
         + '<p class="muted">Row a, column b: SPEC-diff of a over b, the largest eigenvalue '
         "of K<sub>a</sub>/n − η K<sub>b</sub>/n — how strongly a group that a ties together "
         "is missed by b. Darker is larger.</p></div>"

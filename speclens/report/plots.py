@@ -38,10 +38,15 @@ def _finish(fig, ax, legend) -> bytes:
     return buf.getvalue()
 
 
-def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes:
+def spectrum_png(
+    eigenvalues, mode_ids, encoder_x: str, encoder_y: str, uncertainty: dict | None = None
+) -> bytes:
     """Bar chart of the reported eigenvalues, sorted from largest to smallest, each bar named
-    by its mode number and coloured by direction."""
+    by its mode number and coloured by direction. ``uncertainty`` (arrays in the order of the
+    eigenvalues): ``low`` / ``high`` draw the sampling intervals, ``heldout`` a marker per
+    mode, and modes with ``weak`` True are faded."""
     fig, ax = _eigen_axes()
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     eig = np.asarray(eigenvalues, dtype=np.float64)
@@ -50,20 +55,33 @@ def spectrum_png(eigenvalues, mode_ids, encoder_x: str, encoder_y: str) -> bytes
     values = eig[order]
     colours = [X_COLOUR if v > 0 else Y_COLOUR for v in values]
     pos = np.arange(len(values))
-    ax.bar(pos, np.nan_to_num(values), color=colours, width=0.7)
+    bars = ax.bar(pos, np.nan_to_num(values), color=colours, width=0.7)
+    handles = [Patch(color=X_COLOUR), Patch(color=Y_COLOUR)]
+    labels = [
+        f"captured by {encoder_x}, not by {encoder_y}",
+        f"captured by {encoder_y}, not by {encoder_x}",
+    ]
+    if uncertainty is not None:
+        u = {k: np.asarray(v)[order] for k, v in uncertainty.items()}
+        for bar, weak in zip(bars, u["weak"], strict=True):
+            bar.set_alpha(0.35 if weak else 1.0)
+        err = np.vstack([values - u["low"], u["high"] - values])
+        ax.errorbar(
+            pos,
+            values,
+            yerr=np.nan_to_num(err),
+            fmt="none",
+            ecolor="#0f172a",
+            elinewidth=1,
+            capsize=3,
+        )
+        ax.plot(pos, u["heldout"], "o", color="#0f172a", markersize=4)
+        handles += [Line2D([], [], color="#0f172a", marker="o", linestyle="none")]
+        labels += ["held-out value; bars: sampling interval; faded: not significant or unstable"]
     ax.set_xticks(pos, [f"#{ids[i]}" for i in order], fontsize=8)
     ax.set_xlim(-0.7, max(len(values), 1) - 0.3)
     ax.set_xlabel("mode")
-    legend = ax.legend(
-        handles=[Patch(color=X_COLOUR), Patch(color=Y_COLOUR)],
-        labels=[
-            f"captured by {encoder_x}, not by {encoder_y}",
-            f"captured by {encoder_y}, not by {encoder_x}",
-        ],
-        loc="upper right",
-        fontsize=8,
-        frameon=False,
-    )
+    legend = ax.legend(handles=handles, labels=labels, loc="upper right", fontsize=8, frameon=False)
     return _finish(fig, ax, legend)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 from report_inputs import HOSTILE, report_inputs
+from warehouse_rows import uncertainty_columns
 
 from speclens.report import run_markdown, write_matrix_report, write_report
 
@@ -152,7 +153,20 @@ def test_run_markdown_summarises_and_escapes():
     assert "| hue-hist | grad-hist | 0.1064 | 0.0278 |" in lines
     rows = [line for line in lines if line.startswith("| ") and "captured by" in line]
     assert len(rows) == len(modes)
-    assert rows[0].startswith("| 0 | captured by hue-hist, not by grad-hist | 0.1064 | 27.1% |")
+    assert rows[0].startswith(
+        "| 0 | captured by hue-hist, not by grad-hist | 0.1064 | [0.09768, 0.1152] | 0.09579 "
+        "| 0.004 | 0.90 | 27.1% |"
+    )
     assert rows[0].endswith("| red \\| crimson maroon |")
+    # the weakest mode of each end says why it should not be read alone
+    assert "not significant (p=0.400 after Holm); members not stable" in rows[2]
+    assert "2 of 3 modes captured by hue-hist and not by grad-hist are significant" in md
+    # a run without uncertainty keeps the plain table
+    plain = [
+        {k: v for k, v in m.items() if k not in uncertainty_columns(1.0, False)} for m in modes
+    ]
+    rows = [r for r in run_markdown(run, plain, pairs).splitlines() if "captured by" in r]
+    assert rows[0].startswith("| 0 | captured by hue-hist, not by grad-hist | 0.1064 | 27.1% |")
+    assert "significant" not in run_markdown(run, plain, pairs)
     assert "<script>" not in md and "&lt;script&gt;" in md
     assert run_markdown(run, [], []).rstrip().endswith("No modes reported.")
