@@ -83,14 +83,7 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
     )
     spec.extremes_ = extremes(scores[:, : spec.weights_.shape[1]])  # the whole fit's columns
     spec.signs_ = signs_from_extremes(spec.extremes_)
-    errors = rff_error(
-        spec.gram_state_,
-        spec.feature_x_,
-        spec.feature_y_,
-        spec.eta,
-        spec.n_modes,
-        spec.random_state,
-    )
+    errors = rff_error(spec.directions_, spec.gram_state_.m_x, spec.feature_x_, spec.feature_y_)
     maps2 = (scorer2.feature_x, scorer2.feature_y)
     return assess(
         spec.eigenvalues_,
@@ -101,5 +94,4 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
         spec.confidence,
         errors,
         maps2,
-        spec.random_state,
     )

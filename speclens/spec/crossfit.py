@@ -35,14 +35,12 @@ from speclens.spec.inference import (
     plugin_se,
     z_value,
 )
-from speclens.spec.rff_error import frequency_splits
+from speclens.spec.rff_error import frequency_units, unit_spread
 
 #: groups per half: the jackknife of the held-out value leaves one out at a time
 GROUPS = 16
 #: the second, independent draw of frequencies uses the seed plus this offset
 DRAW2_OFFSET = 2**32
-#: random halvings of the second draw's frequencies that measure its spread (cheap: no solve)
-HELDOUT_SPLITS = 16
 
 
 def groups_of(keys, seed: int, groups: int = GROUPS) -> np.ndarray:
@@ -201,16 +199,37 @@ class Uncertainty:
         return values - self.z * se, values + self.z * se
 
 
-def _quotients(state: ScoreState, weight: np.ndarray, n_groups: int, jackknife: bool):
+def _quotients(state: ScoreState, weight: np.ndarray, n_groups: int):
     """The two halves' held-out quotients (half A's direction on B's samples, then the reverse)
-    with features weighted by ``weight`` (the sign and scale of each feature column)."""
+    with features weighted by ``weight`` (the sign and scale of each feature column), with
+    their jackknife standard errors."""
     out = []
-    for part in (slice(n_groups, 2 * n_groups), slice(0, n_groups)):
+    for part in _held_out_parts(n_groups):
         g = state.g[part].transpose(2, 0, 1)  # (c, G, m): one batched product per mode
         cross = ((g * weight) @ g.transpose(0, 2, 1)).transpose(1, 2, 0)
-        value, se = heldout_ratio(cross, state.count[part], state.sq[part], jackknife)
-        out.append((value, se))
+        out.append(heldout_ratio(cross, state.count[part], state.sq[part]))
     return out
+
+
+def _held_out_parts(n_groups: int) -> tuple[slice, slice]:
+    """The groups held out from half A's fit (half B's), then those held out from B's."""
+    return slice(n_groups, 2 * n_groups), slice(0, n_groups)
+
+
+def _column_terms(state: ScoreState, weight: np.ndarray, n_groups: int) -> np.ndarray:
+    """(m, c): each feature column's term of the mean of the two held-out quotients (the
+    numerator ``sum_{b != b'} g_b^T W g_b'`` is a sum over columns; the denominators are not
+    random features)."""
+    terms = []
+    for part in _held_out_parts(n_groups):
+        g, counts = state.g[part], state.count[part]
+        n = counts.sum()
+        pairs = float(n * n - (counts * counts).sum())
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = 1.0 / (pairs * (state.sq[part].sum(axis=0) / n))
+        column = weight[:, None] * (g.sum(axis=0) ** 2 - (g * g).sum(axis=0))
+        terms.append(column * scale)
+    return (terms[0] + terms[1]) / 2.0
 
 
 def heldout(
@@ -219,30 +238,23 @@ def heldout(
     eta: float,
     feature_x2=None,
     feature_y2=None,
-    seed: int = 0,
     n_groups: int = GROUPS,
 ) -> tuple:
-    """(value, se, rff) per mode: the mean of the two halves' held-out Rayleigh quotients, its
-    sampling standard error (jackknife over groups) and the part of its spread due to the
-    evaluation's random features (half splits of their frequencies, given the draw's maps)."""
+    """(value, se, rff, dof) per mode: the mean of the two halves' held-out Rayleigh quotients,
+    its sampling standard error (jackknife over groups), the part of its spread due to the
+    evaluation's random features (an infinitesimal jackknife over the second draw's
+    frequencies, given its maps) and the degrees of freedom of their combination."""
     sign = np.ones(state.g.shape[1])
     sign[m_x:] = -eta
-    (ab, se_ab), (ba, se_ba) = _quotients(state, sign, n_groups, jackknife=True)
+    (ab, se_ab), (ba, se_ba) = _quotients(state, sign, n_groups)
     diagonal = (1.0 - eta) / max(state.n, 1)  # the i = i terms the pairs leave out
     value = (ab + ba) / 2.0 + diagonal
     se = np.sqrt(se_ab**2 + se_ba**2) / 2.0
-    squares = []
-    halvings = frequency_splits(feature_x2, feature_y2, seed, HELDOUT_SPLITS) if feature_x2 else []
-    for halves in halvings:
-        means = []
-        for cols, scale, _ in halves:
-            weight = np.zeros_like(sign)
-            weight[cols] = sign[cols] * scale**2
-            (a, _), (b, _) = _quotients(state, weight, n_groups, jackknife=False)
-            means.append((a + b) / 2.0)
-        squares.append((means[0] - means[1]) ** 2)
-    rff = np.sqrt(np.mean(squares, axis=0) / 4.0) if squares else np.zeros_like(value)
-    return value, se, rff, _dof(se, rff, 2 * (n_groups - 1), len(squares))
+    rff, D = np.zeros_like(value), 0
+    if feature_x2 is not None:
+        units, D = frequency_units(feature_x2, feature_y2)
+        rff = unit_spread(_column_terms(state, sign, n_groups), units, D)
+    return value, se, rff, _dof(se, rff, 2 * (n_groups - 1), max(D - 1, 0))
 
 
 def _dof(se, rff, dof_se: int, dof_rff: int) -> np.ndarray:
@@ -262,15 +274,13 @@ def assess(
     confidence: float,
     rff_error,
     maps2: tuple = (None, None),
-    seed: int = 0,
 ) -> Uncertainty:
-    """Every per-mode number of :class:`Uncertainty` from the two passes' results
-    (``maps2``:
+    """Every per-mode number of :class:`Uncertainty` from the two passes' results (``maps2``:
     the second draw's feature maps, whose random-feature spread joins the sampling error in
     the p-values)."""
     lam = np.asarray(eigenvalues, dtype=np.float64)
     se = plugin_se(lam, state.sum_v4, state.n)
-    value, value_se, value_rff, dof = heldout(state, m_x, eta, *maps2, seed=seed)
+    value, value_se, value_rff, dof = heldout(state, m_x, eta, *maps2)
     total = np.sqrt(value_se**2 + value_rff**2)
     dead = ~np.isfinite(value) | ~np.isfinite(total) | (total <= 0)
     value = np.where(dead, 0.0, value)

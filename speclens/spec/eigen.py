@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg
 import scipy.sparse.linalg
+from scipy.linalg.blas import dtrmv
 from scipy.linalg.lapack import dpstrf
 
 SOLVERS = ("auto", "eigh", "lanczos")
@@ -103,7 +104,7 @@ def solve_modes(
         T = (T + T.T) / 2.0
     else:  # T = B S B^T as an operator: two products of B per step instead of forming T
         T = scipy.sparse.linalg.LinearOperator(
-            (r, r), matvec=lambda v: B @ (s * (B.T @ v)), dtype=np.float64
+            (r, r), matvec=_product(B, s, how == "cholesky"), dtype=np.float64
         )
     if use_eigh:
         evals, U = scipy.linalg.eigh(T, check_finite=False)
@@ -121,14 +122,26 @@ def solve_modes(
     return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0))
 
 
+def _product(B: np.ndarray, s: np.ndarray, triangular: bool):
+    """``v -> B S B^T v``; with B the upper-triangular Cholesky factor, by BLAS triangular
+    products, which read half of B (the products are memory-bound: about 2x faster)."""
+    if not triangular:
+        return lambda v: B @ (s * (B.T @ v))
+    Bf = np.asfortranarray(B)
+    return lambda v: dtrmv(Bf, s * dtrmv(Bf, v, lower=0, trans=1), lower=0, trans=0)
+
+
 def _lanczos_ends(T, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:
+    """The k largest and k smallest eigenpairs (largest first, then smallest first) in one
+    Lanczos run for both ends (ARPACK's 'BE': about half the products of two runs)."""
     rng = np.random.default_rng(random_state)
     v0 = rng.standard_normal(T.shape[0])
-    ncv = min(T.shape[0], max(2 * k + 1, 32))
-    la, ua = scipy.sparse.linalg.eigsh(T, k=k, which="LA", v0=v0, ncv=ncv, tol=0)
-    sa, us = scipy.sparse.linalg.eigsh(T, k=k, which="SA", v0=v0, ncv=ncv, tol=0)
-    ia, is_ = np.argsort(-la), np.argsort(sa)
-    return np.concatenate([la[ia], sa[is_]]), np.concatenate([ua[:, ia], us[:, is_]], axis=1)
+    ncv = min(T.shape[0], max(4 * k + 1, 32))
+    values, vectors = scipy.sparse.linalg.eigsh(T, k=2 * k, which="BE", v0=v0, ncv=ncv, tol=0)
+    order = np.argsort(values)
+    top, bottom = order[::-1][:k], order[:k]
+    pick = np.concatenate([top, bottom])
+    return values[pick], vectors[:, pick]
 
 
 def score_weights(

@@ -50,9 +50,7 @@ def pair_sums(cross: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]
     return total, float(n * n - (counts * counts).sum())
 
 
-def heldout_ratio(
-    cross: np.ndarray, counts: np.ndarray, sq: np.ndarray, jackknife: bool = True
-) -> tuple:
+def heldout_ratio(cross: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> tuple:
     """The held-out Rayleigh quotient of each mode and its jackknife standard error.
 
     ``cross``: (G, G, c), ``g_b^T S g_b'`` for the group sums ``g_b = sum_{i in b} psi_i f_i``
@@ -67,7 +65,7 @@ def heldout_ratio(
     den = sq.sum(axis=0) / counts.sum()
     with np.errstate(divide="ignore", invalid="ignore"):
         value = (num / pairs) / den
-        if G < 3 or not jackknife:
+        if G < 3:
             return value, np.full_like(value, np.nan)
         row = cross.sum(axis=1) + cross.sum(axis=0) - 2 * np.einsum("bbc->bc", cross)
         drops = np.empty((G, value.size))

@@ -138,6 +138,35 @@ def test_rff_error_is_the_spread_over_draws_of_the_frequencies():
     assert np.all((0.5 * sd <= reported) & (reported <= 2.0 * sd))
 
 
+def test_the_random_feature_terms_sum_to_the_numbers_they_spread(monkeypatch):
+    """The infinitesimal jackknife splits each number into per-column terms: they must add up
+    to the plug-in eigenvalue and to the held-out value exactly."""
+    from speclens.spec.crossfit import _column_terms
+
+    X, Y = _replicate(5)
+    spec = SPEC(rff_dim=100, n_modes=2, sigma_x=2.5, sigma_y=3.0, uncertainty=True).fit(X, Y)
+    w, m_x = spec.directions_, spec.gram_state_.m_x
+    s = np.where(np.arange(w.shape[0]) < m_x, 1.0, -1.0)
+    np.testing.assert_allclose((s[:, None] * w * w).sum(axis=0), spec.eigenvalues_, rtol=1e-9)
+    assert np.all(spec.uncertainty_.rff_error > 0)
+    assert np.all(spec.uncertainty_.heldout_rff > 0)
+    # the held-out value (eta 1: no diagonal term), from the scoring pass's state
+    import speclens.spec.assessment as assessment
+
+    seen = {}
+    real = assessment.assess
+
+    def spy(eigenvalues, state, m_x, eta, *rest):
+        seen["state"], seen["m_x"] = state, m_x
+        return real(eigenvalues, state, m_x, eta, *rest)
+
+    monkeypatch.setattr(assessment, "assess", spy)
+    u = SPEC(rff_dim=100, n_modes=2, sigma_x=2.5, sigma_y=3.0, uncertainty=True).fit(X, Y)
+    sign = np.where(np.arange(seen["state"].g.shape[1]) < seen["m_x"], 1.0, -1.0)
+    terms = _column_terms(seen["state"], sign, 16)
+    np.testing.assert_allclose(terms.sum(axis=0), u.uncertainty_.heldout, rtol=1e-9)
+
+
 # --- the statistics against brute force -------------------------------------------------------
 def test_heldout_ratio_and_its_jackknife_equal_the_explicit_pairs():
     rng = np.random.default_rng(1)
