@@ -103,13 +103,17 @@ def _warm_up(address: str) -> None:
 
 
 def child(a) -> dict:
+    with tempfile.TemporaryDirectory(prefix="speclens-bench-") as tmp:  # stores: GBs at 4n
+        return _timed(a, tmp)
+
+
+def _timed(a, tmp: str) -> dict:
     from speclens.flows.runtime import dask_cluster
     from speclens.spec import GramState
     from speclens.storage.arrays import load_npz
     from speclens.tasks.compare import accumulate_gram, plan_pair, score_members, solve_spectrum
     from speclens.tasks.params import CompareParams
 
-    tmp = tempfile.mkdtemp(prefix="speclens-bench-")
     t0 = time.perf_counter()
     write_store(f"{tmp}/x.zarr", a.n, a.dx, a.shard, 1)
     write_store(f"{tmp}/y.zarr", a.n, a.dy, a.shard, 2)
