@@ -11,7 +11,7 @@ from collections import Counter
 from datetime import UTC
 from html import escape
 
-from speclens.report.numbers import caveats, has_uncertainty, mode_numbers, p_text
+from speclens.report.numbers import caveats, has_uncertainty, mode_numbers, p_text, weak
 from speclens.report.plots import X_COLOUR, Y_COLOUR
 
 CSS = """
@@ -38,6 +38,7 @@ table { border-collapse: collapse; } td, th { padding: 4px 8px; text-align: left
 .overview { width: 100%; } .overview th { color: var(--muted); font-weight: 500;
   border-bottom: 1px solid var(--line); } .overview td { border-bottom: 1px solid #f1f5f9; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
+.overview td.num { white-space: nowrap; }
 .badge { display: inline-block; border-radius: 999px; padding: 1px 10px; font-size: 12px;
   color: #fff; background: var(--x); } .badge.y { background: var(--y); }
 .mode { border-top: 4px solid var(--x); } .mode.y { border-top-color: var(--y); }
@@ -200,9 +201,10 @@ def _uncertainty_cells(m: dict) -> str:
 
 
 def _weak(mode: dict) -> str:
-    """The class and hover text of a mode not to read alone (see ``numbers.caveats``)."""
-    reasons = caveats(mode)
-    return f' class="weak" title="{esc("; ".join(reasons))}"' if reasons else ""
+    """The class (greyed: not to rely on) and hover text (every caveat) of a mode's row."""
+    reasons = "; ".join(caveats(mode))
+    greyed = ' class="weak"' if weak(mode) else ""
+    return f'{greyed} title="{esc(reasons)}"' if reasons else greyed
 
 
 def mode_card(
@@ -223,9 +225,10 @@ def mode_card(
     if dominant:
         stats.append(f"dominant label <b>{esc(dominant)}</b>")
     reasons = caveats(mode)
-    warn = f'<p class="caveat">{esc("; ".join(reasons)).capitalize()}.</p>' if reasons else ""
+    said = "; ".join(reasons)
+    warn = f'<p class="caveat">{esc(said[:1].upper() + said[1:])}.</p>' if reasons else ""
     head = (
-        f'<section class="card mode{y}{" weak" if reasons else ""}" id="mode-{esc(mode["mode"])}">'
+        f'<section class="card mode{y}{" weak" if weak(mode) else ""}" id="mode-{esc(mode["mode"])}">'
         f'<header><h3>Mode {esc(mode["mode"])}</h3><span class="badge{y}">'
         f"{esc(direction_words(mode, run))}</span></header>"
         f'<div class="stats">{" · ".join(stats)}</div>{warn}'

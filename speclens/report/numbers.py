@@ -37,6 +37,14 @@ def mode_numbers(m: dict) -> str:
     )
 
 
+def weak(m: dict) -> bool:
+    """Not to rely on: not significant after Holm, or members that dissolve across halves
+    (the report greys these; a near-tie alone is said, not greyed)."""
+    return (_ok(m.get("p_adjusted")) and m["p_adjusted"] >= ALPHA) or (
+        _ok(m.get("stability")) and m["stability"] < DISSOLVED
+    )
+
+
 def caveats(m: dict) -> list[str]:
     """Why a mode should not be read alone: not significant, not stable, near-tied."""
     out = []

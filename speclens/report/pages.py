@@ -19,7 +19,7 @@ from collections import defaultdict
 import numpy as np
 
 from speclens.report import html
-from speclens.report.numbers import caveats, has_uncertainty, p_text, significant_sentence
+from speclens.report.numbers import has_uncertainty, p_text, significant_sentence, weak
 from speclens.report.plots import as_rgb, spectrum_png, thumbnail_png
 from speclens.storage import urls
 
@@ -95,7 +95,7 @@ def _spectrum_section(
             "low": [m["eigenvalue_low"] for m in modes],
             "high": [m["eigenvalue_high"] for m in modes],
             "heldout": [m["heldout_eigenvalue"] for m in modes],
-            "weak": [bool(caveats(m)) for m in modes],
+            "weak": [weak(m) for m in modes],
         }
     ids = [m["mode"] for m in modes]
     png = spectrum_png(eig, ids, ex, ey, uncertainty)

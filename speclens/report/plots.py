@@ -77,11 +77,22 @@ def spectrum_png(
         )
         ax.plot(pos, u["heldout"], "o", color="#0f172a", markersize=4)
         handles += [Line2D([], [], color="#0f172a", marker="o", linestyle="none")]
-        labels += ["held-out value; bars: sampling interval; faded: not significant or unstable"]
+        labels += ["held-out value (bars: intervals; faded: not to rely on)"]
     ax.set_xticks(pos, [f"#{ids[i]}" for i in order], fontsize=8)
     ax.set_xlim(-0.7, max(len(values), 1) - 0.3)
     ax.set_xlabel("mode")
-    legend = ax.legend(handles=handles, labels=labels, loc="upper right", fontsize=8, frameon=False)
+    # above the axes, so no bar, error bar or held-out dot is drawn under it; one entry a
+    # line when long encoder ids would not fit side by side
+    ncol = len(labels) if sum(len(t) for t in labels) < 120 else 1
+    fig.set_size_inches(9, 3.0 + 0.2 * (len(labels) if ncol == 1 else 1))
+    legend = fig.legend(
+        handles=handles,
+        labels=labels,
+        loc="outside upper center",
+        ncol=ncol,
+        fontsize=8,
+        frameon=False,
+    )
     return _finish(fig, ax, legend)
 
 

@@ -53,6 +53,7 @@ def _broken_images(browser) -> list[str]:
 
 def test_run_report_shows_intervals_and_greys_what_not_to_rely_on(browser, tmp_path):
     run, modes, members, eig, images = report_inputs()
+    modes[1]["near_tie"] = True  # said on its card, not greyed
     index = Path(write_report(str(tmp_path / "r"), run, modes, members, eig, images))
     _open(browser, index)
     assert _broken_images(browser) == []
@@ -72,7 +73,9 @@ def test_run_report_shows_intervals_and_greys_what_not_to_rely_on(browser, tmp_p
         caveat = card.find_elements("css selector", ".caveat")
         if mode in weak:
             assert opacity < 0.8 and caveat and caveat[0].is_displayed()
-            assert "Not significant (p=0.400 after holm)" in caveat[0].text
+            assert "Not significant (p=0.400 after Holm)" in caveat[0].text
+        elif mode == 1:
+            assert opacity == 1.0 and "Near-tied with a neighbouring mode" in caveat[0].text
         else:
             assert opacity == 1.0 and not caveat
         assert "held-out" in card.find_element("css selector", ".stats").text
