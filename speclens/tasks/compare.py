@@ -28,6 +28,7 @@ from speclens.tasks.mapreduce import (
 from speclens.tasks.params import CompareParams
 from speclens.tasks.retries import retry_on_io_error
 from speclens.tasks.uncertainty import (
+    ScoreJob,
     assess_run,
     halves_mapreduce,
     plan_draw2,
@@ -164,7 +165,7 @@ def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: st
     halves = {}
     if params.uncertainty:
         halves_url = urls.join(run_url, "gram-halves.npz")
-        halves = solve_halves(halves_url, state, spec.weights_, prep["frequencies"], params)
+        halves = solve_halves(halves_url, spec, prep["frequencies"], params)
     save_npz(
         urls.join(run_url, "solution.npz"),
         eigenvalues=spec.eigenvalues_,
@@ -194,16 +195,10 @@ def score_members(
     with dask_client(address) as client:
         if params.uncertainty:
             weights = tuple(solution[k] for k in ("weights", "weights_a", "weights_b", "norms"))
-            result = scores_mapreduce(
-                client,
-                blocks,
-                prep["frequencies"],
-                prep["frequencies2"],
-                weights,
-                params.members,
-                params.dtype,
-                params.seed,
+            job = ScoreJob(
+                prep["frequencies"], prep["frequencies2"], params.members, params.dtype, params.seed
             )
+            result = scores_mapreduce(client, blocks, job, weights)
             signs, rows, scores = result["members"]
             arrays = assess_run(
                 result, solution, int(solution["m_x"]), prep["frequencies2"], params

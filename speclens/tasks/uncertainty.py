@@ -13,6 +13,7 @@ Workers get URLs, row ranges and the frequencies' digests, never data.
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -70,28 +71,34 @@ def halves_mapreduce(
     return client.compute(tree(parts, merge_halves)).result()
 
 
-def block_scores(
-    block: Block,
-    frequencies: Frequencies,
-    frequencies2: Frequencies,
-    weights: tuple,
-    k: int,
-    dtype: str,
-    seed: int,
-) -> dict:
+@dataclass(frozen=True)
+class ScoreJob:
+    """What every block of pass 2 shares: both draws' frequencies, how many members to keep,
+    the feature dtype and the seed of the halves."""
+
+    frequencies: Frequencies
+    frequencies2: Frequencies
+    k: int
+    dtype: str
+    seed: int
+
+
+def block_scores(block: Block, job: ScoreJob, weights: tuple) -> dict:
     """Pass 2 for one block; ``weights``: (whole fit, half A, half B, their mass norms), the
     first three m x c each."""
-    fx, fy = load_feature_maps(frequencies)
-    fx2, fy2 = load_feature_maps(frequencies2)
+    fx, fy = load_feature_maps(job.frequencies)
+    fx2, fy2 = load_feature_maps(job.frequencies2)
     x, y, rows = read_pair(block)
     score = ScorePass(
-        GramAccumulator(fx, fy, dtype=dtype), GramAccumulator(fx2, fy2, dtype=dtype), *weights
+        GramAccumulator(fx, fy, dtype=job.dtype),
+        GramAccumulator(fx2, fy2, dtype=job.dtype),
+        *weights,
     )
     c = weights[0].shape[1]
     scores = np.zeros((0, 3 * c))
     if rows.size:
-        scores = score.update(x, y, block_groups(block, rows, seed))
-    return {"members": top_parts(scores[:, :c], rows, k), "state": score.state}
+        scores = score.update(x, y, block_groups(block, rows, job.seed))
+    return {"members": top_parts(scores[:, :c], rows, job.k), "state": score.state}
 
 
 def merge_scores(k: int, *parts: dict) -> dict:
@@ -104,26 +111,14 @@ def merge_scores(k: int, *parts: dict) -> dict:
     }
 
 
-def scores_mapreduce(
-    client,
-    blocks: list[Block],
-    frequencies: Frequencies,
-    frequencies2: Frequencies,
-    weights: tuple,
-    k: int,
-    dtype: str,
-    seed: int,
-) -> dict:
+def scores_mapreduce(client, blocks: list[Block], job: ScoreJob, weights: tuple) -> dict:
     """Pass 2 over all blocks: ``{"members": (signs, rows, scores) of the whole fit,
     "state": ScoreState}``; ``weights``: (whole fit, half A, half B, their mass norms)."""
     from dask import delayed
 
     w = client.scatter(weights, broadcast=True)
-    parts = [
-        delayed(block_scores, pure=True)(b, frequencies, frequencies2, w, k, dtype, seed)
-        for b in blocks
-    ]
-    merged = client.compute(tree(parts, functools.partial(merge_scores, k))).result()
+    parts = [delayed(block_scores, pure=True)(b, job, w) for b in blocks]
+    merged = client.compute(tree(parts, functools.partial(merge_scores, job.k))).result()
     return {"members": finish_members(merged["members"]), "state": merged["state"]}
 
 
@@ -153,18 +148,17 @@ def load_halves(url: str) -> tuple:
     )
 
 
-def solve_halves(
-    halves_url: str, state, whole: np.ndarray, frequencies: Frequencies, params
-) -> dict:
+def solve_halves(halves_url: str, spec, frequencies: Frequencies, params) -> dict:
     """Each half's directions, the mass norms of all three fits' scores and the plug-in's
-    random-feature error (from the whole Gram; ``whole``: the whole fit's score weights)."""
+    random-feature error (``spec``: the solved whole fit)."""
     fx, fy = load_feature_maps(frequencies)
     weights = [
         half_weights(h, params.eta, params.n_modes, params.solver, params.seed)
         for h in load_halves(halves_url)
     ]
-    rff = rff_error(state, fx, fy, params.eta, params.n_modes, params.seed)
-    norms = mass_norms(state.gram_sum, np.hstack([whole, *weights]))
+    state = spec.gram_state_
+    norms = mass_norms(state.gram_sum, np.hstack([spec.weights_, *weights]))
+    rff = rff_error(spec.directions_, state.m_x, fx, fy)
     return {"weights_a": weights[0], "weights_b": weights[1], "norms": norms, "rff_error": rff}
 
 
@@ -181,7 +175,6 @@ def assess_run(
         params.confidence,
         solution["rff_error"],
         load_feature_maps(frequencies2),
-        params.seed,
     )
     low, high = u.interval(solution["eigenvalues"], u.eigenvalue_se)
     held_low, held_high = u.interval(u.heldout, u.heldout_se)
