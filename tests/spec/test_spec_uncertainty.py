@@ -6,6 +6,7 @@ what they measured (``pytest -s``) and run on both cores."""
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -61,8 +62,18 @@ def _replicate_run(r: int):
     return spec.eigenvalues_, u.eigenvalue_se, u.heldout, u.heldout_se
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)  # two workers on two cores: no oversubscription
+
+
 def _map(fn, items):
-    with ProcessPoolExecutor(max_workers=2) as pool:
+    """Both cores, one process each. Spawned, never forked: a fork after torch's (or
+    OpenBLAS's) thread pool has started copies its held locks, and the child can wait on
+    them forever (it did, in CI, at random)."""
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=2, mp_context=spawn, initializer=_one_thread) as pool:
         return list(pool.map(fn, items))
 
 
