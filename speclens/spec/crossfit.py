@@ -74,8 +74,8 @@ class HalfGram:
                 acc.update(x[rows], y[rows])
         return self
 
-    def states(self) -> tuple[GramState, GramState]:
-        return self.halves[0].state(), self.halves[1].state()
+    def states(self, copy: bool = True) -> tuple[GramState, GramState]:
+        return self.halves[0].state(copy), self.halves[1].state(copy)
 
 
 def merge_halves(*pairs: tuple[GramState, GramState]) -> tuple[GramState, GramState]:
@@ -147,13 +147,13 @@ class ScorePass:
         )
 
     def _phi(self, acc: GramAccumulator, x, y) -> np.ndarray:
+        """The block's features as numpy, in the accumulator's dtype."""
         phi = acc.features(acc._as_backend(x), acc._as_backend(y))
-        phi = phi if isinstance(phi, np.ndarray) else phi.detach().cpu().numpy()
-        return phi.astype(np.float64, copy=False)
+        return phi if isinstance(phi, np.ndarray) else phi.detach().cpu().numpy()
 
     def update(self, x, y, groups) -> np.ndarray:
         groups = np.asarray(groups)
-        scores = self._phi(self.scorer, x, y) @ self.weights
+        scores = self._phi(self.scorer, x, y).astype(np.float64) @ self.weights
         c, s = self.c, self.state
         s.sum_v4 += (scores[:, :c] ** 4).sum(axis=0)
         s.n += scores.shape[0]
@@ -161,15 +161,22 @@ class ScorePass:
         whole, a, b = mass[:, :c], mass[:, c : 2 * c], mass[:, 2 * c :]
         for k, (p, q) in enumerate(((whole, a), (whole, b), (a, b))):
             s.overlap[k] += np.minimum(p[:, :, None], q[:, None, :]).sum(axis=0)
-        phi2 = self._phi(self.scorer2, x, y)
-        for gid in np.unique(groups):
-            rows = groups == gid
+        # the second draw's features of the rows sorted by group: each group is one slice;
+        # its products in the features' dtype (as the Gram's block products are: a group has
+        # about n / 32 rows, the Gram's blocks 8,192), summed in float64
+        order = np.argsort(groups, kind="stable")
+        phi2 = self._phi(self.scorer2, x[order], y[order])
+        bounds = np.searchsorted(groups[order], np.arange(2 * self.n_groups + 1))
+        for gid in range(2 * self.n_groups):
+            lo, hi = bounds[gid], bounds[gid + 1]
+            if lo == hi:
+                continue
             # a sample of half A is held out from half B's fit, and the reverse
             other = slice(2 * c, 3 * c) if gid < self.n_groups else slice(c, 2 * c)
-            f = scores[rows, other]
-            s.g[gid] += phi2[rows].T @ f
+            f = scores[order[lo:hi], other]
+            s.g[gid] += phi2[lo:hi].T @ f.astype(phi2.dtype)
             s.sq[gid] += (f * f).sum(axis=0)
-            s.count[gid] += int(rows.sum())
+            s.count[gid] += int(hi - lo)
         return scores
 
 

@@ -80,9 +80,11 @@ def solve_modes(
     random_state: int | None = 0,
     n_samples: int | None = None,
     spectrum: bool = True,
+    tol: float = 0.0,
 ) -> Modes:
     """Top-``n_modes`` and bottom-``n_modes`` eigenpairs of the difference kernel from its Gram
-    (``spectrum=False``: skip the whole spectrum, e.g. for the halves of a cross-fit)."""
+    (``spectrum=False``: skip the whole spectrum, e.g. for the halves of a cross-fit; ``tol``:
+    the Lanczos run's relative residual, 0 for machine precision)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
     B, how = factor_gram(G, n_samples)
@@ -114,7 +116,7 @@ def solve_modes(
         U = np.concatenate([U[:, top], U[:, bottom]], axis=1)
         used = "eigh"
     else:
-        eigenvalues, U = _lanczos_ends(T, n_modes, random_state)
+        eigenvalues, U = _lanczos_ends(T, n_modes, random_state, tol)
         used = "lanczos"
         if isinstance(T, np.ndarray):
             whole = scipy.linalg.eigvalsh(T, check_finite=False)[::-1]
@@ -127,17 +129,18 @@ def _product(B: np.ndarray, s: np.ndarray, triangular: bool):
     products, which read half of B (the products are memory-bound: about 2x faster)."""
     if not triangular:
         return lambda v: B @ (s * (B.T @ v))
-    Bf = np.asfortranarray(B)
-    return lambda v: dtrmv(Bf, s * dtrmv(Bf, v, lower=0, trans=1), lower=0, trans=0)
+    L = np.asfortranarray(B.T)  # B is LAPACK's lower factor transposed: a view, no copy
+    return lambda v: dtrmv(L, s * dtrmv(L, v, lower=1, trans=0), lower=1, trans=1)
 
 
-def _lanczos_ends(T, k: int, random_state) -> tuple[np.ndarray, np.ndarray]:
+def _lanczos_ends(T, k: int, random_state, tol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """The k largest and k smallest eigenpairs (largest first, then smallest first) in one
-    Lanczos run for both ends (ARPACK's 'BE': about half the products of two runs)."""
+    Lanczos run for both ends (ARPACK's 'BE': about half the products of two runs); ``tol``:
+    ARPACK's relative residual (0: machine precision)."""
     rng = np.random.default_rng(random_state)
     v0 = rng.standard_normal(T.shape[0])
     ncv = min(T.shape[0], max(4 * k + 1, 32))
-    values, vectors = scipy.sparse.linalg.eigsh(T, k=2 * k, which="BE", v0=v0, ncv=ncv, tol=0)
+    values, vectors = scipy.sparse.linalg.eigsh(T, k=2 * k, which="BE", v0=v0, ncv=ncv, tol=tol)
     order = np.argsort(values)
     top, bottom = order[::-1][:k], order[:k]
     pick = np.concatenate([top, bottom])

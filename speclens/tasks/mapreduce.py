@@ -95,7 +95,7 @@ def block_gram(block: Block, frequencies: Frequencies, dtype: str = "float32") -
     x, y, _ = read_pair(block)
     if x.shape[0]:
         acc.update(x, y)
-    return acc.state()
+    return acc.state(copy=False)  # the accumulator ends here
 
 
 def block_members(

@@ -58,7 +58,7 @@ def block_halves(block: Block, frequencies: Frequencies, dtype: str, seed: int) 
     halves = HalfGram(lambda: GramAccumulator(fx, fy, dtype=dtype))
     if rows.size:
         halves.update(x, y, block_groups(block, rows, seed))
-    return halves.states()
+    return halves.states(copy=False)  # the accumulators end here
 
 
 def halves_mapreduce(
