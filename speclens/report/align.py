@@ -4,7 +4,8 @@ full reports (sibling folders)."""
 
 from __future__ import annotations
 
-from speclens.report.html import esc, fmt, page
+from speclens.report.html import esc, page
+from speclens.report.numbers import fmt
 from speclens.report.plots import spectra_png
 from speclens.storage import urls
 

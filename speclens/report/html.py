@@ -11,7 +11,15 @@ from collections import Counter
 from datetime import UTC
 from html import escape
 
-from speclens.report.numbers import caveats, has_uncertainty, mode_numbers, p_text, weak
+from speclens.report.numbers import (
+    UNCERTAINTY_HEADS,
+    caveats,
+    fmt,
+    has_uncertainty,
+    mode_numbers,
+    uncertainty_cells,
+    weak,
+)
 from speclens.report.plots import X_COLOUR, Y_COLOUR
 
 CSS = """
@@ -89,12 +97,6 @@ def page(title: str, body: str) -> str:
         f"<title>{esc(title)}</title><style>{CSS}</style></head>"
         f"<body><main>{body}</main></body></html>\n"
     )
-
-
-def fmt(value, spec: str = ".4g") -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    return format(value, spec) if isinstance(value, int | float) else str(value)
 
 
 def is_x(mode: dict) -> bool:
@@ -186,18 +188,8 @@ def overview_table(modes: list[dict], run: dict) -> str:
     )
 
 
-UNCERTAINTY_HEADS = ("interval", "held-out", "p (Holm)", "stability")
-
-
 def _uncertainty_cells(m: dict) -> str:
-    if not has_uncertainty(m):
-        return '<td class="num"></td>' * len(UNCERTAINTY_HEADS)
-    return (
-        f'<td class="num">[{fmt(m["eigenvalue_low"])}, {fmt(m["eigenvalue_high"])}]</td>'
-        f'<td class="num">{fmt(m.get("heldout_eigenvalue"))}</td>'
-        f'<td class="num">{esc(p_text(m["p_adjusted"]))}</td>'
-        f'<td class="num">{fmt(m.get("stability"), ".2f")}</td>'
-    )
+    return "".join(f'<td class="num">{esc(text)}</td>' for text in uncertainty_cells(m))
 
 
 def _weak(mode: dict) -> str:

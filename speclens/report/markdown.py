@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from speclens.report.html import direction_words, fmt
-from speclens.report.numbers import caveats, has_uncertainty, p_text, significant_sentence
+from speclens.report.html import direction_words
+from speclens.report.numbers import (
+    UNCERTAINTY_HEADS,
+    caveats,
+    fmt,
+    has_uncertainty,
+    significant_sentence,
+    uncertainty_cells,
+)
 
 
 def cell(value) -> str:
@@ -61,7 +68,7 @@ def _mode_table(modes: list[dict], run: dict) -> list[str]:
     head = "| mode | direction | eigenvalue |"
     rule = "| ---: | --- | ---: |"
     if extra:
-        head += " interval | held-out | p (Holm) | stability |"
+        head += "".join(f" {h} |" for h in UNCERTAINTY_HEADS)
         rule += " :---: | ---: | ---: | ---: |"
     lines = [head + " share | dominant label | summary |", rule + " ---: | --- | --- |"]
     for m in modes:
@@ -71,11 +78,8 @@ def _mode_table(modes: list[dict], run: dict) -> list[str]:
             f"| {cell(m['mode'])} | {cell(direction_words(m, run))} | {fmt(m.get('eigenvalue'))} |"
         )
         if extra:
-            row += (
-                f" [{fmt(m['eigenvalue_low'])}, {fmt(m['eigenvalue_high'])}] | "
-                f"{fmt(m['heldout_eigenvalue'])} | {p_text(m['p_adjusted']).removeprefix('p=')} | "
-                f"{fmt(m['stability'], '.2f')} |"
-            )
+            interval, heldout, p, stability = uncertainty_cells(m)
+            row += f" {interval} | {heldout} | {p.removeprefix('p=')} | {stability} |"
         summary = "; ".join([*caveats(m), m.get("summary") or ""]).strip("; ")
         lines.append(
             f"{row} {fmt(m.get('mass_share'), '.1%')} | {cell(dominant)} | {cell(summary)} |"

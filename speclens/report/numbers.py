@@ -16,6 +16,13 @@ def _ok(value) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
+def fmt(value, spec: str = ".4g") -> str:
+    """A value for a page or a table ("–" when missing)."""
+    if not _ok(value):
+        return "–"
+    return format(value, spec) if isinstance(value, int | float) else str(value)
+
+
 def has_uncertainty(m: dict) -> bool:
     """Whether a ``modes`` row carries intervals (runs with ``uncertainty`` off do not)."""
     return _ok(m.get("eigenvalue_low"))
@@ -37,20 +44,42 @@ def mode_numbers(m: dict) -> str:
     )
 
 
+#: the uncertainty's columns of a table of modes (:func:`uncertainty_cells` fills them)
+UNCERTAINTY_HEADS = ("interval", "held-out", "p (Holm)", "stability")
+
+
+def uncertainty_cells(m: dict) -> list[str]:
+    """A ``modes`` row's texts under :data:`UNCERTAINTY_HEADS` (empty without uncertainty)."""
+    if not has_uncertainty(m):
+        return [""] * len(UNCERTAINTY_HEADS)
+    return [
+        f"[{fmt(m['eigenvalue_low'])}, {fmt(m['eigenvalue_high'])}]",
+        fmt(m.get("heldout_eigenvalue")),
+        p_text(m["p_adjusted"]),
+        fmt(m.get("stability"), ".2f"),
+    ]
+
+
+def _insignificant(m: dict) -> bool:
+    return _ok(m.get("p_adjusted")) and m["p_adjusted"] >= ALPHA
+
+
+def _dissolved(m: dict) -> bool:
+    return _ok(m.get("stability")) and m["stability"] < DISSOLVED
+
+
 def weak(m: dict) -> bool:
     """Not to rely on: not significant after Holm, or members that dissolve across halves
     (the report greys these; a near-tie alone is said, not greyed)."""
-    return (_ok(m.get("p_adjusted")) and m["p_adjusted"] >= ALPHA) or (
-        _ok(m.get("stability")) and m["stability"] < DISSOLVED
-    )
+    return _insignificant(m) or _dissolved(m)
 
 
 def caveats(m: dict) -> list[str]:
     """Why a mode should not be read alone: not significant, not stable, near-tied."""
     out = []
-    if _ok(m.get("p_adjusted")) and m["p_adjusted"] >= ALPHA:
+    if _insignificant(m):
         out.append(f"not significant ({p_text(m['p_adjusted'])} after Holm)")
-    if _ok(m.get("stability")) and m["stability"] < DISSOLVED:
+    if _dissolved(m):
         out.append(f"members not stable across halves ({m['stability']:.2f})")
     if m.get("near_tie"):
         out.append("near-tied with a neighbouring mode: they can swap members")

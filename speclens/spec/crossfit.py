@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speclens.spec.eigen import side_signs
 from speclens.spec.gram import GramAccumulator, GramState, merge_states
 from speclens.spec.inference import (
     heldout_ratio,
@@ -32,6 +33,7 @@ from speclens.spec.inference import (
     matched_stability,
     near_ties,
     one_sided_p,
+    pair_count,
     plugin_se,
     z_value,
 )
@@ -230,10 +232,8 @@ def _column_terms(state: ScoreState, weight: np.ndarray, n_groups: int) -> np.nd
     terms = []
     for part in _held_out_parts(n_groups):
         g, counts = state.g[part], state.count[part]
-        n = counts.sum()
-        pairs = float(n * n - (counts * counts).sum())
         with np.errstate(divide="ignore", invalid="ignore"):
-            scale = 1.0 / (pairs * (state.sq[part].sum(axis=0) / n))
+            scale = 1.0 / (pair_count(counts) * (state.sq[part].sum(axis=0) / counts.sum()))
         column = weight[:, None] * (g.sum(axis=0) ** 2 - (g * g).sum(axis=0))
         terms.append(column * scale)
     return (terms[0] + terms[1]) / 2.0
@@ -251,8 +251,7 @@ def heldout(
     its sampling standard error (jackknife over groups), the part of its spread due to the
     evaluation's random features (an infinitesimal jackknife over the second draw's
     frequencies, given its maps) and the degrees of freedom of their combination."""
-    sign = np.ones(state.g.shape[1])
-    sign[m_x:] = -eta
+    sign = side_signs(state.g.shape[1], m_x, -eta)
     (ab, se_ab), (ba, se_ba) = _quotients(state, sign, n_groups)
     diagonal = (1.0 - eta) / max(state.n, 1)  # the i = i terms the pairs leave out
     value = (ab + ba) / 2.0 + diagonal

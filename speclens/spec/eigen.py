@@ -95,8 +95,7 @@ def solve_modes(
             f"n_modes={n_modes} asks for {2 * n_modes} eigenpairs but the difference kernel has rank "
             f"at most {limit} (n_samples={n_samples}, feature rank {r}); use n_modes <= {limit // 2}."
         )
-    s = np.ones(G.shape[0])
-    s[m_x:] = -1.0
+    s = side_signs(G.shape[0], m_x)
     # without the whole spectrum, 'auto' takes Lanczos at any size: both ends are all it needs
     small = spectrum and r <= AUTO_EIGH_MAX
     use_eigh = solver == "eigh" or (solver == "auto" and small) or 2 * n_modes + 1 >= r
@@ -122,6 +121,14 @@ def solve_modes(
             whole = scipy.linalg.eigvalsh(T, check_finite=False)[::-1]
     directions = s[:, None] * (B.T @ U)
     return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0))
+
+
+def side_signs(m: int, m_x: int, y: float = -1.0) -> np.ndarray:
+    """The diagonal of ``S`` over the feature columns ``[phi_X, phi_Y]``: 1 on X's ``m_x``
+    columns, ``y`` on Y's (-1 for the difference kernel; -eta on Y's unscaled features)."""
+    s = np.ones(m)
+    s[m_x:] = y
+    return s
 
 
 def _product(B: np.ndarray, s: np.ndarray, triangular: bool):

@@ -42,12 +42,17 @@ def plugin_se(eigenvalues: np.ndarray, sum_v4: np.ndarray, n: int) -> np.ndarray
     return np.abs(np.asarray(eigenvalues, dtype=np.float64)) * np.sqrt(excess)
 
 
+def pair_count(counts: np.ndarray) -> float:
+    """The number of ordered sample pairs between different groups (``counts``: per group)."""
+    n = counts.sum()
+    return float(n * n - (counts * counts).sum())
+
+
 def pair_sums(cross: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, float]:
     """(sum over ordered pairs of different groups of ``cross[b, b']``, number of sample
     pairs between different groups); ``cross`` is (G, G) per mode on the last axis."""
     total = cross.sum(axis=(0, 1)) - np.trace(cross, axis1=0, axis2=1)
-    n = counts.sum()
-    return total, float(n * n - (counts * counts).sum())
+    return total, pair_count(counts)
 
 
 def heldout_ratio(cross: np.ndarray, counts: np.ndarray, sq: np.ndarray) -> tuple:

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from speclens.spec.eigen import side_signs
+
 
 def frequency_units(feature_x, feature_y) -> tuple[np.ndarray, int]:
     """(the frequency unit of each column of ``[phi_X, phi_Y]``, -1 for exact features; D)."""
@@ -51,7 +53,6 @@ def rff_error(directions: np.ndarray, m_x: int, feature_x, feature_y) -> np.ndar
     """Standard deviation of each reported eigenvalue over draws of the random frequencies,
     from its directions (m x c, :attr:`~speclens.spec.eigen.Modes.directions`)."""
     w = np.asarray(directions, dtype=np.float64)
-    s = np.ones(w.shape[0])
-    s[m_x:] = -1.0
+    s = side_signs(w.shape[0], m_x)
     units, D = frequency_units(feature_x, feature_y)
     return unit_spread(s[:, None] * w * w, units, D)

@@ -105,16 +105,8 @@ def block_members(
     either end (the sign of each mode is only known once every block is seen)."""
     fx, fy = load_feature_maps(frequencies)
     x, y, rows = read_pair(block)
-    n_modes = weights.shape[1]
     if rows.size == 0:
-        empty = np.empty((n_modes, 0))
-        return {
-            "extremes": np.zeros(n_modes),
-            "rows_hi": empty.astype(np.int64),
-            "hi": empty,
-            "rows_lo": empty.astype(np.int64),
-            "lo": empty,
-        }
+        return top_parts(np.zeros((0, weights.shape[1])), rows, k)
     acc = GramAccumulator(fx, fy, dtype=dtype)
     phi = acc.features(
         np.ascontiguousarray(x, dtype=acc.dtype), np.ascontiguousarray(y, dtype=acc.dtype)
@@ -149,6 +141,11 @@ def merge_members(a: dict, b: dict, k: int) -> dict:
         out[rows_key] = np.take_along_axis(rows, order, axis=1)
         out[key] = np.take_along_axis(vals, order, axis=1)
     return out
+
+
+def merge_member_parts(k: int, *parts: dict) -> dict:
+    """:func:`merge_members` over any number of block parts (one combine step of a tree)."""
+    return functools.reduce(lambda a, b: merge_members(a, b, k), parts)
 
 
 def finish_members(merged: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -195,7 +192,5 @@ def members_mapreduce(
 
     w = client.scatter(weights, broadcast=True)
     parts = [delayed(block_members, pure=True)(b, frequencies, w, k, dtype) for b in blocks]
-    merged = client.compute(
-        tree(parts, lambda *ps: functools.reduce(lambda a, b: merge_members(a, b, k), ps))
-    ).result()
+    merged = client.compute(tree(parts, functools.partial(merge_member_parts, k))).result()
     return finish_members(merged)

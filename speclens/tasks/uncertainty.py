@@ -37,7 +37,7 @@ from speclens.tasks.mapreduce import (
     Frequencies,
     finish_members,
     load_feature_maps,
-    merge_members,
+    merge_member_parts,
     read_pair,
     save_frequencies,
     top_parts,
@@ -104,9 +104,7 @@ def block_scores(block: Block, job: ScoreJob, weights: tuple) -> dict:
 def merge_scores(k: int, *parts: dict) -> dict:
     """Combine step of pass 2: members as the plain pass merges them, the sums by addition."""
     return {
-        "members": functools.reduce(
-            lambda a, b: merge_members(a, b, k), (p["members"] for p in parts)
-        ),
+        "members": merge_member_parts(k, *(p["members"] for p in parts)),
         "state": functools.reduce(lambda a, b: a + b, (p["state"] for p in parts)),
     }
 
