@@ -17,10 +17,12 @@ WarehouseOpt = Annotated[
 
 
 def print_runs(results: list[dict], top: int = 3) -> None:
+    from speclens.report.evidence import exact_rows, rff_sentence
     from speclens.report.numbers import caveats, mode_numbers, significant_sentence
     from speclens.storage.layout import Layout
     from speclens.storage.warehouse import Warehouse
 
+    sweep_last = {r["sweep_report"]: r for r in results if r.get("sweep_report")}
     for r in results:
         if "matrix" in r:
             typer.echo(f"\nSPEC-diff matrix (row over column) of {len(r['encoders'])} encoders:")
@@ -39,6 +41,11 @@ def print_runs(results: list[dict], top: int = 3) -> None:
         modes = Warehouse(wh).read("modes", r["run_id"]).sort_by("mode").to_pylist()
         if sentence := significant_sentence(modes, r["encoder_x"], r["encoder_y"]):
             typer.echo(f"  {sentence}")
+        run = Warehouse(wh).read("runs", r["run_id"]).to_pylist()[0]
+        if sentence := rff_sentence(run):
+            typer.echo(f"  {sentence}")
+        for j, lam, _, exact, rel in exact_rows(modes):
+            typer.echo(f"  exact check, mode {j}: {lam:.4g} here, {exact:.4g} exact ({rel:.1%})")
         for direction, who, other in (
             ("x_over_y", r["encoder_x"], r["encoder_y"]),
             ("y_over_x", r["encoder_y"], r["encoder_x"]),
@@ -50,6 +57,25 @@ def print_runs(results: list[dict], top: int = 3) -> None:
                 if flags:
                     typer.echo(f"             ({flags})")
         typer.echo(f"  report: {r['report']}")
+        if r.get("sweep_report") and r is sweep_last.get(r["sweep_report"]):
+            print_sweep(r["sweep_id"], r["sweep_report"], wh)
+
+
+def print_sweep(sweep_id: str, page: str, warehouse: str) -> None:
+    """The sweep's answer: SPEC-diff per scale, and where it peaks and where labels gather."""
+    from speclens.report.sweep import sweep_summary
+    from speclens.storage.warehouse import Warehouse
+    from speclens.tasks.sweep import sweep_entries
+
+    s = sweep_summary(sweep_entries(Warehouse(warehouse), sweep_id))
+    typer.echo(f"\nbandwidth sweep {sweep_id} ({s['estimate']} SPEC-diff per scale):")
+    for scale, d, c in zip(s["scales"], s["difference"], s["concentration"], strict=True):
+        share = "" if c is None else f"   leading modes' label share {c:.0%}"
+        typer.echo(f"  scale {scale:<8g} SPEC-diff {d:.4f}{share}")
+    typer.echo(f"  largest difference at scale {s['peak_scale']:g}")
+    if s["concentrated_scale"] is not None:
+        typer.echo(f"  most label-concentrated modes at scale {s['concentrated_scale']:g}")
+    typer.echo(f"  sweep page: {page}")
 
 
 @compare_options()

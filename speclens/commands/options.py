@@ -46,7 +46,8 @@ def _parameters(defaults: bool, exclude: tuple[str, ...]) -> list[inspect.Parame
     for name, field in CompareParams.model_fields.items():
         if name in exclude:
             continue
-        kind = _plain(field.annotation)
+        text = (field.json_schema_extra or {}).get("cli") == "text"
+        kind = str if text else _plain(field.annotation)
         flag = "--" + name.replace("_", "-")
         if kind is bool:  # a switch: --uncertainty / --no-uncertainty
             flag = f"{flag}/--no-{flag[2:]}"
@@ -55,6 +56,8 @@ def _parameters(defaults: bool, exclude: tuple[str, ...]) -> list[inspect.Parame
             kind if defaults and field.default is not None else kind | None, option
         ]
         default = field.default if defaults else None
+        if text and default is not None:
+            default = str(default)  # parsed by the field's validator, as typed
         out.append(
             inspect.Parameter(
                 name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation

@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
@@ -35,12 +36,14 @@ from speclens.tasks.checks import check_compare, resolve_embedding
 from speclens.tasks.compare import (
     Pair,
     accumulate_gram,
+    check_exact,
     prepare_compare,
     score_members,
     solve_spectrum,
 )
 from speclens.tasks.params import CompareParams
-from speclens.tasks.publish import publish_group, publish_run, write_run_report
+from speclens.tasks.publish import publish_groups, publish_run, write_run_report
+from speclens.tasks.sweep import write_sweep_report
 
 
 def make_run_id(dataset: str, encoders: list[str], params: CompareParams) -> str:
@@ -50,37 +53,82 @@ def make_run_id(dataset: str, encoders: list[str], params: CompareParams) -> str
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + digest
 
 
+def sweep_pairs(pair: Pair, params: CompareParams) -> list[tuple[Pair, CompareParams]]:
+    """The runs of ``pair``: itself, or for a bandwidth sweep one run per scale with an id
+    derived from the pair's (``<id>--sigma<scale>``) and the pair's id as ``parent_run_id``."""
+    if not params.sweeping:
+        return [(pair, params)]
+    return [
+        (
+            replace(
+                pair, run_id=f"{pair.run_id}--sigma{p.sigma_scale:g}", parent_run_id=pair.run_id
+            ),
+            p,
+        )
+        for p in params.sweep()
+    ]
+
+
 def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
-    """Prepare, Gram map-reduce, solve, score, publish and report one pair."""
+    """Prepare, Gram map-reduce, solve, score, publish and report one pair (one bandwidth)."""
+    if params.sweeping:
+        raise ValueError("compare_pair runs one bandwidth; call compare_sweep for a sweep.")
+    return compare_sweep(pair, params, address)[0]
+
+
+def compare_sweep(pair: Pair, params: CompareParams, address: str) -> list[dict]:
+    """Every run of ``pair`` (one per bandwidth scale) with shared passes over the data: one
+    read of each block of rows for all the Gram states, one for all the scores. A sweep ends
+    with its page, ``reports/<pair id>/index.html``; returns the runs' records."""
     logger, clock = get_run_logger(), Stopwatch()
-    run_url = Layout(pair.root).run(pair.run_id)
+    runs = sweep_pairs(pair, params)
+    run_urls = [Layout(pair.root).run(p.run_id) for p, _ in runs]
+    sweep = [p for _, p in runs]
     with clock("prepare"):
-        prep = prepare_compare(pair.dataset, pair.x_url, pair.y_url, run_url, params)
-    logger.info(
-        "%s: %s vs %s, n=%d, sigma_x=%s, sigma_y=%s, %d blocks",
-        *(pair.run_id, pair.encoder_x, pair.encoder_y, prep["n"]),
-        *(prep["sigma_x"], prep["sigma_y"], len(prep["blocks"])),
-    )
+        preps = prepare_compare(pair.dataset, pair.x_url, pair.y_url, run_urls, sweep)
+    blocks = preps[0]["blocks"]
+    for (p, _), prep in zip(runs, preps, strict=True):
+        logger.info(
+            "%s: %s vs %s, n=%d, sigma_x=%s, sigma_y=%s, rff_dim=%d, %d blocks",
+            *(p.run_id, p.encoder_x, p.encoder_y, prep["n"], prep["sigma_x"], prep["sigma_y"]),
+            *(prep["rff_dim"], len(blocks)),
+        )
     with clock("gram"):
-        gram_url = accumulate_gram(address, prep["blocks"], prep["frequencies"], params, run_url)
+        gram_urls = accumulate_gram(address, blocks, preps, params, run_urls)
+    solved, exact = [], []
     with clock("solve"):
-        solved = solve_spectrum(gram_url, params, prep, run_url)
+        for gram_url, p, prep, url in zip(gram_urls, sweep, preps, run_urls, strict=True):
+            solved.append(solve_spectrum(gram_url, p, prep, url))
+    if params.exact_check:
+        with clock("exact"):
+            for p, prep, url in zip(sweep, preps, run_urls, strict=True):
+                exact.append(check_exact(pair.x_url, pair.y_url, prep, p, url))
     with clock("scores"):
-        members_url = score_members(address, prep["blocks"], prep, run_url, params)
-    with clock("publish"):
-        run = publish_run(pair, params, prep, solved, members_url, clock.seconds)
-    report = write_run_report(pair.dataset, pair.root, pair.run_id, pair.warehouse)
-    sd = solved["spec_diff"]
-    logger.info(
-        "%s: SPEC-diff x_over_y=%.5f y_over_x=%.5f; report %s",
-        *(pair.run_id, sd["x_over_y"], sd["y_over_x"], report),
-    )
-    return {
-        **run,
-        "report": report,
-        "eigenvalues": solved["eigenvalues"],
-        "warehouse": Layout(pair.root).warehouse(pair.warehouse),
-    }
+        members_urls = score_members(address, blocks, preps, run_urls, params)
+    results = []
+    for i, ((p, p_params), prep) in enumerate(zip(runs, preps, strict=True)):
+        with clock("publish"):
+            run = publish_run(p, p_params, prep, solved[i], members_urls[i], clock.seconds)
+        report = write_run_report(pair.dataset, pair.root, p.run_id, pair.warehouse)
+        sd, rel = solved[i]["spec_diff"], solved[i]["rff_rel_error"]
+        logger.info(
+            "%s: SPEC-diff x_over_y=%.5f y_over_x=%.5f; random-feature error %.1f%%; report %s",
+            *(p.run_id, sd["x_over_y"], sd["y_over_x"], 100 * rel, report),
+        )
+        results.append(
+            {
+                **run,
+                "report": report,
+                "eigenvalues": solved[i]["eigenvalues"],
+                "exact": exact[i] if exact else None,
+                "warehouse": Layout(pair.root).warehouse(pair.warehouse),
+            }
+        )
+    if params.sweeping:
+        sweep_report = write_sweep_report(pair.root, pair.run_id, pair.warehouse)
+        for r in results:
+            r.update(sweep_report=sweep_report, sweep_id=pair.run_id)
+    return results
 
 
 @flow(name="compare")
@@ -110,9 +158,9 @@ def compare_flow(
                 run_id,
                 warehouse,
             )
-            results.append(compare_pair(pair, params, addr))
+            results += compare_sweep(pair, params, addr)
     if len(encoders) > 2:
-        results.append(publish_group(root, run_id, encoders, results))
+        results += publish_groups(root, run_id, encoders, results, params)
     return results
 
 

@@ -125,6 +125,7 @@ def run_header(run: dict) -> str:
         ("kernel X", kernel("x")),
         ("kernel Y", kernel("y")),
         ("random features", fmt(run.get("rff_dim"), ",")),
+        ("bandwidth scale", fmt(run.get("sigma_scale"))),
         ("eta", fmt(run.get("eta"))),
         ("modes each way", run.get("n_modes")),
         ("seed", run.get("seed")),

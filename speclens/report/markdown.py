@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from speclens.report.evidence import exact_rows, rff_sentence
 from speclens.report.html import direction_words
 from speclens.report.numbers import (
     UNCERTAINTY_HEADS,
@@ -54,6 +55,19 @@ def run_markdown(run: dict, modes: list[dict], pair_scores: list[dict]) -> str:
         ]
     if sentence := significant_sentence(modes, ex, ey):
         lines += [sentence, ""]
+    if sentence := rff_sentence(run):
+        lines += [sentence, ""]
+    if rows := exact_rows(modes):
+        lines += [
+            f"Exact check on {fmt(run.get('exact_check_n'), ',')} rows:",
+            "",
+            "| mode | eigenvalue | random features, same rows | exact n x n | difference |",
+            "| ---: | ---: | ---: | ---: | ---: |",
+        ]
+        lines += [
+            f"| {j} | {fmt(a)} | {fmt(b)} | {fmt(c)} | {fmt(d, '.1%')} |" for j, a, b, c, d in rows
+        ]
+        lines.append("")
     if modes:
         lines += _mode_table(modes, run)
     else:

@@ -18,7 +18,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from speclens.report import html
+from speclens.report import evidence, html
 from speclens.report.numbers import has_uncertainty, p_text, significant_sentence, weak
 from speclens.report.plots import as_rgb, spectrum_png, thumbnail_png
 from speclens.storage import urls
@@ -57,13 +57,19 @@ def write_report(
     y_over_x = float(-finite.min()) if finite.size else math.nan
 
     ex, ey = str(run.get("encoder_x", "X")), str(run.get("encoder_y", "Y"))
-    body = [html.run_header(run), html.diff_boxes(run, x_over_y, y_over_x, _diff_detail(modes))]
+    body = [
+        html.run_header(run),
+        evidence.sweep_link(run),
+        html.diff_boxes(run, x_over_y, y_over_x, _diff_detail(modes)),
+        evidence.rff_card(run),
+    ]
     if sentence := significant_sentence(modes, ex, ey):
         body.append(f'<p class="verdict">{html.esc(sentence)}</p>')
     body += _spectrum_section(out_dir, eig, modes, ex, ey)
     if pair_matrix is not None:
         encoders, matrix = pair_matrix
         body.append(_matrix_section(list(encoders), np.asarray(matrix, dtype=np.float64)))
+    body.append(evidence.exact_section(run, modes))
     if modes:
         body.append(f'<h2>Modes</h2><div class="card">{html.overview_table(modes, run)}</div>')
     common = html.common_words(members)

@@ -154,6 +154,17 @@ def _lanczos_ends(T, k: int, random_state, tol: float = 0.0) -> tuple[np.ndarray
     return values[pick], vectors[:, pick]
 
 
+def symmetric_ends(K: np.ndarray, n_modes: int, seed: int = 0) -> np.ndarray:
+    """The ``n_modes`` largest (descending) and smallest (ascending) eigenvalues of a symmetric
+    matrix: the order of a run's modes."""
+    n = K.shape[0]
+    if 4 * n_modes + 1 >= n or n <= 600:
+        values = np.linalg.eigvalsh(K)
+        return np.concatenate([values[::-1][:n_modes], values[:n_modes]])
+    values, _ = _lanczos_ends(K, n_modes, seed, 1e-10)
+    return values
+
+
 def score_weights(
     directions: np.ndarray, eigenvalues: np.ndarray, m_x: int, eta: float, n_samples: int
 ) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 
+from speclens.spec.eigen import symmetric_ends
 from speclens.spec.features import DEFAULT_SIGMA_SCALE, resolve_sigma
 from speclens.spec.scores import fix_signs
 from speclens.spec.validation import check_kernel, check_pair, check_positive
@@ -55,12 +56,43 @@ def exact_modes(
             f"exact_modes builds an n x n kernel and refuses n={n} > {max_samples}; "
             f"subsample the rows or use SPEC, which streams in O(m^2) memory."
         )
+    lam = difference_kernel(X, Y, kernel_x, kernel_y, sigma_x, sigma_y, eta, sigma_scale)
+    evals, evecs = scipy.linalg.eigh(lam)
+    order = np.argsort(-evals, kind="stable")
+    return evals[order], fix_signs(evecs[:, order])
+
+
+def difference_kernel(X, Y, kernel_x, kernel_y, sigma_x, sigma_y, eta, sigma_scale):
+    """The symmetric n x n ``K_X/n - eta K_Y/n`` (bandwidths: given, or the heuristic)."""
     check_kernel(kernel_x, "kernel_x")
     check_kernel(kernel_y, "kernel_y")
     eta = check_positive(eta, "eta")
     sx = resolve_sigma(X, kernel_x, sigma_x, "sigma_x", sigma_scale)
     sy = resolve_sigma(Y, kernel_y, sigma_y, "sigma_y", sigma_scale)
-    lam = (kernel_matrix(X, kernel_x, sx) - eta * kernel_matrix(Y, kernel_y, sy)) / n
-    evals, evecs = scipy.linalg.eigh((lam + lam.T) / 2.0)
-    order = np.argsort(-evals, kind="stable")
-    return evals[order], fix_signs(evecs[:, order])
+    lam = (kernel_matrix(X, kernel_x, sx) - eta * kernel_matrix(Y, kernel_y, sy)) / X.shape[0]
+    return (lam + lam.T) / 2.0
+
+
+def exact_ends(
+    X,
+    Y,
+    n_modes: int,
+    kernel_x: str = "gaussian",
+    kernel_y: str = "gaussian",
+    sigma_x: float | None = None,
+    sigma_y: float | None = None,
+    eta: float = 1.0,
+    max_samples: int = EXACT_MAX_SAMPLES,
+    seed: int = 0,
+) -> np.ndarray:
+    """The exact eigenvalues at both ends in a run's mode order: the ``n_modes`` largest
+    (descending), then the ``n_modes`` smallest (ascending), by Lanczos on the explicit kernel
+    (``exact_modes`` computes every eigenpair; this is the check beside a run)."""
+    X, Y = check_pair(X, Y)
+    if X.shape[0] > max_samples:
+        raise ValueError(
+            f"exact_ends builds an n x n kernel and refuses n={X.shape[0]} > {max_samples}; "
+            f"check a seeded subsample of the rows."
+        )
+    lam = difference_kernel(X, Y, kernel_x, kernel_y, sigma_x, sigma_y, eta, DEFAULT_SIGMA_SCALE)
+    return symmetric_ends(lam, n_modes, seed)

@@ -41,3 +41,17 @@ def planted_pair(
     X[gx] = rng.standard_normal(dx) * spread + rng.standard_normal((group_size, dx)) * tightness
     Y[gy] = rng.standard_normal(dy) * spread + rng.standard_normal((group_size, dy)) * tightness
     return PlantedPair(X, Y, gx, gy)
+
+
+def peak_bandwidth(p: PlantedPair) -> float:
+    """The Gaussian bandwidth at which X's planted group differs most from Y's view of it.
+
+    The group's block of ``K_X - K_Y`` is about ``exp(-a^2 / 2 s^2) - exp(-b^2 / 2 s^2)``
+    with ``a`` the median distance within the group in X and ``b`` in Y; it is largest at
+    ``s^2 = (b^2 - a^2) / (2 ln(b^2 / a^2))``. A sweep of bandwidths should peak there.
+    """
+    from scipy.spatial.distance import pdist
+
+    a = float(np.median(pdist(p.X[p.group_x])))
+    b = float(np.median(pdist(p.Y[p.group_x])))
+    return float(np.sqrt((b * b - a * a) / (2.0 * np.log(b * b / (a * a)))))

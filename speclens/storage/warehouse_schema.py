@@ -118,11 +118,44 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("sigma_x", pa.float64(), "Gaussian bandwidth on X as used (null for cosine).", True),
         _f("sigma_y", pa.float64(), "Gaussian bandwidth on Y as used (null for cosine).", True),
         _f("rff_dim", pa.int32(), "Random frequencies per Gaussian kernel (null: none).", True),
+        _f(
+            "sigma_scale",
+            pa.float64(),
+            "Bandwidth as a fraction of the median pairwise distance (null: every bandwidth "
+            "given, or cosine); the runs of a sweep share `parent_run_id`.",
+            True,
+        ),
+        _f(
+            "rff_rel_error",
+            pa.float64(),
+            "Estimated random-feature error of each direction's leading eigenvalue, relative "
+            "to its size (the larger of the two; from halves of the frequencies).",
+            True,
+        ),
+        _f(
+            "rff_dim_suggested",
+            pa.int32(),
+            "When `rff_rel_error` exceeds 0.1: the `rff_dim` its 1/sqrt(D) decay predicts "
+            "brings it under 0.1 (null: not needed).",
+            True,
+        ),
+        _f("rff_dim_auto", pa.bool_(), "`rff_dim` was chosen by `--rff-dim auto`.", True),
+        _f(
+            "exact_check_n",
+            pa.int64(),
+            "Rows of the exact n x n check (`--exact-check`; null: not run).",
+            True,
+        ),
         _f("eta", pa.float64(), "Weight of Y's kernel in `K_X - eta K_Y`."),
         _f("n_modes", pa.int32(), "Modes reported at each end of the spectrum."),
         _f("seed", pa.int64(), "Seed of the random frequencies and bandwidth subsample."),
         _f("group_id", pa.string(), "Comparison of several encoders this pair belongs to.", True),
-        _f("parent_run_id", pa.string(), "Run this one derives from (align: before run).", True),
+        _f(
+            "parent_run_id",
+            pa.string(),
+            "Run this one derives from (align: the before run; a bandwidth sweep: the sweep).",
+            True,
+        ),
         _f("confidence", pa.float64(), "Level of the run's intervals (null: none computed).", True),
         _f(
             "library_versions",
@@ -157,6 +190,27 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("label_share", pa.float64(), "Fraction of the top members that carry `label`.", True),
         _f("summary", pa.string(), "Short summary of the members' labels or caption words."),
         *UNCERTAINTY,
+        _f(
+            "rff_bias",
+            pa.float64(),
+            "Estimated shift of `eigenvalue` due to the random features (eigenvalue minus the "
+            "exact kernel's), from halves of the frequencies and its 1/D decay.",
+            True,
+        ),
+        _f(
+            "exact_eigenvalue",
+            pa.float64(),
+            "`--exact-check`: the same-rank eigenvalue of the explicit n x n kernel on the "
+            "checked rows (`runs.exact_check_n`).",
+            True,
+        ),
+        _f(
+            "exact_rff_eigenvalue",
+            pa.float64(),
+            "`--exact-check`: the run's random-feature eigenvalue on the same rows (equals "
+            "`eigenvalue` up to rounding when every row was checked).",
+            True,
+        ),
     ),
     "members": _schema(
         "mode,rank",

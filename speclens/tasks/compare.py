@@ -13,15 +13,24 @@ from prefect import task
 
 from speclens.errors import InputError
 from speclens.spec import SPEC, GramState, make_feature_map, merge_states, resolve_sigma
+from speclens.spec.exact import EXACT_MAX_SAMPLES, exact_ends
 from speclens.spec.features import DEFAULT_SIGMA_SAMPLE
+from speclens.spec.rff_check import (
+    WARN_RELATIVE_ERROR,
+    choose_rff_dim,
+    dual_ends,
+    gram_check,
+    relative_error,
+    suggest_rff_dim,
+)
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
 from speclens.tasks.mapreduce import (
-    Frequencies,
     blocks_for,
     gram_mapreduce,
+    load_feature_maps,
     members_mapreduce,
     save_frequencies,
 )
@@ -68,9 +77,10 @@ def dask_client(address: str):
 
 @task(name="prepare-compare")
 def prepare_compare(
-    dataset_url: str, x_url: str, y_url: str, run_url: str, params: CompareParams
-) -> dict:
-    """Join check, bandwidths, frequencies (drawn once, saved), and the row blocks."""
+    dataset_url: str, x_url: str, y_url: str, run_urls: list[str], sweep: list[CompareParams]
+) -> list[dict]:
+    """Join check, then per run of the sweep (one run when not sweeping): bandwidths,
+    feature count, frequencies (drawn once, saved), and the row blocks."""
     dataset = DatasetStore.open(dataset_url)
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     for store, url in ((sx, x_url), (sy, y_url)):
@@ -86,12 +96,21 @@ def prepare_compare(
                 f"{url} embeds other samples than {dataset_url} (its sample_ids or input hash "
                 f"differ); embed both encoders from the same dataset store."
             )
-    return plan_pair(x_url, y_url, run_url, params)
+    return plan_sweep(x_url, y_url, run_urls, sweep)
 
 
 def plan_pair(x_url: str, y_url: str, run_url: str, params: CompareParams) -> dict:
-    """Bandwidths (heuristic on a seeded sample of rows valid in both), frequencies drawn once
-    and saved under ``run_url``, and the row blocks (whole shards) of the map-reduce."""
+    """:func:`plan_sweep` of one run."""
+    return plan_sweep(x_url, y_url, [run_url], [params])[0]
+
+
+def plan_sweep(
+    x_url: str, y_url: str, run_urls: list[str], sweep: list[CompareParams]
+) -> list[dict]:
+    """Per run: bandwidths (heuristic on a seeded sample of rows valid in both), the feature
+    count (``auto``: chosen on a row sample), frequencies drawn once and saved under its
+    run URL, and the row blocks (whole shards) of the map-reduce, the same for every run."""
+    params = sweep[0]
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     valid = sx.valid() & sy.valid()
     n = int(valid.sum())
@@ -100,47 +119,105 @@ def plan_pair(x_url: str, y_url: str, run_url: str, params: CompareParams) -> di
             f"only {n} samples have both embeddings; compare needs more than "
             f"2 * n_modes = {2 * params.n_modes} (lower --n-modes or embed more)."
         )
-    rng = np.random.default_rng(params.seed)
-    sample = np.sort(
-        rng.choice(np.flatnonzero(valid), size=min(n, DEFAULT_SIGMA_SAMPLE), replace=False)
-    )
-    opts = (params.sigma_scale, DEFAULT_SIGMA_SAMPLE, params.seed)
-    kx, ky = params.kernel_x_used, params.kernel_y_used
-    sigma_x = resolve_sigma(sx.take(sample), kx, params.sigma_x, "sigma_x", *opts)
-    sigma_y = resolve_sigma(sy.take(sample), ky, params.sigma_y, "sigma_y", *opts)
-    fx = make_feature_map(kx, sigma_x, params.rff_dim, params.seed).fit(sx.dim)
-    fy = make_feature_map(ky, sigma_y, params.rff_dim, params.seed).fit(sy.dim)
-    frequencies = save_frequencies(urls.join(run_url, "frequencies.npz"), fx, fy)
-    frequencies2 = (
-        plan_draw2(run_url, sx.sample_ids()[valid], fx, fy, params) if params.uncertainty else None
-    )
+    rows = sample_rows(valid, DEFAULT_SIGMA_SAMPLE, params.seed)
+    x_rows, y_rows = sx.take(rows), sy.take(rows)
     blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
-    return {
-        "n": n,
-        "sigma_x": sigma_x,
-        "sigma_y": sigma_y,
-        "frequencies": frequencies,
-        "frequencies2": frequencies2,
-        "blocks": blocks,
-        "dx": sx.dim,
-        "dy": sy.dim,
-    }
+    preps = []
+    for run_url, p in zip(run_urls, sweep, strict=True):
+        opts = (p.sigma_scale, DEFAULT_SIGMA_SAMPLE, p.seed)
+        kx, ky = p.kernel_x_used, p.kernel_y_used
+        sigma_x = resolve_sigma(x_rows, kx, p.sigma_x, "sigma_x", *opts)
+        sigma_y = resolve_sigma(y_rows, ky, p.sigma_y, "sigma_y", *opts)
+        auto = (
+            choose_features(sx, sy, valid, (sigma_x, sigma_y), p) if p.rff_dim == "auto" else None
+        )
+        rff_dim = auto.rff_dim if auto else p.rff_dim
+        fx = make_feature_map(kx, sigma_x, rff_dim, p.seed).fit(sx.dim)
+        fy = make_feature_map(ky, sigma_y, rff_dim, p.seed).fit(sy.dim)
+        frequencies = save_frequencies(urls.join(run_url, "frequencies.npz"), fx, fy)
+        frequencies2 = (
+            plan_draw2(run_url, sx.sample_ids()[valid], fx, fy, p) if p.uncertainty else None
+        )
+        preps.append(
+            {
+                "n": n,
+                "sigma_x": sigma_x,
+                "sigma_y": sigma_y,
+                "sigma_scale": p.sigma_scale,
+                "rff_dim": rff_dim,
+                "rff_auto": None if auto is None else [list(t) for t in auto.trail],
+                "rff_auto_reached": None if auto is None else auto.reached,
+                "frequencies": frequencies,
+                "frequencies2": frequencies2,
+                "blocks": blocks,
+                "dx": sx.dim,
+                "dy": sy.dim,
+            }
+        )
+    return preps
+
+
+def sample_rows(valid: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A seeded sample of at most ``size`` of the rows valid in both stores, in row order."""
+    rng = np.random.default_rng(seed)
+    return np.sort(
+        rng.choice(np.flatnonzero(valid), size=min(int(valid.sum()), size), replace=False)
+    )
+
+
+#: Rows of the seeded sample that ``rff_dim='auto'`` measures the random-feature error on.
+AUTO_SAMPLE = 2000
+#: The first feature count ``rff_dim='auto'`` tries (then doubled).
+AUTO_START = 500
+
+
+def choose_features(sx, sy, valid: np.ndarray, sigmas: tuple, params: CompareParams):
+    """``rff_dim='auto'``: the feature count whose estimated error of the leading eigenvalues
+    on a seeded row sample is under ``params.rff_target`` (doubling up to ``rff_dim_max``)."""
+    rows = sample_rows(valid, AUTO_SAMPLE, params.seed + 1)
+    x = sx.take(rows).astype(np.float64)
+    y = sy.take(rows).astype(np.float64)
+    kernels = (params.kernel_x_used, params.kernel_y_used)
+
+    def features(D):
+        maps = [
+            make_feature_map(k, s, D, params.seed).fit(a.shape[1])
+            for k, s, a in zip(kernels, sigmas, (x, y), strict=True)
+        ]
+        return np.hstack([maps[0].transform(x), maps[1].transform(y)]), *maps
+
+    start = min(AUTO_START, params.rff_dim_max)
+    return choose_rff_dim(
+        features,
+        params.eta,
+        params.n_modes,
+        start,
+        params.rff_dim_max,
+        params.rff_target,
+        params.seed,
+    )
 
 
 @task(name="accumulate-gram", retries=1, retry_condition_fn=retry_on_io_error)
 def accumulate_gram(
-    address: str, blocks: list, frequencies: Frequencies, params: CompareParams, run_url: str
-) -> str:
-    """The Gram state of every block, merged on the cluster, saved as ``gram.npz`` (with the
-    uncertainty: accumulated per half, the halves saved as ``gram-halves.npz`` beside it)."""
+    address: str, blocks: list, preps: list[dict], params: CompareParams, run_urls: list[str]
+) -> list[str]:
+    """Per run, the Gram state of every block, merged on the cluster, saved as ``gram.npz``
+    (with the uncertainty: accumulated per half, the halves saved as ``gram-halves.npz``
+    beside it). The runs of a sweep share one pass: each block is read once."""
+    frequencies = tuple(p["frequencies"] for p in preps)
     with dask_client(address) as client:
         if params.uncertainty:
             halves = halves_mapreduce(client, blocks, frequencies, params.dtype, params.seed)
-            save_halves(urls.join(run_url, "gram-halves.npz"), halves)
-            state = merge_states(*halves)
+            for url, h in zip(run_urls, halves, strict=True):
+                save_halves(urls.join(url, "gram-halves.npz"), h)
+            states = [merge_states(*h) for h in halves]
         else:
-            state = gram_mapreduce(client, blocks, frequencies, params.dtype)
-    return save_npz(urls.join(run_url, "gram.npz"), **state.to_arrays())
+            states = gram_mapreduce(client, blocks, frequencies, params.dtype)
+    return [
+        save_npz(urls.join(url, "gram.npz"), **state.to_arrays())
+        for url, state in zip(run_urls, states, strict=True)
+    ]
 
 
 def spec_for(params: CompareParams, prep: dict) -> SPEC:
@@ -149,7 +226,7 @@ def spec_for(params: CompareParams, prep: dict) -> SPEC:
         kernel_y=params.kernel_y_used,
         sigma_x=prep["sigma_x"],
         sigma_y=prep["sigma_y"],
-        rff_dim=params.rff_dim,
+        rff_dim=prep["rff_dim"],
         eta=params.eta,
         n_modes=params.n_modes,
         solver=params.solver,
@@ -160,8 +237,12 @@ def spec_for(params: CompareParams, prep: dict) -> SPEC:
 
 @task(name="solve-spectrum")
 def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: str) -> dict:
+    """The eigensolve, each half's (with the uncertainty) and the random-feature check:
+    halves of the frequencies solved from sub-blocks of the same Gram."""
     state = GramState.from_arrays(load_npz(gram_url))
     spec = spec_for(params, prep).solve(state)
+    fx, fy = load_feature_maps(prep["frequencies"])
+    check = gram_check(state, fx, fy, params.eta, spec.eigenvalues_, params.n_modes, params.seed)
     halves = {}
     if params.uncertainty:
         halves_url = urls.join(run_url, "gram-halves.npz")
@@ -172,8 +253,11 @@ def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: st
         weights=spec.weights_,
         spectrum=spec.spectrum_,
         m_x=np.int64(state.m_x),
+        rff_bias=check.bias,
+        rff_spread=check.spread,
         **halves,
     )
+    rel = relative_error(check, params.n_modes)
     return {
         "eigenvalues": spec.eigenvalues_.tolist(),
         "spec_diff": spec.spec_diff_,
@@ -181,39 +265,70 @@ def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: st
         "solver": spec.solver_,
         "factorization": spec.factorization_,
         "abs_mass": float(np.abs(spec.spectrum_).sum()) if spec.spectrum_.size else None,
+        "rff_rel_error": rel,
+        "rff_dim_suggested": (
+            suggest_rff_dim(prep["rff_dim"], rel) if rel > WARN_RELATIVE_ERROR else None
+        ),
     }
+
+
+@task(name="check-exact")
+def check_exact(x_url: str, y_url: str, prep: dict, params: CompareParams, run_url: str) -> dict:
+    """``exact_check``: the exact eigenvalues of the explicit n x n kernel on the run's rows (a
+    seeded subsample of ``EXACT_MAX_SAMPLES`` above that), beside the run's random-feature
+    eigenvalues on the same rows; saved as ``exact.npz``."""
+    sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
+    rows = sample_rows(sx.valid() & sy.valid(), EXACT_MAX_SAMPLES, params.seed + 2)
+    x, y = sx.take(rows).astype(np.float64), sy.take(rows).astype(np.float64)
+    k = params.n_modes
+    kernels = dict(kernel_x=params.kernel_x_used, kernel_y=params.kernel_y_used)
+    exact = exact_ends(
+        x, y, k, **kernels, sigma_x=prep["sigma_x"], sigma_y=prep["sigma_y"], eta=params.eta
+    )
+    fx, fy = load_feature_maps(prep["frequencies"])
+    phi = np.hstack([fx.transform(x), fy.transform(y)])
+    rff = dual_ends(phi, fx.n_features_out_, params.eta, k, params.seed)
+    save_npz(urls.join(run_url, "exact.npz"), exact=exact, rff=rff, n=np.int64(len(rows)))
+    return {"n": len(rows), "exact": exact.tolist(), "rff": rff.tolist()}
 
 
 @task(name="score-members", retries=1, retry_condition_fn=retry_on_io_error)
 def score_members(
-    address: str, blocks: list, prep: dict, run_url: str, params: CompareParams
-) -> str:
-    """The second pass: each mode's top ``params.members`` rows with the sign convention (and,
-    with the uncertainty, the held-out sums and the overlaps of the whole and half fits,
-    assessed into ``uncertainty.npz``)."""
-    solution = load_npz(urls.join(run_url, "solution.npz"))
+    address: str, blocks: list, preps: list[dict], run_urls: list[str], params: CompareParams
+) -> list[str]:
+    """The second pass, one read of the rows for every run: each mode's top ``params.members``
+    rows with the sign convention (and, with the uncertainty, the held-out sums and the
+    overlaps of the whole and half fits, assessed into ``uncertainty.npz``)."""
+    solutions = [load_npz(urls.join(u, "solution.npz")) for u in run_urls]
     with dask_client(address) as client:
         if params.uncertainty:
-            weights = tuple(solution[k] for k in ("weights", "weights_a", "weights_b", "norms"))
-            job = ScoreJob(
-                prep["frequencies"], prep["frequencies2"], params.members, params.dtype, params.seed
+            keys = ("weights", "weights_a", "weights_b", "norms")
+            weights = tuple(tuple(s[k] for k in keys) for s in solutions)
+            jobs = tuple(
+                ScoreJob(
+                    p["frequencies"], p["frequencies2"], params.members, params.dtype, params.seed
+                )
+                for p in preps
             )
-            result = scores_mapreduce(client, blocks, job, weights)
-            signs, rows, scores = result["members"]
-            arrays = assess_run(
-                result, solution, int(solution["m_x"]), prep["frequencies2"], params
-            )
-            save_npz(urls.join(run_url, "uncertainty.npz"), **arrays)
+            results = scores_mapreduce(client, blocks, jobs, weights)
+            members = []
+            for url, r, solution, p in zip(run_urls, results, solutions, preps, strict=True):
+                members.append(r["members"])
+                arrays = assess_run(r, solution, int(solution["m_x"]), p["frequencies2"], params)
+                save_npz(urls.join(url, "uncertainty.npz"), **arrays)
         else:
-            signs, rows, scores = members_mapreduce(
+            members = members_mapreduce(
                 client,
                 blocks,
-                prep["frequencies"],
-                solution["weights"],
+                tuple(p["frequencies"] for p in preps),
+                tuple(s["weights"] for s in solutions),
                 params.members,
                 params.dtype,
             )
-    return save_npz(urls.join(run_url, "members.npz"), signs=signs, rows=rows, scores=scores)
+    return [
+        save_npz(urls.join(url, "members.npz"), signs=signs, rows=rows, scores=scores)
+        for url, (signs, rows, scores) in zip(run_urls, members, strict=True)
+    ]
 
 
 def describe_members(dataset: DatasetStore, rows: np.ndarray) -> dict:

@@ -1,7 +1,7 @@
 """The distributed passes of compare, as pure block functions plus a Dask tree reduction.
 
 Shape after ``dask.array.reduction``: ``block_gram`` (chunk) maps one block of rows of two
-embedding stores to a Gram state, ``merge_states`` (combine) adds states pairwise up a tree,
+embedding stores to a Gram state per run (the runs of a bandwidth sweep share the read), ``merge_states`` (combine) adds states pairwise up a tree,
 and the engine's ``SPEC.solve`` (aggregate) finishes on the client. Blocks are dataset shards,
 so each block reads whole chunks. Workers receive URLs and row ranges, never arrays: they read
 the rows and the saved frequencies themselves. The functions run anywhere (tests call them
@@ -88,30 +88,50 @@ def read_pair(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x[keep], y[keep], keep + block.start
 
 
-def block_gram(block: Block, frequencies: Frequencies, dtype: str = "float32") -> GramState:
-    """Chunk step: the Gram state of one block (an empty state when no row is valid)."""
+def block_gram(
+    block: Block, frequencies: tuple[Frequencies, ...], dtype: str = "float32"
+) -> tuple[GramState, ...]:
+    """Chunk step: the Gram state of one block for each run's frequencies (a bandwidth
+    sweep's runs share the read of the rows; an empty state when no row is valid)."""
+    x, y, _ = read_pair(block)
+    return tuple(_gram(f, x, y, dtype) for f in frequencies)
+
+
+def _gram(frequencies: Frequencies, x: np.ndarray, y: np.ndarray, dtype: str) -> GramState:
     fx, fy = load_feature_maps(frequencies)
     acc = GramAccumulator(fx, fy, dtype=dtype)
-    x, y, _ = read_pair(block)
     if x.shape[0]:
         acc.update(x, y)
     return acc.state(copy=False)  # the accumulator ends here
 
 
+def merge_each(combine, *parts: tuple) -> tuple:
+    """Combine the blocks' tuples (one entry per run) entry by entry."""
+    return tuple(combine(*entries) for entries in zip(*parts, strict=True))
+
+
 def block_members(
-    block: Block, frequencies: Frequencies, weights: np.ndarray, k: int, dtype: str = "float32"
-) -> dict:
-    """Scoring step for one block: per mode the signed extreme entry and the k best rows at
-    either end (the sign of each mode is only known once every block is seen)."""
-    fx, fy = load_feature_maps(frequencies)
+    block: Block,
+    frequencies: tuple[Frequencies, ...],
+    weights: tuple[np.ndarray, ...],
+    k: int,
+    dtype: str = "float32",
+) -> tuple[dict, ...]:
+    """Scoring step for one block, per run: each mode's signed extreme entry and the k best
+    rows at either end (the sign of each mode is only known once every block is seen)."""
     x, y, rows = read_pair(block)
-    if rows.size == 0:
-        return top_parts(np.zeros((0, weights.shape[1])), rows, k)
-    acc = GramAccumulator(fx, fy, dtype=dtype)
-    phi = acc.features(
-        np.ascontiguousarray(x, dtype=acc.dtype), np.ascontiguousarray(y, dtype=acc.dtype)
-    )
-    return top_parts(phi.astype(np.float64) @ weights, rows, k)
+    out = []
+    for f, w in zip(frequencies, weights, strict=True):
+        if rows.size == 0:
+            out.append(top_parts(np.zeros((0, w.shape[1])), rows, k))
+            continue
+        fx, fy = load_feature_maps(f)
+        acc = GramAccumulator(fx, fy, dtype=dtype)
+        phi = acc.features(
+            np.ascontiguousarray(x, dtype=acc.dtype), np.ascontiguousarray(y, dtype=acc.dtype)
+        )
+        out.append(top_parts(phi.astype(np.float64) @ w, rows, k))
+    return tuple(out)
 
 
 def top_parts(scores: np.ndarray, rows: np.ndarray, k: int) -> dict:
@@ -169,28 +189,30 @@ def tree(parts: list, combine, fan_in: int = 4):
 
 
 def gram_mapreduce(
-    client, blocks: list[Block], frequencies: Frequencies, dtype: str = "float32"
-) -> GramState:
-    """The Gram of all blocks: one ``block_gram`` task per block, merged up a tree on the
-    cluster; only the final m x m state comes back."""
+    client, blocks: list[Block], frequencies: tuple[Frequencies, ...], dtype: str = "float32"
+) -> tuple[GramState, ...]:
+    """The Gram of all blocks for each run's frequencies: one ``block_gram`` task per block
+    (reading its rows once for every run), merged up a tree on the cluster; only the final
+    m x m states come back."""
     from dask import delayed
 
-    parts = [delayed(block_gram, pure=True)(b, frequencies, dtype) for b in blocks]
-    return client.compute(tree(parts, merge_states)).result()
+    parts = [delayed(block_gram, pure=True)(b, tuple(frequencies), dtype) for b in blocks]
+    return client.compute(tree(parts, functools.partial(merge_each, merge_states))).result()
 
 
 def members_mapreduce(
     client,
     blocks: list[Block],
-    frequencies: Frequencies,
-    weights: np.ndarray,
+    frequencies: tuple[Frequencies, ...],
+    weights: tuple[np.ndarray, ...],
     k: int,
     dtype: str = "float32",
-):
-    """Top-k members of every mode with the sign convention applied."""
+) -> list[tuple]:
+    """Per run: top-k members of every mode with the sign convention applied."""
     from dask import delayed
 
-    w = client.scatter(weights, broadcast=True)
-    parts = [delayed(block_members, pure=True)(b, frequencies, w, k, dtype) for b in blocks]
-    merged = client.compute(tree(parts, functools.partial(merge_member_parts, k))).result()
-    return finish_members(merged)
+    w = client.scatter(tuple(weights), broadcast=True)
+    parts = [delayed(block_members, pure=True)(b, tuple(frequencies), w, k, dtype) for b in blocks]
+    combine = functools.partial(merge_each, functools.partial(merge_member_parts, k))
+    merged = client.compute(tree(parts, combine)).result()
+    return [finish_members(m) for m in merged]

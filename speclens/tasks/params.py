@@ -21,6 +21,8 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationError,
+    field_validator,
+    model_validator,
 )
 
 from speclens.config_messages import Vocabulary, format_errors
@@ -30,10 +32,19 @@ from speclens.spec.features import DEFAULT_SIGMA_SCALE
 Kernel = Literal["gaussian", "cosine"]
 
 
-def _opt(default: Any, doc: str, fix: str) -> Any:
+def _opt(default: Any, doc: str, fix: str, cli: str | None = None) -> Any:
     """A field with its meaning (``doc``: CLI help, YAML comments) and the fix shown when a
-    config sets it wrong (``{default}`` in it is the default)."""
-    return Field(default, description=doc, json_schema_extra={"fix": fix.format(default=default)})
+    config sets it wrong (``{default}`` in it is the default); ``cli="text"``: the command
+    line takes it as text that the field's validator parses (a list, or a word like auto)."""
+    extra = {"fix": fix.format(default=default)} | ({"cli": cli} if cli else {})
+    return Field(default, description=doc, json_schema_extra=extra)
+
+
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise ValueError(f"{text.strip()!r} is not a number; {what}") from None
 
 
 class CompareParams(BaseModel):
@@ -66,15 +77,38 @@ class CompareParams(BaseModel):
         "Gaussian bandwidth of Y (default: sigma_scale x the median pairwise distance).",
         "set a bandwidth > 0, or remove the key to use the median heuristic",
     )
-    sigma_scale: PositiveFloat = _opt(
+    sigma_scale: float | tuple[float, ...] = _opt(
         DEFAULT_SIGMA_SCALE,
-        "Bandwidth = scale x median pairwise distance, where --sigma-x/-y are not given.",
-        "set a number > 0 (default {default}: that fraction of the median distance)",
+        "Bandwidth = scale x median pairwise distance, where --sigma-x/-y are not given; "
+        "several (0.25,0.5,1,2) sweep the bandwidths in one pass, one run each.",
+        "set a number > 0 or a list of distinct numbers > 0 (default {default}: that fraction "
+        "of the median distance)",
+        cli="text",
     )
-    rff_dim: PositiveInt = _opt(
+    rff_dim: int | Literal["auto"] = _opt(
         1000,
-        "Random Fourier frequencies per Gaussian kernel (feature width 2 x rff_dim).",
-        "set a whole number of random frequencies > 0 (default {default})",
+        "Random Fourier frequencies per Gaussian kernel (feature width 2 x rff_dim); auto: "
+        "doubled from 500 on a row sample until the estimated error is under --rff-target.",
+        "set a whole number of random frequencies > 0 or auto (default {default})",
+        cli="text",
+    )
+    rff_target: Annotated[float, Field(gt=0, lt=1)] = _opt(
+        0.05,
+        "With --rff-dim auto: the estimated error of the leading eigenvalues to reach, as a "
+        "fraction of their size.",
+        "set a fraction between 0 and 1 (default {default}: 5%)",
+    )
+    rff_dim_max: PositiveInt = _opt(
+        4000,
+        "With --rff-dim auto: the most frequencies it may choose (the Gram is "
+        "(4 x rff_dim)^2 float64: 2 GB at 4000).",
+        "set a whole number of frequencies > 0 (default {default})",
+    )
+    exact_check: bool = _opt(
+        False,
+        "Also compute the exact n x n eigenvalues (at most 5,000 rows: a seeded subsample "
+        "above) beside the random-feature ones on the same rows.",
+        "use true or false",
     )
     eta: PositiveFloat = _opt(
         1.0,
@@ -122,6 +156,69 @@ class CompareParams(BaseModel):
         "Dataset shards per map-reduce task.",
         "set a whole number of shards per task > 0 (default {default})",
     )
+
+    @field_validator("sigma_scale", mode="before")
+    @classmethod
+    def _scales(cls, value: Any) -> float | tuple[float, ...]:
+        fix = "use numbers > 0, e.g. 0.25,0.5,1,2"
+        if isinstance(value, str):
+            value = [_number(t, fix) for t in value.split(",") if t.strip()]
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        if not values:
+            raise ValueError(f"no bandwidth scale given; {fix}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, int | float) or not v > 0:
+                raise ValueError(f"{v!r} is not a number > 0; {fix}")
+        if len(set(values)) < len(values):
+            raise ValueError(f"{values} repeats a scale; give each bandwidth scale once")
+        return float(values[0]) if len(values) == 1 else tuple(float(v) for v in values)
+
+    @field_validator("rff_dim", mode="before")
+    @classmethod
+    def _rff_dim(cls, value: Any) -> int | str:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"{value!r} is not a whole number > 0 or auto; set a whole number of random "
+                f"frequencies > 0, or auto"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _sweep_applies(self) -> CompareParams:
+        if not self.sweeping:
+            return self
+        kernels = (self.kernel_x_used, self.kernel_y_used)
+        if "gaussian" not in kernels:
+            raise ValueError(
+                "several sigma_scale values sweep Gaussian bandwidths, but both kernels are "
+                "cosine; give one scale or use a gaussian kernel"
+            )
+        if self.sigma_x is not None or self.sigma_y is not None:
+            raise ValueError(
+                "several sigma_scale values sweep the median heuristic, but sigma_x or sigma_y "
+                "fixes a bandwidth; remove sigma_x and sigma_y, or give one scale"
+            )
+        return self
+
+    @property
+    def scales(self) -> tuple[float, ...]:
+        """The bandwidth scales: one for a plain run, several for a sweep."""
+        s = self.sigma_scale
+        return s if isinstance(s, tuple) else (s,)
+
+    @property
+    def sweeping(self) -> bool:
+        return len(self.scales) > 1
+
+    def sweep(self) -> list[CompareParams]:
+        """One set of parameters per bandwidth scale (a plain run: itself)."""
+        if not self.sweeping:
+            return [self]
+        return [self.model_copy(update={"sigma_scale": s}) for s in self.scales]
 
     @property
     def kernel_x_used(self) -> str:

@@ -52,8 +52,14 @@ def publish_run(
     wh = Warehouse(layout.warehouse(pair.warehouse))
     uncertainty = read_uncertainty(layout.run(pair.run_id)) if params.uncertainty else None
     modes, members = _mode_rows(dataset, pair.run_id, params.n_modes, solved, members_url)
+    solution = load_npz(urls.join(layout.run(pair.run_id), "solution.npz"))
+    exact = read_exact(layout.run(pair.run_id)) if params.exact_check else None
     for j, row in enumerate(modes):
         row.update(mode_uncertainty(uncertainty, j))
+        row["rff_bias"] = float(solution["rff_bias"][j])
+        if exact is not None:
+            row["exact_eigenvalue"] = float(exact["exact"][j])
+            row["exact_rff_eigenvalue"] = float(exact["rff"][j])
     sd = solved["spec_diff"]
     scores = {
         "run_id": pair.run_id,
@@ -69,6 +75,9 @@ def publish_run(
     wh.write("pair_scores", pair.run_id, [scores])
     run = _run_row(pair, params, prep, dataset.input_hash, timings)
     run["confidence"] = None if uncertainty is None else float(uncertainty["confidence"])
+    run["rff_rel_error"] = solved["rff_rel_error"]
+    run["rff_dim_suggested"] = solved["rff_dim_suggested"]
+    run["exact_check_n"] = None if exact is None else int(exact["n"])
     wh.write("runs", pair.run_id, [run])  # last: a run row means its other partitions are there
     return {
         "run_id": pair.run_id,
@@ -79,6 +88,11 @@ def publish_run(
         "n": prep["n"],
         "sigma_x": prep["sigma_x"],
         "sigma_y": prep["sigma_y"],
+        "sigma_scale": run["sigma_scale"],
+        "rff_dim": prep["rff_dim"],
+        "rff_rel_error": solved["rff_rel_error"],
+        "rff_dim_suggested": solved["rff_dim_suggested"],
+        "rff_auto": prep.get("rff_auto"),
         "timings": timings,
     }
 
@@ -97,6 +111,12 @@ MODE_COLUMNS = {
     "p_adjusted": "p_adjusted",
     "stability": "stability",
 }
+
+
+def read_exact(run_url: str) -> dict | None:
+    """The run's ``exact.npz`` (None when the run has none)."""
+    url = urls.join(run_url, "exact.npz")
+    return load_npz(url) if urls.exists(url) else None
 
 
 def read_uncertainty(run_url: str) -> dict | None:
@@ -143,6 +163,9 @@ def _intervals(scores: dict) -> dict | None:
 def _run_row(
     pair: Pair, params: CompareParams, prep: dict, dataset_hash: str, timings: dict
 ) -> dict:
+    kernels = (params.kernel_x_used, params.kernel_y_used)
+    given = (params.sigma_x, params.sigma_y)
+    scaled = any(k == "gaussian" and g is None for k, g in zip(kernels, given, strict=True))
     return {
         "run_id": pair.run_id,
         "group_id": pair.group_id,
@@ -156,7 +179,9 @@ def _run_row(
         "kernel_y": params.kernel_y_used,
         "sigma_x": prep["sigma_x"],
         "sigma_y": prep["sigma_y"],
-        "rff_dim": params.rff_dim,
+        "rff_dim": prep["rff_dim"] if "gaussian" in kernels else None,
+        "rff_dim_auto": params.rff_dim == "auto",
+        "sigma_scale": params.sigma_scale if scaled else None,
         "eta": float(params.eta),
         "n_modes": params.n_modes,
         "seed": int(params.seed),
@@ -238,6 +263,21 @@ def write_run_report(dataset_url: str, root: str, run_id: str, warehouse: str | 
         description=f"SPEC run {run_id}",
     )
     return path
+
+
+def publish_groups(
+    root: str, group_id: str, encoders: list[str], results: list[dict], params: CompareParams
+) -> list[dict]:
+    """For K > 2 encoders: the K x K SPEC-diff matrix report of the group, one per bandwidth
+    scale of a sweep (``<group id>--sigma<scale>``)."""
+    if not params.sweeping:
+        return [publish_group(root, group_id, encoders, results)]
+    return [
+        publish_group(
+            root, f"{group_id}--sigma{s:g}", encoders, [r for r in results if r["sigma_scale"] == s]
+        )
+        for s in params.scales
+    ]
 
 
 def publish_group(root: str, group_id: str, encoders: list[str], results: list[dict]) -> dict:

@@ -37,6 +37,7 @@ from speclens.tasks.mapreduce import (
     Frequencies,
     finish_members,
     load_feature_maps,
+    merge_each,
     merge_member_parts,
     read_pair,
     save_frequencies,
@@ -51,30 +52,37 @@ def block_groups(block: Block, rows: np.ndarray, seed: int) -> np.ndarray:
     return groups_of(ids[rows - block.start], seed)
 
 
-def block_halves(block: Block, frequencies: Frequencies, dtype: str, seed: int) -> tuple:
-    """Pass 1 for one block: (half A's Gram state, half B's)."""
-    fx, fy = load_feature_maps(frequencies)
+def block_halves(
+    block: Block, frequencies: tuple[Frequencies, ...], dtype: str, seed: int
+) -> tuple[tuple, ...]:
+    """Pass 1 for one block, per run: (half A's Gram state, half B's)."""
     x, y, rows = read_pair(block)
-    halves = HalfGram(lambda: GramAccumulator(fx, fy, dtype=dtype))
-    if rows.size:
-        halves.update(x, y, block_groups(block, rows, seed))
-    return halves.states(copy=False)  # the accumulators end here
+    groups = block_groups(block, rows, seed) if rows.size else None
+    out = []
+    for f in frequencies:
+        fx, fy = load_feature_maps(f)
+        halves = HalfGram(lambda fx=fx, fy=fy: GramAccumulator(fx, fy, dtype=dtype))
+        if rows.size:
+            halves.update(x, y, groups)
+        out.append(halves.states(copy=False))  # the accumulators end here
+    return tuple(out)
 
 
 def halves_mapreduce(
-    client, blocks: list[Block], frequencies: Frequencies, dtype: str, seed: int
-) -> tuple:
-    """Both halves' Gram states over all blocks, merged up a tree on the cluster."""
+    client, blocks: list[Block], frequencies: tuple[Frequencies, ...], dtype: str, seed: int
+) -> tuple[tuple, ...]:
+    """Per run, both halves' Gram states over all blocks, merged up a tree on the cluster."""
     from dask import delayed
 
-    parts = [delayed(block_halves, pure=True)(b, frequencies, dtype, seed) for b in blocks]
-    return client.compute(tree(parts, merge_halves)).result()
+    freq = tuple(frequencies)
+    parts = [delayed(block_halves, pure=True)(b, freq, dtype, seed) for b in blocks]
+    return client.compute(tree(parts, functools.partial(merge_each, merge_halves))).result()
 
 
 @dataclass(frozen=True)
 class ScoreJob:
-    """What every block of pass 2 shares: both draws' frequencies, how many members to keep,
-    the feature dtype and the seed of the halves."""
+    """What every block of pass 2 shares for one run: both draws' frequencies, how many
+    members to keep, the feature dtype and the seed of the halves."""
 
     frequencies: Frequencies
     frequencies2: Frequencies
@@ -83,22 +91,26 @@ class ScoreJob:
     seed: int
 
 
-def block_scores(block: Block, job: ScoreJob, weights: tuple) -> dict:
-    """Pass 2 for one block; ``weights``: (whole fit, half A, half B, their mass norms), the
-    first three m x c each."""
-    fx, fy = load_feature_maps(job.frequencies)
-    fx2, fy2 = load_feature_maps(job.frequencies2)
+def block_scores(block: Block, jobs: tuple[ScoreJob, ...], weights: tuple) -> tuple[dict, ...]:
+    """Pass 2 for one block, per run; ``weights``: per run (whole fit, half A, half B, their
+    mass norms), the first three m x c each. The rows and groups are read once."""
     x, y, rows = read_pair(block)
-    score = ScorePass(
-        GramAccumulator(fx, fy, dtype=job.dtype),
-        GramAccumulator(fx2, fy2, dtype=job.dtype),
-        *weights,
-    )
-    c = weights[0].shape[1]
-    scores = np.zeros((0, 3 * c))
-    if rows.size:
-        scores = score.update(x, y, block_groups(block, rows, job.seed))
-    return {"members": top_parts(scores[:, :c], rows, job.k), "state": score.state}
+    groups = block_groups(block, rows, jobs[0].seed) if rows.size else None
+    out = []
+    for job, w in zip(jobs, weights, strict=True):
+        fx, fy = load_feature_maps(job.frequencies)
+        fx2, fy2 = load_feature_maps(job.frequencies2)
+        score = ScorePass(
+            GramAccumulator(fx, fy, dtype=job.dtype),
+            GramAccumulator(fx2, fy2, dtype=job.dtype),
+            *w,
+        )
+        c = w[0].shape[1]
+        scores = np.zeros((0, 3 * c))
+        if rows.size:
+            scores = score.update(x, y, groups)
+        out.append({"members": top_parts(scores[:, :c], rows, job.k), "state": score.state})
+    return tuple(out)
 
 
 def merge_scores(k: int, *parts: dict) -> dict:
@@ -109,15 +121,18 @@ def merge_scores(k: int, *parts: dict) -> dict:
     }
 
 
-def scores_mapreduce(client, blocks: list[Block], job: ScoreJob, weights: tuple) -> dict:
-    """Pass 2 over all blocks: ``{"members": (signs, rows, scores) of the whole fit,
-    "state": ScoreState}``; ``weights``: (whole fit, half A, half B, their mass norms)."""
+def scores_mapreduce(
+    client, blocks: list[Block], jobs: tuple[ScoreJob, ...], weights: tuple
+) -> list[dict]:
+    """Pass 2 over all blocks, per run: ``{"members": (signs, rows, scores) of the whole fit,
+    "state": ScoreState}``; ``weights``: per run (whole fit, half A, half B, mass norms)."""
     from dask import delayed
 
-    w = client.scatter(weights, broadcast=True)
-    parts = [delayed(block_scores, pure=True)(b, job, w) for b in blocks]
-    merged = client.compute(tree(parts, functools.partial(merge_scores, job.k))).result()
-    return {"members": finish_members(merged["members"]), "state": merged["state"]}
+    w = client.scatter(tuple(tuple(x) for x in weights), broadcast=True)
+    parts = [delayed(block_scores, pure=True)(b, tuple(jobs), w) for b in blocks]
+    combine = functools.partial(merge_each, functools.partial(merge_scores, jobs[0].k))
+    merged = client.compute(tree(parts, combine)).result()
+    return [{"members": finish_members(m["members"]), "state": m["state"]} for m in merged]
 
 
 def plan_draw2(run_url: str, sample_ids: np.ndarray, fx, fy, params) -> Frequencies:

@@ -268,15 +268,26 @@ def test_mismatched_embeddings_are_refused(planted, tmp_path, dask_address):
 
 
 def test_block_functions_without_a_cluster(planted, tmp_path):
-    """chunk / combine / aggregate in plain Python equal the one-pass accumulator."""
+    """chunk / combine / aggregate in plain Python equal the one-pass accumulator, for each of
+    two runs (two bandwidths) sharing one read of every block."""
     from speclens.spec import GaussianRFF
 
     p = planted["p"]
     fx, fy = GaussianRFF(2.0, 64, 1).fit(8), GaussianRFF(2.5, 64, 1).fit(12)
     freq = mapreduce.save_frequencies(str(tmp_path / "f.npz"), fx, fy)
+    wide = mapreduce.save_frequencies(
+        str(tmp_path / "f2.npz"), GaussianRFF(8.0, 32, 1).fit(8), GaussianRFF(9.0, 32, 1).fit(12)
+    )
     blocks = mapreduce.blocks_for(planted["vx"], planted["vy"], N, 50)
-    states = [mapreduce.block_gram(b, freq, "float64") for b in blocks]
-    merged = functools.reduce(lambda a, b: a + b, reversed(states))
+    pairs = [mapreduce.block_gram(b, (freq, wide), "float64") for b in blocks]
+    merged, merged_wide = functools.reduce(
+        functools.partial(mapreduce.merge_each, lambda a, b: a + b), reversed(pairs)
+    )
+    assert merged_wide.gram_sum.shape == (128, 128) and merged_wide.count == N
+    alone = functools.reduce(
+        lambda a, b: a + b, [mapreduce.block_gram(b, (wide,), "float64")[0] for b in blocks]
+    )
+    np.testing.assert_allclose(merged_wide.gram_sum, alone.gram_sum, atol=1e-10, rtol=0)
     whole = (
         GramAccumulator(fx, fy, dtype="float64")
         .update(p.X.astype(np.float32), p.Y.astype(np.float32))
@@ -286,7 +297,7 @@ def test_block_functions_without_a_cluster(planted, tmp_path):
     spec = SPEC(
         sigma_x=2.0, sigma_y=2.5, rff_dim=64, n_modes=2, random_state=1, dtype="float64"
     ).solve(merged, fx, fy)
-    parts = [mapreduce.block_members(b, freq, spec.weights_, 7, "float64") for b in blocks]
+    parts = [mapreduce.block_members(b, (freq,), (spec.weights_,), 7, "float64")[0] for b in blocks]
     signs, rows, scores = mapreduce.finish_members(
         functools.reduce(lambda a, b: mapreduce.merge_members(a, b, 7), parts)
     )
