@@ -12,6 +12,11 @@ zarr) are warmed up before the clock starts.
     python benchmarks/compare.py                 # n = 100,000, dx 512, dy 768, rff_dim 1000
     python benchmarks/compare.py --n 20000       # quicker
     python benchmarks/compare.py --uncertainty on --sizes 1   # one run: n only, with it
+    python benchmarks/compare.py --sweep 0.25,0.5,1,2 --sizes 1   # a 4-bandwidth sweep vs one
+
+With ``--sweep``, each setting also runs the bandwidth sweep (one pass over the stores for all
+its runs) and prints its time against the single-bandwidth compare (scale 0.5) of the same
+setting, stage by stage.
 """
 
 from __future__ import annotations
@@ -111,44 +116,52 @@ def _timed(a, tmp: str) -> dict:
     from speclens.flows.runtime import dask_cluster
     from speclens.spec import GramState
     from speclens.storage.arrays import load_npz
-    from speclens.tasks.compare import accumulate_gram, plan_pair, score_members, solve_spectrum
+    from speclens.tasks.compare import accumulate_gram, plan_sweep, score_members, solve_spectrum
     from speclens.tasks.params import CompareParams
 
     t0 = time.perf_counter()
     write_store(f"{tmp}/x.zarr", a.n, a.dx, a.shard, 1)
     write_store(f"{tmp}/y.zarr", a.n, a.dy, a.shard, 2)
     write_s = time.perf_counter() - t0
-    params = CompareParams(rff_dim=a.rff_dim, n_modes=5, uncertainty=a.uncertainty == "on")
-    run = f"{tmp}/run"
+    scale = a.scales or "0.5"
+    params = CompareParams(
+        rff_dim=a.rff_dim, n_modes=5, uncertainty=a.uncertainty == "on", sigma_scale=scale
+    )
+    sweep = params.sweep()
+    runs = [f"{tmp}/run{i}" for i in range(len(sweep))]
     t = {}
     with PeakRSS() as peak, dask_cluster(None, a.workers) as address:
         _warm_up(address)  # imports (torch, zarr) once per worker, outside the timings
         t0 = time.perf_counter()
-        prep = plan_pair(f"{tmp}/x.zarr", f"{tmp}/y.zarr", run, params)
+        preps = plan_sweep(f"{tmp}/x.zarr", f"{tmp}/y.zarr", runs, sweep)
         t["plan"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        gram_url = accumulate_gram.fn(address, prep["blocks"], prep["frequencies"], params, run)
+        blocks = preps[0]["blocks"]
+        gram_urls = accumulate_gram.fn(address, blocks, preps, params, runs)
         t["gram"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        solve_spectrum.fn(gram_url, params, prep, run)
+        for gram_url, p, prep, run in zip(gram_urls, sweep, preps, runs, strict=True):
+            solve_spectrum.fn(gram_url, p, prep, run)
         t["solve"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        score_members.fn(address, prep["blocks"], prep, run, params)
+        score_members.fn(address, blocks, preps, runs, params)
         t["scores"] = time.perf_counter() - t0
-    assert GramState.from_arrays(load_npz(gram_url)).count == a.n
+    assert all(GramState.from_arrays(load_npz(u)).count == a.n for u in gram_urls)
     return {"stages": t, "total": sum(t.values()), "peak_mb": peak.peak / 2**20, "write_s": write_s}
 
 
-def _run(a, n: int, uncertainty: str) -> dict:
+def _run(a, n: int, uncertainty: str, scales: str | None = None) -> dict:
     flags = ("n", "dx", "dy", "rff_dim", "shard", "workers")
     cmd = [sys.executable, __file__, "--child", "--uncertainty", uncertainty]
+    cmd += ["--scales", scales] if scales else []
     for f in flags:
         cmd += ["--" + f.replace("_", "-"), str(n if f == "n" else getattr(a, f))]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
     r = json.loads(out.stdout.strip().splitlines()[-1])
     stages = "  ".join(f"{k} {v:6.2f}s" for k, v in r["stages"].items())
+    what = f"sweep {scales}" if scales else "one bandwidth"
     print(
-        f"  n={n:>9,} uncertainty {uncertainty:>3}: total {r['total']:7.2f} s  ({stages})  "
+        f"  n={n:>9,} uncertainty {uncertainty:>3} {what}: total {r['total']:7.2f} s  ({stages})  "
         f"peak RSS {r['peak_mb']:7.0f} MB  [writing the stores, not timed: {r['write_s']:.1f} s]",
         flush=True,
     )
@@ -167,6 +180,8 @@ def main() -> None:
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--uncertainty", choices=("off", "on", "both"), default="both")
     p.add_argument("--sizes", type=int, choices=(1, 2), default=2, help="n only, or n and 4n")
+    p.add_argument("--sweep", default=None, help="bandwidth scales, e.g. 0.25,0.5,1,2")
+    p.add_argument("--scales", default=None, help=argparse.SUPPRESS)  # a child's scales
     p.add_argument("--child", action="store_true")
     a = p.parse_args()
     if a.child:
@@ -179,6 +194,19 @@ def main() -> None:
     settings = ("off", "on") if a.uncertainty == "both" else (a.uncertainty,)
     sizes = (a.n, 4 * a.n)[: a.sizes]
     res = {(n, u): _run(a, n, u) for n in sizes for u in settings}
+    if a.sweep:
+        for n in sizes:
+            for u in settings:
+                one, sw = res[n, u], _run(a, n, u, a.sweep)
+                stages = "  ".join(
+                    f"{k} {sw['stages'][k] / max(one['stages'][k], 1e-9):.2f}"
+                    for k in one["stages"]
+                )
+                print(
+                    f"  sweep of {len(a.sweep.split(','))} bandwidths / one bandwidth at n={n:,}, "
+                    f"uncertainty {u}: total {sw['total'] / one['total']:.3f} ({stages})  "
+                    f"peak RSS {sw['peak_mb'] / one['peak_mb']:.3f}   (goal: at most 3)"
+                )
     if len(settings) == 2:
         for n in sizes:
             off, on = res[n, "off"], res[n, "on"]

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
+from speclens.errors import ConfigError
 from speclens.flows.compare import Pair, compare_pair, make_run_id
 from speclens.flows.embed import embed_one
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
@@ -239,7 +240,17 @@ def align(dataset: str, encoder: str, reference: str, **kwargs) -> dict:
     any server starts where the input alone shows it."""
     mode, options = kwargs.get("mode", "adapter"), kwargs.get("options") or {}
     check_align(dataset, encoder, reference, mode, options)
-    CompareParams.from_options({"seed": kwargs.get("seed", 0), **(kwargs.get("compare") or {})})
+    params = CompareParams.from_options(
+        {"seed": kwargs.get("seed", 0), **(kwargs.get("compare") or {})}
+    )
+    if params.sweeping:
+        raise ConfigError(
+            [
+                f"compare.sigma_scale: align compares before and after at one bandwidth, got "
+                f"{list(params.scales)}; give one scale (sweep with `speclens compare` first)"
+            ],
+            "align options",
+        )
     with prefect_api():
         state = align_flow(
             dataset=dataset, encoder=encoder, reference=reference, **kwargs, return_state=True

@@ -89,20 +89,32 @@ def read_pair(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def block_gram(
-    block: Block, frequencies: tuple[Frequencies, ...], dtype: str = "float32"
+    blocks: Block | tuple[Block, ...], frequencies: tuple[Frequencies, ...], dtype: str = "float32"
 ) -> tuple[GramState, ...]:
-    """Chunk step: the Gram state of one block for each run's frequencies (a bandwidth
-    sweep's runs share the read of the rows; an empty state when no row is valid)."""
-    x, y, _ = read_pair(block)
-    return tuple(_gram(f, x, y, dtype) for f in frequencies)
+    """Chunk step: the Gram state of one block, or of several folded one after another, for
+    each run's frequencies (a bandwidth sweep's runs share each read of the rows; an empty
+    state when no row is valid)."""
+    blocks = blocks if isinstance(blocks, tuple) else (blocks,)
+    accs = []
+    for f in frequencies:
+        fx, fy = load_feature_maps(f)
+        accs.append(GramAccumulator(fx, fy, dtype=dtype))
+    for block in blocks:
+        x, y, _ = read_pair(block)
+        if x.shape[0]:
+            for acc in accs:
+                acc.update(x, y)
+    return tuple(acc.state(copy=False) for acc in accs)  # the accumulators end here
 
 
-def _gram(frequencies: Frequencies, x: np.ndarray, y: np.ndarray, dtype: str) -> GramState:
-    fx, fy = load_feature_maps(frequencies)
-    acc = GramAccumulator(fx, fy, dtype=dtype)
-    if x.shape[0]:
-        acc.update(x, y)
-    return acc.state(copy=False)  # the accumulator ends here
+def task_batches(client, blocks: list[Block]) -> list[tuple[Block, ...]]:
+    """The blocks in about two batches per worker thread, balanced: a task folds its batch
+    into one state per run, so the cluster moves and merges a few m x m states per run, not
+    one per block."""
+    threads = max(1, sum(client.nthreads().values()))
+    n = max(1, min(len(blocks), 2 * threads))
+    edges = np.linspace(0, len(blocks), n + 1).round().astype(int)
+    return [tuple(blocks[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
 
 def merge_each(combine, *parts: tuple) -> tuple:
@@ -191,12 +203,13 @@ def tree(parts: list, combine, fan_in: int = 4):
 def gram_mapreduce(
     client, blocks: list[Block], frequencies: tuple[Frequencies, ...], dtype: str = "float32"
 ) -> tuple[GramState, ...]:
-    """The Gram of all blocks for each run's frequencies: one ``block_gram`` task per block
-    (reading its rows once for every run), merged up a tree on the cluster; only the final
-    m x m states come back."""
+    """The Gram of all blocks for each run's frequencies: ``block_gram`` tasks over batches of
+    blocks (each block's rows read once for every run), merged up a tree on the cluster; only
+    the final m x m states come back."""
     from dask import delayed
 
-    parts = [delayed(block_gram, pure=True)(b, tuple(frequencies), dtype) for b in blocks]
+    freq = tuple(frequencies)
+    parts = [delayed(block_gram, pure=True)(b, freq, dtype) for b in task_batches(client, blocks)]
     return client.compute(tree(parts, functools.partial(merge_each, merge_states))).result()
 
 

@@ -41,6 +41,7 @@ from speclens.tasks.mapreduce import (
     merge_member_parts,
     read_pair,
     save_frequencies,
+    task_batches,
     top_parts,
     tree,
 )
@@ -53,19 +54,22 @@ def block_groups(block: Block, rows: np.ndarray, seed: int) -> np.ndarray:
 
 
 def block_halves(
-    block: Block, frequencies: tuple[Frequencies, ...], dtype: str, seed: int
+    blocks: Block | tuple[Block, ...], frequencies: tuple[Frequencies, ...], dtype: str, seed: int
 ) -> tuple[tuple, ...]:
-    """Pass 1 for one block, per run: (half A's Gram state, half B's)."""
-    x, y, rows = read_pair(block)
-    groups = block_groups(block, rows, seed) if rows.size else None
-    out = []
+    """Pass 1 for one block (or several, folded one after another), per run: (half A's Gram
+    state, half B's); each block's rows and groups are read once for every run."""
+    blocks = blocks if isinstance(blocks, tuple) else (blocks,)
+    runs = []
     for f in frequencies:
         fx, fy = load_feature_maps(f)
-        halves = HalfGram(lambda fx=fx, fy=fy: GramAccumulator(fx, fy, dtype=dtype))
+        runs.append(HalfGram(lambda fx=fx, fy=fy: GramAccumulator(fx, fy, dtype=dtype)))
+    for block in blocks:
+        x, y, rows = read_pair(block)
         if rows.size:
-            halves.update(x, y, groups)
-        out.append(halves.states(copy=False))  # the accumulators end here
-    return tuple(out)
+            groups = block_groups(block, rows, seed)
+            for halves in runs:
+                halves.update(x, y, groups)
+    return tuple(h.states(copy=False) for h in runs)  # the accumulators end here
 
 
 def halves_mapreduce(
@@ -75,7 +79,8 @@ def halves_mapreduce(
     from dask import delayed
 
     freq = tuple(frequencies)
-    parts = [delayed(block_halves, pure=True)(b, freq, dtype, seed) for b in blocks]
+    batches = task_batches(client, blocks)
+    parts = [delayed(block_halves, pure=True)(b, freq, dtype, seed) for b in batches]
     return client.compute(tree(parts, functools.partial(merge_each, merge_halves))).result()
 
 
