@@ -69,11 +69,12 @@ class HalfGram:
         self.halves = (make_accumulator(), make_accumulator())
         self.n_groups = n_groups
 
-    def update(self, x, y, groups) -> HalfGram:
+    def update(self, x, y, groups, proj=(None, None)) -> HalfGram:
+        """Fold a block (``proj``: each side's ``x @ W`` when already computed)."""
         in_a = np.asarray(groups) < self.n_groups
         for acc, rows in zip(self.halves, (in_a, ~in_a), strict=True):
             if rows.any():
-                acc.update(x[rows], y[rows])
+                acc.update(x[rows], y[rows], tuple(None if p is None else p[rows] for p in proj))
         return self
 
     def states(self, copy: bool = True) -> tuple[GramState, GramState]:
@@ -148,14 +149,16 @@ class ScorePass:
             np.zeros((3, c, c)),
         )
 
-    def _phi(self, acc: GramAccumulator, x, y) -> np.ndarray:
+    def _phi(self, acc: GramAccumulator, x, y, proj=(None, None)) -> np.ndarray:
         """The block's features as numpy, in the accumulator's dtype."""
-        phi = acc.features(acc._as_backend(x), acc._as_backend(y))
+        phi = acc.features(acc._as_backend(x), acc._as_backend(y), proj=proj)
         return phi if isinstance(phi, np.ndarray) else phi.detach().cpu().numpy()
 
-    def update(self, x, y, groups) -> np.ndarray:
+    def update(self, x, y, groups, proj=((None, None), (None, None))) -> np.ndarray:
+        """Score a block and fold it in; ``proj``: each side's ``x @ W`` for the whole fit's
+        features and for the second draw's, when already computed."""
         groups = np.asarray(groups)
-        scores = self._phi(self.scorer, x, y).astype(np.float64) @ self.weights
+        scores = self._phi(self.scorer, x, y, proj[0]).astype(np.float64) @ self.weights
         c, s = self.c, self.state
         s.sum_v4 += (scores[:, :c] ** 4).sum(axis=0)
         s.n += scores.shape[0]
@@ -167,7 +170,8 @@ class ScorePass:
         # its products in the features' dtype (as the Gram's block products are: a group has
         # about n / 32 rows, the Gram's blocks 8,192), summed in float64
         order = np.argsort(groups, kind="stable")
-        phi2 = self._phi(self.scorer2, x[order], y[order])
+        proj2 = tuple(None if p is None else p[order] for p in proj[1])
+        phi2 = self._phi(self.scorer2, x[order], y[order], proj2)
         bounds = np.searchsorted(groups[order], np.arange(2 * self.n_groups + 1))
         for gid in range(2 * self.n_groups):
             lo, hi = bounds[gid], bounds[gid + 1]

@@ -76,14 +76,15 @@ class GaussianRFF:
             self._cache[key] = w
         return self._cache[key]
 
-    def transform(self, x, out=None):
+    def transform(self, x, out=None, proj=None):
         """Map rows of ``x`` (n x d, numpy or torch) to features (n x 2*rff_dim) of x's dtype.
 
-        ``out`` (optional, same kind and dtype) receives the result without a new allocation.
+        ``out`` (optional, same kind and dtype) receives the result without a new allocation;
+        ``proj`` (optional): ``x @ frequencies_`` already computed (:func:`shared_projections`).
         """
         self._check_fitted(x)
         D = self.rff_dim
-        proj = x @ self._weights(x, x.dtype)
+        proj = x @ self._weights(x, x.dtype) if proj is None else proj
         torch = _torch_or_none()
         if _is_torch(x):
             if out is None:
@@ -159,6 +160,30 @@ class Cosine:
     @classmethod
     def from_state(cls, state: dict) -> Cosine:
         return cls().fit(int(state["n_features_in"]))
+
+
+def shared_projections(x: np.ndarray, maps) -> list:
+    """``x @ W`` for each feature map of ``maps`` (numpy), sharing one product among Gaussian
+    maps drawn from the same seed for the same widths (a bandwidth sweep's: ``W = W0 / sigma``,
+    so each is the first one's rescaled by its bandwidth ratio); None for a map whose
+    ``transform`` computes its own (cosine, or frequencies of another draw)."""
+    base: dict = {}
+    out = []
+    for f in maps:
+        if f.kernel != "gaussian" or f.random_state is None:
+            out.append(None)
+            continue
+        key = (f.random_state, f.rff_dim, f.n_features_in_)
+        first = base.get(key)
+        if first is None:
+            proj = x @ f._weights(x, x.dtype)
+            base[key] = (f, proj)
+            out.append(proj)
+            continue
+        f0, proj0 = first
+        same = np.allclose(f.frequencies_[:, :4] * f.sigma, f0.frequencies_[:, :4] * f0.sigma)
+        out.append(proj0 * x.dtype.type(f0.sigma / f.sigma) if same else None)
+    return out
 
 
 def _zero_rows_message(count: int) -> str:

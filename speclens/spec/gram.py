@@ -143,17 +143,25 @@ class GramAccumulator:
         return self
 
     # ---- accumulation -------------------------------------------------------------------
-    def features(self, x, y, out=None):
-        """``phi = [phi_X(x), phi_Y(y)]`` for one block (numpy or torch, per the backend)."""
+    def features(self, x, y, out=None, proj=(None, None)):
+        """``phi = [phi_X(x), phi_Y(y)]`` for one block (numpy or torch, per the backend);
+        ``proj``: each side's ``x @ W`` when already computed (None: computed here)."""
         n = x.shape[0]
         if out is None:
             out = self._empty((n, self.m))
-        self.feature_x.transform(x, out=out[:, : self.m_x])
-        self.feature_y.transform(y, out=out[:, self.m_x :])
+        for fmap, a, p, cols in (
+            (self.feature_x, x, proj[0], slice(0, self.m_x)),
+            (self.feature_y, y, proj[1], slice(self.m_x, self.m)),
+        ):
+            if p is None:
+                fmap.transform(a, out=out[:, cols])
+            else:
+                fmap.transform(a, out=out[:, cols], proj=p)
         return out
 
-    def update(self, x_chunk, y_chunk) -> GramAccumulator:
-        """Fold one chunk of paired rows into the running sum."""
+    def update(self, x_chunk, y_chunk, proj=(None, None)) -> GramAccumulator:
+        """Fold one chunk of paired rows into the running sum (``proj``: each side's
+        ``x @ W`` for the whole chunk, in the accumulator's dtype, when already computed)."""
         x_chunk, y_chunk = check_pair(x_chunk, y_chunk, "x_chunk", "y_chunk")
         self._check_widths(x_chunk, y_chunk)
         self.identical_ = self.identical_ and np.array_equal(x_chunk, y_chunk)
@@ -162,7 +170,8 @@ class GramAccumulator:
             stop = min(start + self.block_rows, n)
             x = self._as_backend(x_chunk[start:stop])
             y = self._as_backend(y_chunk[start:stop])
-            phi = self.features(x, y, out=self._block_buffer(stop - start))
+            p = tuple(None if a is None else a[start:stop] for a in proj)
+            phi = self.features(x, y, out=self._block_buffer(stop - start), proj=p)
             self._add_block(phi)
         self.count_ += n
         return self

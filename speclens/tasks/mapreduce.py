@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from speclens.spec import GramAccumulator, GramState, feature_map_from_state, merge_states
+from speclens.spec.features import shared_projections
 from speclens.spec.scores import extremes, merge_extremes, signs_from_extremes
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz_bytes, save_npz
@@ -102,9 +103,17 @@ def block_gram(
     for block in blocks:
         x, y, _ = read_pair(block)
         if x.shape[0]:
-            for acc in accs:
-                acc.update(x, y)
+            x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
+            for acc, proj in zip(accs, sweep_projections(x, y, accs), strict=True):
+                acc.update(x, y, proj)
     return tuple(acc.state(copy=False) for acc in accs)  # the accumulators end here
+
+
+def sweep_projections(x: np.ndarray, y: np.ndarray, accs: list) -> list[tuple]:
+    """Per accumulator, each side's ``x @ W``: one product per side for a sweep's runs."""
+    px = shared_projections(x, [a.feature_x for a in accs])
+    py = shared_projections(y, [a.feature_y for a in accs])
+    return list(zip(px, py, strict=True))
 
 
 def task_batches(client, blocks: list[Block]) -> list[tuple[Block, ...]]:
@@ -132,16 +141,13 @@ def block_members(
     """Scoring step for one block, per run: each mode's signed extreme entry and the k best
     rows at either end (the sign of each mode is only known once every block is seen)."""
     x, y, rows = read_pair(block)
+    if rows.size == 0:
+        return tuple(top_parts(np.zeros((0, w.shape[1])), rows, k) for w in weights)
+    accs = [GramAccumulator(*load_feature_maps(f), dtype=dtype) for f in frequencies]
+    x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
     out = []
-    for f, w in zip(frequencies, weights, strict=True):
-        if rows.size == 0:
-            out.append(top_parts(np.zeros((0, w.shape[1])), rows, k))
-            continue
-        fx, fy = load_feature_maps(f)
-        acc = GramAccumulator(fx, fy, dtype=dtype)
-        phi = acc.features(
-            np.ascontiguousarray(x, dtype=acc.dtype), np.ascontiguousarray(y, dtype=acc.dtype)
-        )
+    for acc, w, proj in zip(accs, weights, sweep_projections(x, y, accs), strict=True):
+        phi = acc.features(x, y, proj=proj)
         out.append(top_parts(phi.astype(np.float64) @ w, rows, k))
     return tuple(out)
 

@@ -41,6 +41,7 @@ from speclens.tasks.mapreduce import (
     merge_member_parts,
     read_pair,
     save_frequencies,
+    sweep_projections,
     task_batches,
     top_parts,
     tree,
@@ -67,8 +68,10 @@ def block_halves(
         x, y, rows = read_pair(block)
         if rows.size:
             groups = block_groups(block, rows, seed)
-            for halves in runs:
-                halves.update(x, y, groups)
+            accs = [h.halves[0] for h in runs]
+            x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
+            for halves, proj in zip(runs, sweep_projections(x, y, accs), strict=True):
+                halves.update(x, y, groups, proj)
     return tuple(h.states(copy=False) for h in runs)  # the accumulators end here
 
 
@@ -100,21 +103,25 @@ def block_scores(block: Block, jobs: tuple[ScoreJob, ...], weights: tuple) -> tu
     """Pass 2 for one block, per run; ``weights``: per run (whole fit, half A, half B, their
     mass norms), the first three m x c each. The rows and groups are read once."""
     x, y, rows = read_pair(block)
-    groups = block_groups(block, rows, jobs[0].seed) if rows.size else None
-    out = []
-    for job, w in zip(jobs, weights, strict=True):
-        fx, fy = load_feature_maps(job.frequencies)
-        fx2, fy2 = load_feature_maps(job.frequencies2)
-        score = ScorePass(
-            GramAccumulator(fx, fy, dtype=job.dtype),
-            GramAccumulator(fx2, fy2, dtype=job.dtype),
+    passes = [
+        ScorePass(
+            GramAccumulator(*load_feature_maps(job.frequencies), dtype=job.dtype),
+            GramAccumulator(*load_feature_maps(job.frequencies2), dtype=job.dtype),
             *w,
         )
-        c = w[0].shape[1]
-        scores = np.zeros((0, 3 * c))
+        for job, w in zip(jobs, weights, strict=True)
+    ]
+    if rows.size:
+        groups = block_groups(block, rows, jobs[0].seed)
+        x, y = (np.ascontiguousarray(a, dtype=passes[0].scorer.dtype) for a in (x, y))
+        proj = sweep_projections(x, y, [p.scorer for p in passes])
+        proj2 = sweep_projections(x, y, [p.scorer2 for p in passes])
+    out = []
+    for i, (job, score) in enumerate(zip(jobs, passes, strict=True)):
+        scores = np.zeros((0, 3 * score.c))
         if rows.size:
-            scores = score.update(x, y, groups)
-        out.append({"members": top_parts(scores[:, :c], rows, job.k), "state": score.state})
+            scores = score.update(x, y, groups, (proj[i], proj2[i]))
+        out.append({"members": top_parts(scores[:, : score.c], rows, job.k), "state": score.state})
     return tuple(out)
 
 

@@ -116,3 +116,22 @@ def test_exact_ends_are_the_ends_of_the_full_spectrum():
     np.testing.assert_allclose(ends, np.r_[full[:3], full[::-1][:3]], rtol=1e-9, atol=1e-12)
     with pytest.raises(ValueError, match="refuses n=300 > 100.*subsample"):
         exact_ends(P.X, P.Y, 3, sigma_x=1.0, sigma_y=1.0, max_samples=100)
+
+
+def test_a_sweeps_maps_share_one_projection():
+    """Maps of one seed at other bandwidths reuse the first's ``x @ W``, rescaled; maps of
+    another seed, or frequencies set by hand, compute their own."""
+    from speclens.spec.features import shared_projections
+
+    x = P.X.astype(np.float32)
+    maps = [GaussianRFF(s, 50, 7).fit(8) for s in (1.0, 2.0, 0.5)] + [
+        GaussianRFF(1.0, 50, 8).fit(8)
+    ]
+    odd = GaussianRFF(2.0, 50, 7).fit(8)
+    odd.frequencies_ = np.random.default_rng(1).standard_normal((8, 50))
+    proj = shared_projections(x, [*maps, odd])
+    assert proj[3] is not None and proj[4] is None  # another seed: its own product; by hand: none
+    for f, p in zip(maps, proj, strict=False):
+        direct = x @ f.frequencies_.astype(np.float32)
+        np.testing.assert_allclose(p, direct, rtol=1e-5, atol=1e-5 * np.abs(direct).max())
+        np.testing.assert_allclose(f.transform(x, proj=p), f.transform(x), atol=1e-5)
