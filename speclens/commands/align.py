@@ -177,8 +177,8 @@ def align(
                 f"or pass the --mode {'finetune' if mode == 'adapter' else 'adapter'} "
                 f"that uses {'it' if len(unused) == 1 else 'them'}."
             )
+        CompareParams.from_options({"seed": seed, **compare}).one_bandwidth()
         check_align(dataset, encoder, reference, mode, options)  # before Prefect is imported
-        CompareParams.from_options({"seed": seed, **compare})
         from speclens.flows.align import align as run_align
 
         s = run_align(

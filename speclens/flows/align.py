@@ -33,7 +33,6 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger
 
-from speclens.errors import ConfigError
 from speclens.flows.compare import Pair, compare_pair, make_run_id
 from speclens.flows.embed import embed_one
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
@@ -239,18 +238,10 @@ def align(dataset: str, encoder: str, reference: str, **kwargs) -> dict:
     :class:`~speclens.errors.SpeclensError` for bad input (one sentence), checked before
     any server starts where the input alone shows it."""
     mode, options = kwargs.get("mode", "adapter"), kwargs.get("options") or {}
-    check_align(dataset, encoder, reference, mode, options)
-    params = CompareParams.from_options(
+    CompareParams.from_options(
         {"seed": kwargs.get("seed", 0), **(kwargs.get("compare") or {})}
-    )
-    if params.sweeping:
-        raise ConfigError(
-            [
-                f"compare.sigma_scale: align compares before and after at one bandwidth, got "
-                f"{list(params.scales)}; give one scale (sweep with `speclens compare` first)"
-            ],
-            "align options",
-        )
+    ).one_bandwidth()
+    check_align(dataset, encoder, reference, mode, options)
     with prefect_api():
         state = align_flow(
             dataset=dataset, encoder=encoder, reference=reference, **kwargs, return_state=True

@@ -220,6 +220,19 @@ class CompareParams(BaseModel):
             return [self]
         return [self.model_copy(update={"sigma_scale": s}) for s in self.scales]
 
+    def one_bandwidth(self, source: str = "align options") -> CompareParams:
+        """Itself; a ConfigError (one line) for a sweep where one bandwidth is compared."""
+        if self.sweeping:
+            raise ConfigError(
+                [
+                    f"compare.sigma_scale: align compares before and after at one bandwidth, "
+                    f"got {list(self.scales)}; give one scale (sweep with `speclens compare` "
+                    f"first)"
+                ],
+                source,
+            )
+        return self
+
     @property
     def kernel_x_used(self) -> str:
         """X's kernel: ``kernel_x`` when set, else ``kernel``."""

@@ -82,6 +82,34 @@ def _run(args: list[str], tmp_path) -> subprocess.CompletedProcess:
             "--mode finetune fine-tunes an open_clip image tower",
         ),
         (["ingest", "folder", "{ds}", "--out", "{out}"], "image folder"),
+        (
+            [
+                *("compare", "--dataset", "{ds}", "--encoder", "a", "--encoder", "b"),
+                *("--sigma-scale", "0.5,-1"),
+            ],
+            "compare.sigma_scale: -1.0 is not a number > 0; use numbers > 0, e.g. 0.25,0.5,1,2",
+        ),
+        (
+            [
+                "compare",
+                "--dataset",
+                "{ds}",
+                "--encoder",
+                "a",
+                "--encoder",
+                "b",
+                "--rff-dim",
+                "lots",
+            ],
+            "compare.rff_dim: 'lots' is not a whole number > 0 or auto",
+        ),
+        (
+            [
+                *("align", "--dataset", "{ds}", "--encoder", "hog", "--reference", "grad-hist"),
+                *("--sigma-scale", "0.3,0.6"),
+            ],
+            "align compares before and after at one bandwidth",
+        ),
     ],
 )
 def test_input_errors_end_before_any_server_in_one_sentence(tmp_path, args, sentence):
