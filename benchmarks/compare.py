@@ -3,7 +3,7 @@ without the uncertainty (held-out values, intervals, p-values, stability), side 
 
 For each size and setting, in its own process: write two embedding stores (dx, dy) shard by
 shard (generated per shard, never held whole; not timed), then run the compare stages on a
-local Dask cluster exactly as the flow does (``plan_pair`` -> ``accumulate_gram`` ->
+local Dask cluster exactly as the flow does (``plan_sweep`` -> ``accumulate_gram`` ->
 ``solve_spectrum`` -> ``score_members``) and print per-stage and total seconds, the ratios
 time(4n)/time(n) and with/without the uncertainty, and the peak resident memory of the whole
 process tree (client, scheduler and workers, sampled every 0.1 s). Worker imports (torch,
@@ -116,8 +116,9 @@ def _timed(a, tmp: str) -> dict:
     from speclens.flows.runtime import dask_cluster
     from speclens.spec import GramState
     from speclens.storage.arrays import load_npz
-    from speclens.tasks.compare import accumulate_gram, plan_sweep, score_members, solve_spectrum
+    from speclens.tasks.compare import accumulate_gram, score_members, solve_spectrum
     from speclens.tasks.params import CompareParams
+    from speclens.tasks.plan import pass_groups, plan_sweep
 
     t0 = time.perf_counter()
     write_store(f"{tmp}/x.zarr", a.n, a.dx, a.shard, 1)
@@ -137,7 +138,10 @@ def _timed(a, tmp: str) -> dict:
         t["plan"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         blocks = preps[0]["blocks"]
-        gram_urls = accumulate_gram.fn(address, blocks, preps, params, runs)
+        gram_urls = []
+        for group in pass_groups(preps, params):  # as the flow: runs whose states fit together
+            part = [preps[i] for i in group], params, [runs[i] for i in group]
+            gram_urls += accumulate_gram.fn(address, blocks, *part)
         t["gram"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         for gram_url, p, prep, run in zip(gram_urls, sweep, preps, runs, strict=True):

@@ -3,7 +3,7 @@
 ``load_config(path, overrides, defaults)`` reads the file, lays ``overrides`` over it and the
 file over ``defaults`` (key by key), and validates the result with pydantic. Every problem is
 collected and reported at once, one line each, naming the key and the fix
-(``compare.rff_dim: must be greater than 0, got -5; set ...``); :class:`ConfigError` carries
+(``compare.eta: must be greater than 0, got -1.0; set ...``); :class:`ConfigError` carries
 the lines and nothing has run. Relative paths are relative to the working directory (the
 repository root in deployments). The shipped example is ``deployments/audit.yaml``.
 """

@@ -67,6 +67,8 @@ def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> di
         "group_id": "emb-group",
         "parent_run_id": None,
         "confidence": 0.9,
+        "rff_rel_error": (0.04, 0.15, 0.02)[i],
+        "rff_dim_suggested": (None, 4500, None)[i],
         "library_versions": {"numpy": "2.1.3", "duckdb": "2.0.1"},
         "stage_timings": json.dumps({"features": 1.25, "gram": 3.5 + i, "eigen": 0.2}),
     }

@@ -42,6 +42,7 @@ from speclens.tasks.compare import (
     solve_spectrum,
 )
 from speclens.tasks.params import CompareParams
+from speclens.tasks.plan import pass_groups
 from speclens.tasks.publish import publish_groups, publish_run, write_run_report
 from speclens.tasks.sweep import write_sweep_report
 
@@ -93,8 +94,11 @@ def compare_sweep(pair: Pair, params: CompareParams, address: str) -> list[dict]
             *(p.run_id, p.encoder_x, p.encoder_y, prep["n"], prep["sigma_x"], prep["sigma_y"]),
             *(prep["rff_dim"], len(blocks)),
         )
-    with clock("gram"):
-        gram_urls = accumulate_gram(address, blocks, preps, params, run_urls)
+    with clock("gram"):  # one pass over the rows per group of runs whose states fit together
+        gram_urls = []
+        for group in pass_groups(preps, params):
+            part = [preps[i] for i in group], params, [run_urls[i] for i in group]
+            gram_urls += accumulate_gram(address, blocks, *part)
     solved, exact = [], []
     with clock("solve"):
         for gram_url, p, prep, url in zip(gram_urls, sweep, preps, run_urls, strict=True):

@@ -23,11 +23,8 @@ import pyarrow.parquet as pq
 
 from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.warehouse_schema import (
-    SCHEMAS,
-    check_table_name,
-    conform,
-)
+from speclens.storage.warehouse_conform import check_table_name, conform
+from speclens.storage.warehouse_schema import SCHEMAS
 
 __all__ = ["SCHEMAS", "Warehouse", "QueryError", "check_run_id"]
 

@@ -12,12 +12,10 @@ import numpy as np
 from prefect import task
 
 from speclens.errors import InputError
-from speclens.spec import SPEC, GramState, make_feature_map, merge_states, resolve_sigma
+from speclens.spec import SPEC, GramState, merge_states
 from speclens.spec.exact import EXACT_MAX_SAMPLES, exact_ends
-from speclens.spec.features import DEFAULT_SIGMA_SAMPLE
 from speclens.spec.rff_check import (
     WARN_RELATIVE_ERROR,
-    choose_rff_dim,
     dual_ends,
     gram_check,
     relative_error,
@@ -28,19 +26,17 @@ from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
 from speclens.tasks.mapreduce import (
-    blocks_for,
     gram_mapreduce,
     load_feature_maps,
     members_mapreduce,
-    save_frequencies,
 )
 from speclens.tasks.params import CompareParams
+from speclens.tasks.plan import feature_width, plan_sweep, sample_rows
 from speclens.tasks.retries import retry_on_io_error
 from speclens.tasks.uncertainty import (
     ScoreJob,
     assess_run,
     halves_mapreduce,
-    plan_draw2,
     save_halves,
     scores_mapreduce,
     solve_halves,
@@ -99,105 +95,6 @@ def prepare_compare(
     return plan_sweep(x_url, y_url, run_urls, sweep)
 
 
-def plan_pair(x_url: str, y_url: str, run_url: str, params: CompareParams) -> dict:
-    """:func:`plan_sweep` of one run."""
-    return plan_sweep(x_url, y_url, [run_url], [params])[0]
-
-
-def plan_sweep(
-    x_url: str, y_url: str, run_urls: list[str], sweep: list[CompareParams]
-) -> list[dict]:
-    """Per run: bandwidths (heuristic on a seeded sample of rows valid in both), the feature
-    count (``auto``: chosen on a row sample), frequencies drawn once and saved under its
-    run URL, and the row blocks (whole shards) of the map-reduce, the same for every run."""
-    params = sweep[0]
-    sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
-    valid = sx.valid() & sy.valid()
-    n = int(valid.sum())
-    if n < 2 * params.n_modes + 1:
-        raise InputError(
-            f"only {n} samples have both embeddings; compare needs more than "
-            f"2 * n_modes = {2 * params.n_modes} (lower --n-modes or embed more)."
-        )
-    rows = sample_rows(valid, DEFAULT_SIGMA_SAMPLE, params.seed)
-    x_rows, y_rows = sx.take(rows), sy.take(rows)
-    blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
-    preps = []
-    for run_url, p in zip(run_urls, sweep, strict=True):
-        opts = (p.sigma_scale, DEFAULT_SIGMA_SAMPLE, p.seed)
-        kx, ky = p.kernel_x_used, p.kernel_y_used
-        sigma_x = resolve_sigma(x_rows, kx, p.sigma_x, "sigma_x", *opts)
-        sigma_y = resolve_sigma(y_rows, ky, p.sigma_y, "sigma_y", *opts)
-        auto = (
-            choose_features(sx, sy, valid, (sigma_x, sigma_y), p) if p.rff_dim == "auto" else None
-        )
-        rff_dim = auto.rff_dim if auto else p.rff_dim
-        fx = make_feature_map(kx, sigma_x, rff_dim, p.seed).fit(sx.dim)
-        fy = make_feature_map(ky, sigma_y, rff_dim, p.seed).fit(sy.dim)
-        frequencies = save_frequencies(urls.join(run_url, "frequencies.npz"), fx, fy)
-        frequencies2 = (
-            plan_draw2(run_url, sx.sample_ids()[valid], fx, fy, p) if p.uncertainty else None
-        )
-        preps.append(
-            {
-                "n": n,
-                "sigma_x": sigma_x,
-                "sigma_y": sigma_y,
-                "sigma_scale": p.sigma_scale,
-                "rff_dim": rff_dim,
-                "rff_auto": None if auto is None else [list(t) for t in auto.trail],
-                "rff_auto_reached": None if auto is None else auto.reached,
-                "frequencies": frequencies,
-                "frequencies2": frequencies2,
-                "blocks": blocks,
-                "dx": sx.dim,
-                "dy": sy.dim,
-            }
-        )
-    return preps
-
-
-def sample_rows(valid: np.ndarray, size: int, seed: int) -> np.ndarray:
-    """A seeded sample of at most ``size`` of the rows valid in both stores, in row order."""
-    rng = np.random.default_rng(seed)
-    return np.sort(
-        rng.choice(np.flatnonzero(valid), size=min(int(valid.sum()), size), replace=False)
-    )
-
-
-#: Rows of the seeded sample that ``rff_dim='auto'`` measures the random-feature error on.
-AUTO_SAMPLE = 2000
-#: The first feature count ``rff_dim='auto'`` tries (then doubled).
-AUTO_START = 500
-
-
-def choose_features(sx, sy, valid: np.ndarray, sigmas: tuple, params: CompareParams):
-    """``rff_dim='auto'``: the feature count whose estimated error of the leading eigenvalues
-    on a seeded row sample is under ``params.rff_target`` (doubling up to ``rff_dim_max``)."""
-    rows = sample_rows(valid, AUTO_SAMPLE, params.seed + 1)
-    x = sx.take(rows).astype(np.float64)
-    y = sy.take(rows).astype(np.float64)
-    kernels = (params.kernel_x_used, params.kernel_y_used)
-
-    def features(D):
-        maps = [
-            make_feature_map(k, s, D, params.seed).fit(a.shape[1])
-            for k, s, a in zip(kernels, sigmas, (x, y), strict=True)
-        ]
-        return np.hstack([maps[0].transform(x), maps[1].transform(y)]), *maps
-
-    start = min(AUTO_START, params.rff_dim_max)
-    return choose_rff_dim(
-        features,
-        params.eta,
-        params.n_modes,
-        start,
-        params.rff_dim_max,
-        params.rff_target,
-        params.seed,
-    )
-
-
 @task(name="accumulate-gram", retries=1, retry_condition_fn=retry_on_io_error)
 def accumulate_gram(
     address: str, blocks: list, preps: list[dict], params: CompareParams, run_urls: list[str]
@@ -206,14 +103,15 @@ def accumulate_gram(
     (with the uncertainty: accumulated per half, the halves saved as ``gram-halves.npz``
     beside it). The runs of a sweep share one pass: each block is read once."""
     frequencies = tuple(p["frequencies"] for p in preps)
+    m = max(feature_width(p, params) for p in preps)
     with dask_client(address) as client:
         if params.uncertainty:
-            halves = halves_mapreduce(client, blocks, frequencies, params.dtype, params.seed)
+            halves = halves_mapreduce(client, blocks, frequencies, params.dtype, params.seed, m)
             for url, h in zip(run_urls, halves, strict=True):
                 save_halves(urls.join(url, "gram-halves.npz"), h)
             states = [merge_states(*h) for h in halves]
         else:
-            states = gram_mapreduce(client, blocks, frequencies, params.dtype)
+            states = gram_mapreduce(client, blocks, frequencies, params.dtype, m)
     return [
         save_npz(urls.join(url, "gram.npz"), **state.to_arrays())
         for url, state in zip(run_urls, states, strict=True)

@@ -116,12 +116,15 @@ def sweep_projections(x: np.ndarray, y: np.ndarray, accs: list) -> list[tuple]:
     return list(zip(px, py, strict=True))
 
 
-def task_batches(client, blocks: list[Block]) -> list[tuple[Block, ...]]:
-    """The blocks in about two batches per worker thread, balanced: a task folds its batch
-    into one state per run, so the cluster moves and merges a few m x m states per run, not
-    one per block."""
+def task_batches(client, blocks: list[Block], min_rows: int = 1) -> list[tuple[Block, ...]]:
+    """The blocks in about two batches per worker thread, balanced, and each of at least
+    ``min_rows`` rows (the feature width m: a row costs m^2 to accumulate, a state m^2 to move
+    and merge, so a batch of fewer rows than m costs more to merge than to compute): a task
+    folds its batch into one state per run, so the cluster moves and merges a few m x m states
+    per run, not one per block."""
     threads = max(1, sum(client.nthreads().values()))
-    n = max(1, min(len(blocks), 2 * threads))
+    rows = sum(b.stop - b.start for b in blocks)
+    n = max(1, min(len(blocks), 2 * threads, rows // max(min_rows, 1)))
     edges = np.linspace(0, len(blocks), n + 1).round().astype(int)
     return [tuple(blocks[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
 
@@ -207,7 +210,11 @@ def tree(parts: list, combine, fan_in: int = 4):
 
 
 def gram_mapreduce(
-    client, blocks: list[Block], frequencies: tuple[Frequencies, ...], dtype: str = "float32"
+    client,
+    blocks: list[Block],
+    frequencies: tuple[Frequencies, ...],
+    dtype: str = "float32",
+    min_rows: int = 1,
 ) -> tuple[GramState, ...]:
     """The Gram of all blocks for each run's frequencies: ``block_gram`` tasks over batches of
     blocks (each block's rows read once for every run), merged up a tree on the cluster; only
@@ -215,7 +222,8 @@ def gram_mapreduce(
     from dask import delayed
 
     freq = tuple(frequencies)
-    parts = [delayed(block_gram, pure=True)(b, freq, dtype) for b in task_batches(client, blocks)]
+    batches = task_batches(client, blocks, min_rows)
+    parts = [delayed(block_gram, pure=True)(b, freq, dtype) for b in batches]
     return client.compute(tree(parts, functools.partial(merge_each, merge_states))).result()
 
 

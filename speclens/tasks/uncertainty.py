@@ -76,13 +76,18 @@ def block_halves(
 
 
 def halves_mapreduce(
-    client, blocks: list[Block], frequencies: tuple[Frequencies, ...], dtype: str, seed: int
+    client,
+    blocks: list[Block],
+    frequencies: tuple[Frequencies, ...],
+    dtype: str,
+    seed: int,
+    min_rows: int = 1,
 ) -> tuple[tuple, ...]:
     """Per run, both halves' Gram states over all blocks, merged up a tree on the cluster."""
     from dask import delayed
 
     freq = tuple(frequencies)
-    batches = task_batches(client, blocks)
+    batches = task_batches(client, blocks, min_rows)
     parts = [delayed(block_halves, pure=True)(b, freq, dtype, seed) for b in batches]
     return client.compute(tree(parts, functools.partial(merge_each, merge_halves))).result()
 

@@ -68,7 +68,7 @@ def test_every_problem_is_reported_at_once_with_its_key_and_fix(tmp_path):
         ("source.n:", "not used by kind 'coco'"),
         ("encoders[1]:", "unknown encoder 'clip'"),
         ("compare.kernel:", "'gaussian' or 'cosine'"),
-        ("compare.rff_dim:", "greater than 0, got -5"),
+        ("compare.rff_dim:", "-5 is not a whole number > 0 or auto"),
         ("compare.n_mode:", "did you mean 'n_modes'"),
         ("device:", "use auto, cpu, cuda or cuda:N"),
         ("schedule:", "not a cron expression"),
@@ -77,6 +77,10 @@ def test_every_problem_is_reported_at_once_with_its_key_and_fix(tmp_path):
     assert len(problems) == len(expected), problems
     for line, (key, text) in zip(problems, expected, strict=True):
         assert line.startswith(key) and text in line and ";" in line, line
+
+
+def _minimal(**keys) -> dict:
+    return {"source": {"kind": "sample"}, "encoders": ["hue-hist", "grad-hist"], **keys}
 
 
 @pytest.mark.parametrize(
@@ -97,6 +101,14 @@ def test_every_problem_is_reported_at_once_with_its_key_and_fix(tmp_path):
         (
             {"encoders": ["hue-hist", "grad-hist"]},
             "source: missing; add e.g. `source: {kind: sample, n: 2000}`",
+        ),
+        (
+            _minimal(compare={"sigma_scale": [0.5, -1]}),
+            "compare.sigma_scale: -1 is not a number > 0; use numbers > 0, e.g. 0.25,0.5,1,2",
+        ),
+        (
+            _minimal(compare={"sigma_scale": [0.5, 1], "sigma_x": 2.0}),
+            "compare: several sigma_scale values sweep the median heuristic, but sigma_x",
         ),
         (
             {"source": {"kind": "dataset"}, "encoders": ["hue-hist", "grad-hist"]},
@@ -243,7 +255,9 @@ def test_every_compare_parameter_is_an_option_with_its_one_default(command):
         assert option.opts == [flag]
         if field.annotation is bool:  # switches come with their negation
             assert option.secondary_opts == ["--no-" + flag[2:]]
-        assert option.default == (None if command == "audit" else field.default), name
+        text = (field.json_schema_extra or {}).get("cli") == "text"  # parsed by the field
+        default = str(field.default) if text else field.default
+        assert option.default == (None if command == "audit" else default), name
         assert option.help == field.description
         assert name in example, f"deployments/audit.yaml does not document compare.{name}"
         value = (
@@ -254,8 +268,10 @@ def test_every_compare_parameter_is_an_option_with_its_one_default(command):
         assert getattr(validate_config(_minimal(compare={name: value})).compare, name) == value
 
 
-def _minimal(**keys) -> dict:
-    return {"source": {"kind": "sample"}, "encoders": ["hue-hist", "grad-hist"], **keys}
+def test_a_sweep_and_auto_features_read_from_a_config():
+    cfg = validate_config(_minimal(compare={"sigma_scale": [0.25, 0.5, 1], "rff_dim": "auto"}))
+    assert cfg.compare.scales == (0.25, 0.5, 1.0) and cfg.compare.rff_dim == "auto"
+    assert [p.sigma_scale for p in cfg.compare.sweep()] == [0.25, 0.5, 1.0]
 
 
 def test_compare_options_from_the_command_line_reach_the_flow(monkeypatch, tmp_path):
@@ -309,4 +325,4 @@ def test_compare_options_from_the_command_line_reach_the_flow(monkeypatch, tmp_p
     )
     assert result.exit_code == 2
     assert "compare options: 2 problem(s), nothing was run" in result.output
-    assert "compare.rff_dim: must be greater than 0, got 0" in result.output
+    assert "compare.rff_dim: 0 is not a whole number > 0 or auto" in result.output

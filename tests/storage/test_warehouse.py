@@ -232,8 +232,11 @@ def test_docs_example_queries_run(wh):
     fill(wh)
     wh.write("runs", "emb-003", [{**run_rows(2)["runs"][0], "status": "failed"}])
     queries = re.findall(r"```sql\n(.*?)```", DOCS.read_text(), re.S)
-    assert len(queries) == 6
-    top, significant, missed, matrix, recent, aligned = (wh.query(q).to_pylist() for q in queries)
+    assert len(queries) == 8
+    results = [wh.query(q).to_pylist() for q in queries]
+    top, significant, sweeps, few_features, missed, matrix, recent, aligned = results
+    assert sweeps == []  # no sweep here: test_docs_sweep_queries_run writes one
+    assert [(r["run_id"], r["rff_dim_suggested"]) for r in few_features] == [("emb-002", 4500)]
     assert len(significant) == 3 * 4  # two of each end's three modes, in each of three runs
     assert {m["mode"] for m in significant} == {0, 1, 3, 4}
     assert all(m["low"] < m["eigenvalue"] < m["high"] for m in significant)
@@ -254,6 +257,25 @@ def test_docs_example_queries_run(wh):
     )
     assert [r["run_id"] for r in recent] == ["emb-003", "emb-002", "emb-001"]
     assert recent[2]["gram_s"] == 3.5 and recent[0]["numpy"] == "2.1.3"
+
+
+def test_docs_sweep_queries_run(wh):
+    """The sweep query lists a sweep's runs by scale, and no other run (not an align run's
+    'after', whose parent is the 'before' run)."""
+    fill(wh)
+    for scale in (1.0, 0.5):
+        rows = run_rows(0, run_id=f"sw--sigma{scale:g}")
+        rows["runs"][0].update(parent_run_id="sw", sigma_scale=scale)
+        for table in ("modes", "members", "pair_scores", "runs"):
+            wh.write(table, rows["runs"][0]["run_id"], rows[table])
+    after = run_rows(1, run_id="al-after")
+    after["runs"][0].update(parent_run_id="al-before", sigma_scale=0.5)
+    for table in ("modes", "members", "pair_scores", "runs"):
+        wh.write(table, "al-after", after[table])
+    query = re.findall(r"```sql\n(.*?)```", DOCS.read_text(), re.S)[2]
+    rows = wh.query(query).to_pylist()
+    assert [(r["sweep"], r["sigma_scale"]) for r in rows] == [("sw", 0.5), ("sw", 1.0)]
+    assert rows[0]["rff_error"] == 0.04
 
 
 # ---- speclens query ----------------------------------------------------------------------
