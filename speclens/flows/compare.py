@@ -94,6 +94,18 @@ def compare_sweep(pair: Pair, params: CompareParams, address: str) -> list[dict]
             *(p.run_id, p.encoder_x, p.encoder_y, prep["n"], prep["sigma_x"], prep["sigma_y"]),
             *(prep["rff_dim"], len(blocks)),
         )
+        if prep["rff_auto"]:
+            tried = ", ".join(f"{d}: {e:.1%}" for d, e in prep["rff_auto"])
+            logger.info(
+                "%s: rff_dim auto on a row sample, estimated error per count tried: %s (%s)",
+                *(
+                    p.run_id,
+                    tried,
+                    "target reached"
+                    if prep["rff_auto_reached"]
+                    else "target not reached: raise --rff-dim-max",
+                ),
+            )
     with clock("gram"):  # one pass over the rows per group of runs whose states fit together
         gram_urls = []
         for group in pass_groups(preps, params):

@@ -99,9 +99,9 @@ class CompareParams(BaseModel):
         "set a fraction between 0 and 1 (default {default}: 5%)",
     )
     rff_dim_max: PositiveInt = _opt(
-        4000,
-        "With --rff-dim auto: the most frequencies it may choose (the Gram is "
-        "(4 x rff_dim)^2 float64: 2 GB at 4000).",
+        2000,
+        "With --rff-dim auto: the most frequencies it may choose (each m x m state is "
+        "(4 x rff_dim)^2 float64: 512 MB at 2000, 2 GB at 4000, three with the uncertainty).",
         "set a whole number of frequencies > 0 (default {default})",
     )
     exact_check: bool = _opt(
