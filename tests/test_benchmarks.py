@@ -24,6 +24,11 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
         ("gram.py", "--n 2000 --dx 8 --dy 8 --rff-dim 16 --chunk 500", "CPU rate ratio"),
         ("align.py", "--n 200 --epochs 2", "label "),
         (
+            "bandwidth.py",
+            "--n 100 --scales 0.5 --dims 50,100 --seeds 2 --n-modes 2",
+            "auto (target 5%): tried",
+        ),
+        (
             "uncertainty.py",
             "--n 100 --rff-dim 50 --n-modes 2 --replicates 3",
             "exact between plug-in and held-out",
