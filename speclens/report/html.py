@@ -47,6 +47,7 @@ table { border-collapse: collapse; } td, th { padding: 4px 8px; text-align: left
   border-bottom: 1px solid var(--line); } .overview td { border-bottom: 1px solid #f1f5f9; }
 .num { text-align: right; font-variant-numeric: tabular-nums; }
 .overview td.num { white-space: nowrap; }
+.wide { overflow-x: auto; } .overview td.id { overflow-wrap: anywhere; min-width: 8em; }
 .badge { display: inline-block; border-radius: 999px; padding: 1px 10px; font-size: 12px;
   color: #fff; background: var(--x); } .badge.y { background: var(--y); }
 .mode { border-top: 4px solid var(--x); } .mode.y { border-top-color: var(--y); }

@@ -86,9 +86,9 @@ def write_sweep_page(out_dir: str, sweep_id: str, entries: list[dict]) -> str:
         f'<p class="sub">{ex} vs {ey} on {html.esc(run["dataset"])}: one run per bandwidth '
         f"scale (bandwidth = scale x the median pairwise distance)</p>"
         + "".join(f'<p class="verdict">{html.esc(t)}</p>' for t in lines)
-        + '<div class="card"><img class="spectrum" src="sweep.png" alt="SPEC-diff against '
+        + '<div class="card spectrum"><img src="sweep.png" alt="SPEC-diff against '
         'bandwidth scale"></div>'
-        + f'<h2>Runs</h2><div class="card">{_table(entries, summary)}</div>'
+        + f'<h2>Runs</h2><div class="card wide">{_table(entries, summary)}</div>'
         + f"<footer>speclens · SPEC (arXiv 2506.06231) · sweep {html.esc(sweep_id)}</footer>"
     )
     index = urls.join(out_dir, "index.html")
@@ -130,12 +130,12 @@ def _table(entries: list[dict], summary: dict) -> str:
             f'<td class="num">{fmt(run.get("sigma_x"))}</td>'
             f'<td class="num">{fmt(run.get("sigma_y"))}</td>'
             + "".join(
-                f'<td class="num">{html.esc(_interval(e["scores"], d))}</td>' for d in DIRECTIONS
+                f'<td>{html.esc(_interval(e["scores"], d))}</td>' for d in DIRECTIONS
             )
             + "".join(f"<td>{html.esc(_labels(e['modes'], d))}</td>" for d in DIRECTIONS)
             + f'<td class="num">{fmt(conc, ".0%")}</td>'
             f'<td class="num">{fmt(run.get("rff_rel_error"), ".1%")}</td>'
-            f'<td><a href="../{rid}/index.html">{rid}</a></td></tr>'
+            f'<td class="id"><a href="../{rid}/index.html">{rid}</a></td></tr>'
         )
     run = entries[0]["run"]
     ex, ey = html.esc(run["encoder_x"]), html.esc(run["encoder_y"])

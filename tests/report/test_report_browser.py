@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from report_inputs import report_inputs
+from warehouse_rows import run_rows
 
 from speclens.report import write_matrix_report, write_report
 
@@ -105,3 +106,65 @@ def test_matrix_page_shows_each_entry_with_its_interval(browser, tmp_path):
     off = [t for k, t in enumerate(texts) if k % 4]
     assert all(len(t) == 2 and t[1].startswith("[") for t in off)
     assert [texts[k] for k in (0, 4, 8)] == [["–"]] * 3  # the diagonal: no pair
+
+
+def _sweep_entries() -> list[dict]:
+    """Three runs of a sweep: the held-out difference peaks at 0.5, labels gather at 0.25."""
+    entries = []
+    for i, (scale, held, share) in enumerate(
+        ((0.25, 0.02, 0.95), (0.5, 0.06, 0.6), (1, 0.04, 0.5))
+    ):
+        rows = run_rows(0, run_id=f"sw--sigma{scale:g}")
+        run = {**rows["runs"][0], "parent_run_id": "sw", "sigma_scale": float(scale)}
+        run["rff_rel_error"] = (0.25, 0.08, 0.03)[i]
+        scores = {**rows["pair_scores"][0], "spec_diff_x_over_y_heldout": held}
+        scores["spec_diff_y_over_x_heldout"] = held / 2
+        modes = [{**m, "label_share": share} for m in rows["modes"]]
+        entries.append({"run": run, "scores": scores, "modes": modes})
+    return entries
+
+
+def test_sweep_summary_names_the_peak_and_the_concentrated_scale():
+    from speclens.report.sweep import sweep_summary
+
+    s = sweep_summary(list(reversed(_sweep_entries())))  # any order in, scale order out
+    assert s["scales"] == [0.25, 0.5, 1.0] and s["estimate"] == "held-out"
+    assert s["peak_scale"] == 0.5 and s["concentrated_scale"] == 0.25
+    plain = [
+        {**e, "scores": {**e["scores"], "spec_diff_x_over_y_heldout": None}}
+        for e in _sweep_entries()
+    ]
+    assert sweep_summary(plain)["estimate"] == "plug-in"  # no held-out value: the plug-in ranks
+
+
+def test_sweep_page_and_a_runs_random_feature_warning_in_the_browser(browser, tmp_path):
+    from speclens.report.sweep import write_sweep_page
+
+    index = Path(write_sweep_page(str(tmp_path / "sw"), "sw", _sweep_entries()))
+    _open(browser, index)
+    assert _broken_images(browser) == []
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
+    verdicts = [v.text for v in browser.find_elements("css selector", ".verdict")]
+    assert "largest at 0.5 x the median distance (held-out" in verdicts[0]
+    assert "most label-concentrated at 0.25 x the median" in verdicts[1]
+    rows = browser.find_elements("css selector", "table.overview tbody tr")
+    assert [r.find_element("css selector", "td").text.split()[0] for r in rows] == [
+        "0.25",
+        "0.5",
+        "1",
+    ]
+    assert "largest difference" in rows[1].text and "most label-concentrated" in rows[0].text
+    links = [a.get_attribute("href") for a in browser.find_elements("css selector", "td a")]
+    assert links[0].endswith("/sw--sigma0.25/index.html")
+    # a run with too few features says so, with the count to use, and shows the exact check
+    run, modes, members, eig, images = report_inputs()
+    run.update(rff_rel_error=0.25, rff_dim_suggested=12500, exact_check_n=2000)
+    for m in modes:
+        m.update(exact_eigenvalue=m["eigenvalue"] * 0.9, exact_rff_eigenvalue=m["eigenvalue"])
+    page = Path(write_report(str(tmp_path / "r"), run, modes, members, eig, images))
+    _open(browser, page)
+    warning = browser.find_element("css selector", "p.caveat")
+    assert warning.is_displayed() and "rerun with --rff-dim 12500" in warning.text
+    assert "exact n × n" in browser.find_element("tag name", "main").text
