@@ -225,7 +225,7 @@ def test_demo_says_in_one_sentence_that_the_extra_is_missing(monkeypatch, capsys
     from speclens.commands import demo
 
     monkeypatch.setattr(packaged_mod, "package_dir", lambda module: None)
-    demo.mnist_demo("unused-root", 10, 100, 2, 0)  # returns before any audit starts
+    demo.mnist_demo("unused-root", 10, 2, 0)  # returns before any audit starts
     assert capsys.readouterr().out.strip() == (
         "Skipping the real-digits audit of two pretrained models: packaged:efficientnet-lite0 "
         "needs the optional extra 'pretrained' (efficientnet-lite-pytorch is not installed): "
