@@ -1,20 +1,26 @@
 """The compare flow: two or more embeddings of one dataset -> modes, warehouse rows, report.
 
-For every pair of encoders (x, y), reads like its table of contents:
+For every pair of encoders (x, y), and for each bandwidth scale of a sweep (one run per scale,
+``<pair id>--sigma<scale>``, sharing every pass over the data), reads like its table of
+contents:
 
-1. ``prepare-compare``: join on sample_id (refuse mismatches), choose bandwidths (recorded),
-   draw the random frequencies once and save them (with ``uncertainty``, a second independent
-   draw too, and refuse halves too small for the modes).
-2. ``accumulate-gram``: Dask map-reduce of Gram states over the embedding chunks (with
-   ``uncertainty``, one state per half of the samples; their sum is the whole Gram).
-3. ``solve-spectrum``: the engine's eigensolve on the client (and each half's, and the
-   random-feature error from splits of the frequencies).
-4. ``score-members``: a second distributed pass for per-sample scores and top members (with
-   ``uncertainty``, also the held-out sums, the carriers of each half's modes and the sums
-   behind the plug-in standard errors: ``uncertainty.npz``).
-5. ``publish-run``: ``runs``, ``modes``, ``members``, ``pair_scores`` partitions of this run
-   (intervals, held-out values, p-values, stability with their columns).
-6. ``write-report``: ``reports/<run_id>/index.html`` and a Prefect markdown artifact.
+1. ``prepare-compare``: join on sample_id (refuse mismatches); per run the bandwidths
+   (recorded), the feature count (``rff_dim='auto'``: chosen on a row sample), the random
+   frequencies drawn once and saved (with ``uncertainty``, a second independent draw too, and
+   refuse halves too small for the modes).
+2. ``accumulate-gram``: Dask map-reduce of every run's Gram state over the embedding chunks,
+   each block read once (with ``uncertainty``, one state per half of the samples; their sum
+   is the whole Gram); a sweep whose states do not fit one pass takes one per group of runs.
+3. ``solve-spectrum``: per run the engine's eigensolve on the client, the random-feature check
+   from halves of its frequencies (and each half's fit, the random-feature error from splits
+   of the frequencies, with ``uncertainty``); ``check-exact`` with ``exact_check``.
+4. ``score-members``: a second distributed pass for every run's per-sample scores and top
+   members (with ``uncertainty``, also the held-out sums, the carriers of each half's modes
+   and the sums behind the plug-in standard errors: ``uncertainty.npz``).
+5. ``publish-run``: ``runs``, ``modes``, ``members``, ``pair_scores`` partitions of each run
+   (intervals, held-out values, p-values, stability, random-feature and exact checks).
+6. ``write-report``: ``reports/<run_id>/index.html`` and a Prefect markdown artifact; a sweep
+   also ``reports/<pair id>/index.html``.
 
 The Dask cluster is the one at ``address``, or a LocalCluster started for the run.
 Call :func:`compare` from Python; ``speclens compare ...`` on the command line.
@@ -79,34 +85,18 @@ def compare_pair(pair: Pair, params: CompareParams, address: str) -> dict:
 
 def compare_sweep(pair: Pair, params: CompareParams, address: str) -> list[dict]:
     """Every run of ``pair`` (one per bandwidth scale) with shared passes over the data: one
-    read of each block of rows for all the Gram states, one for all the scores. A sweep ends
-    with its page, ``reports/<pair id>/index.html``; returns the runs' records."""
-    logger, clock = get_run_logger(), Stopwatch()
+    read of each block of rows for all the Gram states (per group of runs whose states fit
+    one pass), one for all the scores. A sweep ends with its page,
+    ``reports/<pair id>/index.html``; returns the runs' records."""
+    clock = Stopwatch()
     runs = sweep_pairs(pair, params)
     run_urls = [Layout(pair.root).run(p.run_id) for p, _ in runs]
     sweep = [p for _, p in runs]
     with clock("prepare"):
         preps = prepare_compare(pair.dataset, pair.x_url, pair.y_url, run_urls, sweep)
     blocks = preps[0]["blocks"]
-    for (p, _), prep in zip(runs, preps, strict=True):
-        logger.info(
-            "%s: %s vs %s, n=%d, sigma_x=%s, sigma_y=%s, rff_dim=%d, %d blocks",
-            *(p.run_id, p.encoder_x, p.encoder_y, prep["n"], prep["sigma_x"], prep["sigma_y"]),
-            *(prep["rff_dim"], len(blocks)),
-        )
-        if prep["rff_auto"]:
-            tried = ", ".join(f"{d}: {e:.1%}" for d, e in prep["rff_auto"])
-            logger.info(
-                "%s: rff_dim auto on a row sample, estimated error per count tried: %s (%s)",
-                *(
-                    p.run_id,
-                    tried,
-                    "target reached"
-                    if prep["rff_auto_reached"]
-                    else "target not reached: raise --rff-dim-max",
-                ),
-            )
-    with clock("gram"):  # one pass over the rows per group of runs whose states fit together
+    log_plans([p for p, _ in runs], preps)
+    with clock("gram"):
         gram_urls = []
         for group in pass_groups(preps, params):
             part = [preps[i] for i in group], params, [run_urls[i] for i in group]
@@ -125,26 +115,49 @@ def compare_sweep(pair: Pair, params: CompareParams, address: str) -> list[dict]
     for i, ((p, p_params), prep) in enumerate(zip(runs, preps, strict=True)):
         with clock("publish"):
             run = publish_run(p, p_params, prep, solved[i], members_urls[i], clock.seconds)
-        report = write_run_report(pair.dataset, pair.root, p.run_id, pair.warehouse)
-        sd, rel = solved[i]["spec_diff"], solved[i]["rff_rel_error"]
-        logger.info(
-            "%s: SPEC-diff x_over_y=%.5f y_over_x=%.5f; random-feature error %.1f%%; report %s",
-            *(p.run_id, sd["x_over_y"], sd["y_over_x"], 100 * rel, report),
-        )
-        results.append(
-            {
-                **run,
-                "report": report,
-                "eigenvalues": solved[i]["eigenvalues"],
-                "exact": exact[i] if exact else None,
-                "warehouse": Layout(pair.root).warehouse(pair.warehouse),
-            }
-        )
+        results.append(report_run(p, run, solved[i], exact[i] if exact else None))
     if params.sweeping:
         sweep_report = write_sweep_report(pair.root, pair.run_id, pair.warehouse)
         for r in results:
             r.update(sweep_report=sweep_report, sweep_id=pair.run_id)
     return results
+
+
+def log_plans(pairs: list[Pair], preps: list[dict]) -> None:
+    """Each run's plan in the flow's log (with rff_dim auto: the counts tried)."""
+    logger = get_run_logger()
+    for p, prep in zip(pairs, preps, strict=True):
+        logger.info(
+            "%s: %s vs %s, n=%d, sigma_x=%s, sigma_y=%s, rff_dim=%d, %d blocks",
+            *(p.run_id, p.encoder_x, p.encoder_y, prep["n"], prep["sigma_x"], prep["sigma_y"]),
+            *(prep["rff_dim"], len(prep["blocks"])),
+        )
+        if prep["rff_auto"]:
+            tried = ", ".join(f"{d}: {e:.1%}" for d, e in prep["rff_auto"])
+            reached = "target reached" if prep["rff_auto_reached"] else "cap reached"
+            logger.info(
+                "%s: rff_dim auto, estimated error per count tried on a row sample: %s (%s)",
+                p.run_id,
+                tried,
+                reached if prep["rff_auto_reached"] else reached + ": raise --rff-dim-max",
+            )
+
+
+def report_run(pair: Pair, run: dict, solved: dict, exact: dict | None) -> dict:
+    """Write a published run's report and log its answer; its record for the caller."""
+    report = write_run_report(pair.dataset, pair.root, pair.run_id, pair.warehouse)
+    sd, rel = solved["spec_diff"], solved["rff_rel_error"]
+    get_run_logger().info(
+        "%s: SPEC-diff x_over_y=%.5f y_over_x=%.5f; random-feature error %.1f%%; report %s",
+        *(pair.run_id, sd["x_over_y"], sd["y_over_x"], 100 * rel, report),
+    )
+    return {
+        **run,
+        "report": report,
+        "eigenvalues": solved["eigenvalues"],
+        "exact": exact,
+        "warehouse": Layout(pair.root).warehouse(pair.warehouse),
+    }
 
 
 @flow(name="compare")

@@ -129,9 +129,7 @@ def _table(entries: list[dict], summary: dict) -> str:
             f'<tr><td class="num">{fmt(scale)}{badge}</td>'
             f'<td class="num">{fmt(run.get("sigma_x"))}</td>'
             f'<td class="num">{fmt(run.get("sigma_y"))}</td>'
-            + "".join(
-                f'<td>{html.esc(_interval(e["scores"], d))}</td>' for d in DIRECTIONS
-            )
+            + "".join(f"<td>{html.esc(_interval(e['scores'], d))}</td>" for d in DIRECTIONS)
             + "".join(f"<td>{html.esc(_labels(e['modes'], d))}</td>" for d in DIRECTIONS)
             + f'<td class="num">{fmt(conc, ".0%")}</td>'
             f'<td class="num">{fmt(run.get("rff_rel_error"), ".1%")}</td>'
