@@ -164,6 +164,7 @@ def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: st
         "factorization": spec.factorization_,
         "abs_mass": float(np.abs(spec.spectrum_).sum()) if spec.spectrum_.size else None,
         "rff_rel_error": rel,
+        "rff_bias": check.bias.tolist(),
         "rff_dim_suggested": (
             suggest_rff_dim(prep["rff_dim"], rel) if rel > WARN_RELATIVE_ERROR else None
         ),

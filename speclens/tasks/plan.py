@@ -34,30 +34,32 @@ def plan_sweep(
             f"2 * n_modes = {2 * params.n_modes} (lower --n-modes or embed more)."
         )
     rows = sample_rows(valid, DEFAULT_SIGMA_SAMPLE, params.seed)
-    x_rows, y_rows = sx.take(rows), sy.take(rows)
+    kx, ky = params.kernel_x_used, params.kernel_y_used
+    # one median per side (scale 1): each run's bandwidth is its scale times it
+    opts = (1.0, DEFAULT_SIGMA_SAMPLE, params.seed)
+    base_x = resolve_sigma(sx.take(rows), kx, params.sigma_x, "sigma_x", *opts)
+    base_y = resolve_sigma(sy.take(rows), ky, params.sigma_y, "sigma_y", *opts)
     blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
+    sample_ids = sx.sample_ids()[valid] if params.uncertainty else None
+    auto_rows = None  # the row sample of rff_dim='auto', read once for every run
     preps = []
     for run_url, p in zip(run_urls, sweep, strict=True):
-        opts = (p.sigma_scale, DEFAULT_SIGMA_SAMPLE, p.seed)
-        kx, ky = p.kernel_x_used, p.kernel_y_used
-        sigma_x = resolve_sigma(x_rows, kx, p.sigma_x, "sigma_x", *opts)
-        sigma_y = resolve_sigma(y_rows, ky, p.sigma_y, "sigma_y", *opts)
-        auto = (
-            choose_features(sx, sy, valid, (sigma_x, sigma_y), p) if p.rff_dim == "auto" else None
-        )
+        sigma_x = _scaled(base_x, p.sigma_x, p.sigma_scale)
+        sigma_y = _scaled(base_y, p.sigma_y, p.sigma_scale)
+        auto = None
+        if p.rff_dim == "auto":
+            auto_rows = auto_rows or auto_sample(sx, sy, valid, p.seed)
+            auto = choose_features(*auto_rows, (sigma_x, sigma_y), p)
         rff_dim = auto.rff_dim if auto else p.rff_dim
         fx = make_feature_map(kx, sigma_x, rff_dim, p.seed).fit(sx.dim)
         fy = make_feature_map(ky, sigma_y, rff_dim, p.seed).fit(sy.dim)
         frequencies = save_frequencies(urls.join(run_url, "frequencies.npz"), fx, fy)
-        frequencies2 = (
-            plan_draw2(run_url, sx.sample_ids()[valid], fx, fy, p) if p.uncertainty else None
-        )
+        frequencies2 = plan_draw2(run_url, sample_ids, fx, fy, p) if p.uncertainty else None
         preps.append(
             {
                 "n": n,
                 "sigma_x": sigma_x,
                 "sigma_y": sigma_y,
-                "sigma_scale": p.sigma_scale,
                 "rff_dim": rff_dim,
                 "rff_auto": None if auto is None else [list(t) for t in auto.trail],
                 "rff_auto_reached": None if auto is None else auto.reached,
@@ -69,6 +71,11 @@ def plan_sweep(
             }
         )
     return preps
+
+
+def _scaled(base: float | None, given: float | None, scale: float) -> float | None:
+    """A run's bandwidth: None (cosine), the one given, or its scale times the median."""
+    return base if base is None or given is not None else scale * base
 
 
 def sample_rows(valid: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -85,12 +92,16 @@ AUTO_SAMPLE = 2000
 AUTO_START = 500
 
 
-def choose_features(sx, sy, valid: np.ndarray, sigmas: tuple, params: CompareParams):
+def auto_sample(sx, sy, valid: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded row sample (float64, X and Y) that ``rff_dim='auto'`` measures on."""
+    rows = sample_rows(valid, AUTO_SAMPLE, seed + 1)
+    return sx.take(rows).astype(np.float64), sy.take(rows).astype(np.float64)
+
+
+def choose_features(x: np.ndarray, y: np.ndarray, sigmas: tuple, params: CompareParams):
     """``rff_dim='auto'``: the feature count whose estimated error of the leading eigenvalues
-    on a seeded row sample is under ``params.rff_target`` (doubling up to ``rff_dim_max``)."""
-    rows = sample_rows(valid, AUTO_SAMPLE, params.seed + 1)
-    x = sx.take(rows).astype(np.float64)
-    y = sy.take(rows).astype(np.float64)
+    on the row sample ``x``, ``y`` is under ``params.rff_target`` (doubling up to
+    ``rff_dim_max``)."""
     kernels = (params.kernel_x_used, params.kernel_y_used)
 
     def features(D):

@@ -9,6 +9,7 @@ import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
+from speclens.report.sweep import sweep_run_id
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz
 from speclens.storage.dataset_store import DatasetStore
@@ -52,11 +53,10 @@ def publish_run(
     wh = Warehouse(layout.warehouse(pair.warehouse))
     uncertainty = read_uncertainty(layout.run(pair.run_id)) if params.uncertainty else None
     modes, members = _mode_rows(dataset, pair.run_id, params.n_modes, solved, members_url)
-    solution = load_npz(urls.join(layout.run(pair.run_id), "solution.npz"))
     exact = read_exact(layout.run(pair.run_id)) if params.exact_check else None
     for j, row in enumerate(modes):
         row.update(mode_uncertainty(uncertainty, j))
-        row["rff_bias"] = float(solution["rff_bias"][j])
+        row["rff_bias"] = float(solved["rff_bias"][j])
         if exact is not None:
             row["exact_eigenvalue"] = float(exact["exact"][j])
             row["exact_rff_eigenvalue"] = float(exact["rff"][j])
@@ -274,7 +274,7 @@ def publish_groups(
         return [publish_group(root, group_id, encoders, results)]
     return [
         publish_group(
-            root, f"{group_id}--sigma{s:g}", encoders, [r for r in results if r["sigma_scale"] == s]
+            root, sweep_run_id(group_id, s), encoders, [r for r in results if r["sigma_scale"] == s]
         )
         for s in params.scales
     ]
