@@ -37,6 +37,7 @@ from datetime import UTC, datetime
 from prefect import flow, get_run_logger
 
 from speclens.flows.runtime import Stopwatch, dask_cluster, flow_result, prefect_api
+from speclens.report.sweep import sweep_run_id
 from speclens.storage.layout import Layout
 from speclens.tasks.checks import check_compare, resolve_embedding
 from speclens.tasks.compare import (
@@ -68,7 +69,7 @@ def sweep_pairs(pair: Pair, params: CompareParams) -> list[tuple[Pair, ComparePa
     return [
         (
             replace(
-                pair, run_id=f"{pair.run_id}--sigma{p.sigma_scale:g}", parent_run_id=pair.run_id
+                pair, run_id=sweep_run_id(pair.run_id, p.sigma_scale), parent_run_id=pair.run_id
             ),
             p,
         )

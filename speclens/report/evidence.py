@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from speclens.report import html
 from speclens.report.numbers import fmt
+from speclens.report.sweep import sweep_of
 from speclens.spec.rff_check import WARN_RELATIVE_ERROR
 
 
@@ -69,8 +70,8 @@ def exact_section(run: dict, modes: list[dict]) -> str:
 
 def sweep_link(run: dict) -> str:
     """A link to the sweep page for a run of a bandwidth sweep."""
-    parent = run.get("parent_run_id")
-    if not parent or run.get("sigma_scale") is None or "--sigma" not in str(run.get("run_id")):
+    parent = sweep_of(run)
+    if parent is None:
         return ""
     return (
         f'<p class="muted">Bandwidth {fmt(run["sigma_scale"])} x the median distance, one run of '

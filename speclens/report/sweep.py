@@ -18,6 +18,20 @@ LEADING = 3
 DIRECTIONS = ("x_over_y", "y_over_x")
 
 
+def sweep_run_id(sweep_id: str, scale: float) -> str:
+    """The id of a sweep's run at one bandwidth scale: ``<sweep id>--sigma<scale>``."""
+    return f"{sweep_id}--sigma{scale:g}"
+
+
+def sweep_of(run: dict) -> str | None:
+    """The sweep a ``runs`` row belongs to (its parent, when its id is the parent's run id at
+    its scale), else None (a plain run, or an align run whose parent is its before run)."""
+    parent, scale = run.get("parent_run_id"), run.get("sigma_scale")
+    if parent and scale is not None and run.get("run_id") == sweep_run_id(parent, scale):
+        return parent
+    return None
+
+
 def leading_labels(modes: list[dict], direction: str) -> list[tuple[str, float]]:
     """(label, share) of the leading labelled modes of one direction, strongest first."""
     ranked = sorted(

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from speclens.spec.eigen import side_signs
-from speclens.spec.gram import GramAccumulator, GramState, merge_states
+from speclens.spec.gram import GramAccumulator, GramState, merge_states, take_rows
 from speclens.spec.inference import (
     heldout_ratio,
     holm,
@@ -74,7 +74,7 @@ class HalfGram:
         in_a = np.asarray(groups) < self.n_groups
         for acc, rows in zip(self.halves, (in_a, ~in_a), strict=True):
             if rows.any():
-                acc.update(x[rows], y[rows], tuple(None if p is None else p[rows] for p in proj))
+                acc.update(x[rows], y[rows], take_rows(proj, rows))
         return self
 
     def states(self, copy: bool = True) -> tuple[GramState, GramState]:
@@ -170,8 +170,7 @@ class ScorePass:
         # its products in the features' dtype (as the Gram's block products are: a group has
         # about n / 32 rows, the Gram's blocks 8,192), summed in float64
         order = np.argsort(groups, kind="stable")
-        proj2 = tuple(None if p is None else p[order] for p in proj[1])
-        phi2 = self._phi(self.scorer2, x[order], y[order], proj2)
+        phi2 = self._phi(self.scorer2, x[order], y[order], take_rows(proj[1], order))
         bounds = np.searchsorted(groups[order], np.arange(2 * self.n_groups + 1))
         for gid in range(2 * self.n_groups):
             lo, hi = bounds[gid], bounds[gid + 1]

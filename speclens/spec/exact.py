@@ -49,17 +49,27 @@ def exact_modes(
     median pairwise distance of up to 1,000 rows drawn with seed 0.
     Each eigenvector's sign makes its largest-magnitude entry positive.
     """
-    X, Y = check_pair(X, Y)
-    n = X.shape[0]
-    if n > max_samples:
-        raise ValueError(
-            f"exact_modes builds an n x n kernel and refuses n={n} > {max_samples}; "
-            f"subsample the rows or use SPEC, which streams in O(m^2) memory."
-        )
+    X, Y = _checked(
+        X,
+        Y,
+        max_samples,
+        "exact_modes",
+        "subsample the rows or use SPEC, which streams in O(m^2) memory",
+    )
     lam = difference_kernel(X, Y, kernel_x, kernel_y, sigma_x, sigma_y, eta, sigma_scale)
     evals, evecs = scipy.linalg.eigh(lam)
     order = np.argsort(-evals, kind="stable")
     return evals[order], fix_signs(evecs[:, order])
+
+
+def _checked(X, Y, max_samples: int, name: str, fix: str) -> tuple[np.ndarray, np.ndarray]:
+    """The pair, checked, or a ValueError when an n x n kernel of it would be too large."""
+    X, Y = check_pair(X, Y)
+    if X.shape[0] > max_samples:
+        raise ValueError(
+            f"{name} builds an n x n kernel and refuses n={X.shape[0]} > {max_samples}; {fix}."
+        )
+    return X, Y
 
 
 def difference_kernel(X, Y, kernel_x, kernel_y, sigma_x, sigma_y, eta, sigma_scale):
@@ -88,11 +98,6 @@ def exact_ends(
     """The exact eigenvalues at both ends in a run's mode order: the ``n_modes`` largest
     (descending), then the ``n_modes`` smallest (ascending), by Lanczos on the explicit kernel
     (``exact_modes`` computes every eigenpair; this is the check beside a run)."""
-    X, Y = check_pair(X, Y)
-    if X.shape[0] > max_samples:
-        raise ValueError(
-            f"exact_ends builds an n x n kernel and refuses n={X.shape[0]} > {max_samples}; "
-            f"check a seeded subsample of the rows."
-        )
+    X, Y = _checked(X, Y, max_samples, "exact_ends", "check a seeded subsample of the rows")
     lam = difference_kernel(X, Y, kernel_x, kernel_y, sigma_x, sigma_y, eta, DEFAULT_SIGMA_SCALE)
     return symmetric_ends(lam, n_modes, seed)

@@ -141,7 +141,8 @@ class Cosine:
     def n_features_out_(self) -> int:
         return self.n_features_in_
 
-    def transform(self, x, out=None):
+    def transform(self, x, out=None, proj=None):
+        """Rows of ``x`` over their norms (``proj`` is the Gaussian maps' argument: unused)."""
         if _is_torch(x):
             import torch
 

@@ -149,14 +149,8 @@ class GramAccumulator:
         n = x.shape[0]
         if out is None:
             out = self._empty((n, self.m))
-        for fmap, a, p, cols in (
-            (self.feature_x, x, proj[0], slice(0, self.m_x)),
-            (self.feature_y, y, proj[1], slice(self.m_x, self.m)),
-        ):
-            if p is None:
-                fmap.transform(a, out=out[:, cols])
-            else:
-                fmap.transform(a, out=out[:, cols], proj=p)
+        self.feature_x.transform(x, out=out[:, : self.m_x], proj=proj[0])
+        self.feature_y.transform(y, out=out[:, self.m_x :], proj=proj[1])
         return out
 
     def update(self, x_chunk, y_chunk, proj=(None, None)) -> GramAccumulator:
@@ -170,7 +164,7 @@ class GramAccumulator:
             stop = min(start + self.block_rows, n)
             x = self._as_backend(x_chunk[start:stop])
             y = self._as_backend(y_chunk[start:stop])
-            p = tuple(None if a is None else a[start:stop] for a in proj)
+            p = take_rows(proj, slice(start, stop))
             phi = self.features(x, y, out=self._block_buffer(stop - start), proj=p)
             self._add_block(phi)
         self.count_ += n
@@ -271,6 +265,11 @@ class GramAccumulator:
 
     def gram(self, eta: float = 1.0) -> np.ndarray:
         return gram_from_state(self.state(), eta)
+
+
+def take_rows(proj: tuple, rows) -> tuple:
+    """Both sides' precomputed ``x @ W`` (None where not given) restricted to ``rows``."""
+    return tuple(None if p is None else p[rows] for p in proj)
 
 
 def _torch_dtype(dtype):

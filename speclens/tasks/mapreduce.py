@@ -103,17 +103,19 @@ def block_gram(
     for block in blocks:
         x, y, _ = read_pair(block)
         if x.shape[0]:
-            x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
-            for acc, proj in zip(accs, sweep_projections(x, y, accs), strict=True):
+            x, y, projections = sweep_inputs(x, y, accs)
+            for acc, proj in zip(accs, projections, strict=True):
                 acc.update(x, y, proj)
     return tuple(acc.state(copy=False) for acc in accs)  # the accumulators end here
 
 
-def sweep_projections(x: np.ndarray, y: np.ndarray, accs: list) -> list[tuple]:
-    """Per accumulator, each side's ``x @ W``: one product per side for a sweep's runs."""
+def sweep_inputs(x: np.ndarray, y: np.ndarray, accs: list) -> tuple:
+    """A block's rows in the accumulators' dtype and, per accumulator, each side's ``x @ W``:
+    one product per side serves a sweep's runs."""
+    x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
     px = shared_projections(x, [a.feature_x for a in accs])
     py = shared_projections(y, [a.feature_y for a in accs])
-    return list(zip(px, py, strict=True))
+    return x, y, list(zip(px, py, strict=True))
 
 
 def task_batches(client, blocks: list[Block], min_rows: int = 1) -> list[tuple[Block, ...]]:
@@ -147,9 +149,9 @@ def block_members(
     if rows.size == 0:
         return tuple(top_parts(np.zeros((0, w.shape[1])), rows, k) for w in weights)
     accs = [GramAccumulator(*load_feature_maps(f), dtype=dtype) for f in frequencies]
-    x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
+    x, y, projections = sweep_inputs(x, y, accs)
     out = []
-    for acc, w, proj in zip(accs, weights, sweep_projections(x, y, accs), strict=True):
+    for acc, w, proj in zip(accs, weights, projections, strict=True):
         phi = acc.features(x, y, proj=proj)
         out.append(top_parts(phi.astype(np.float64) @ w, rows, k))
     return tuple(out)

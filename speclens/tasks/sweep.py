@@ -9,11 +9,9 @@ from speclens.storage.warehouse import Warehouse
 
 def sweep_entries(wh: Warehouse, sweep_id: str) -> list[dict]:
     """Per run of the sweep: ``{"run", "scores", "modes"}`` (its warehouse rows)."""
-    runs = [
-        r
-        for r in wh.read("runs").to_pylist()
-        if r.get("parent_run_id") == sweep_id and r.get("sigma_scale") is not None
-    ]
+    from speclens.report.sweep import sweep_of
+
+    runs = [r for r in wh.read("runs").to_pylist() if sweep_of(r) == sweep_id]
     return [
         {
             "run": r,

@@ -41,7 +41,7 @@ from speclens.tasks.mapreduce import (
     merge_member_parts,
     read_pair,
     save_frequencies,
-    sweep_projections,
+    sweep_inputs,
     task_batches,
     top_parts,
     tree,
@@ -68,9 +68,8 @@ def block_halves(
         x, y, rows = read_pair(block)
         if rows.size:
             groups = block_groups(block, rows, seed)
-            accs = [h.halves[0] for h in runs]
-            x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
-            for halves, proj in zip(runs, sweep_projections(x, y, accs), strict=True):
+            x, y, projections = sweep_inputs(x, y, [h.halves[0] for h in runs])
+            for halves, proj in zip(runs, projections, strict=True):
                 halves.update(x, y, groups, proj)
     return tuple(h.states(copy=False) for h in runs)  # the accumulators end here
 
@@ -118,9 +117,8 @@ def block_scores(block: Block, jobs: tuple[ScoreJob, ...], weights: tuple) -> tu
     ]
     if rows.size:
         groups = block_groups(block, rows, jobs[0].seed)
-        x, y = (np.ascontiguousarray(a, dtype=passes[0].scorer.dtype) for a in (x, y))
-        proj = sweep_projections(x, y, [p.scorer for p in passes])
-        proj2 = sweep_projections(x, y, [p.scorer2 for p in passes])
+        x, y, proj = sweep_inputs(x, y, [p.scorer for p in passes])
+        x, y, proj2 = sweep_inputs(x, y, [p.scorer2 for p in passes])
     out = []
     for i, (job, score) in enumerate(zip(jobs, passes, strict=True)):
         scores = np.zeros((0, 3 * score.c))
