@@ -17,6 +17,14 @@ zarr) are warmed up before the clock starts.
 With ``--sweep``, each setting also runs the bandwidth sweep (one pass over the stores for all
 its runs) and prints its time against the single-bandwidth compare (scale 0.5) of the same
 setting, stage by stage.
+
+Every run also prints the Gram arithmetic's lower bound: the full product's nominal flops
+(2 n m^2) at this machine's plain GEMM rate, measured in the same run (``P^T Q`` on one block
+of the shapes the passes multiply, all cores), and the total's ratio to it. ``--small 500``
+adds a compare of that many rows and prints what its stages take beyond that bound (the
+fixed costs a small compare pays).
+
+    python benchmarks/compare.py --n 1000000 --sizes 1 --uncertainty off   # a million rows
 """
 
 from __future__ import annotations
@@ -154,6 +162,25 @@ def _timed(a, tmp: str) -> dict:
     return {"stages": t, "total": sum(t.values()), "peak_mb": peak.peak / 2**20, "write_s": write_s}
 
 
+def gemm_rate(m: int, rows: int = 8192, repeats: int = 3) -> float:
+    """This machine's plain float32 GEMM rate (FLOP/s, all cores): ``P^T Q`` on one block of
+    the passes' shapes (Q a copy: numpy's ``P.T @ P`` on one buffer would call SYRK)."""
+    rng = np.random.default_rng(0)
+    p = rng.standard_normal((rows, m), dtype=np.float32)
+    q = p.copy()
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first one warms up
+        t0 = time.perf_counter()
+        p.T @ q
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * rows * m * m / best
+
+
+def lower_bound(n: int, m: int, rate: float) -> float:
+    """Seconds of the Gram's nominal flops (2 n m^2) at the plain GEMM rate."""
+    return 2.0 * n * m * m / rate
+
+
 def _run(a, n: int, uncertainty: str, scales: str | None = None) -> dict:
     flags = ("n", "dx", "dy", "rff_dim", "shard", "workers")
     cmd = [sys.executable, __file__, "--child", "--uncertainty", uncertainty]
@@ -164,11 +191,14 @@ def _run(a, n: int, uncertainty: str, scales: str | None = None) -> dict:
     r = json.loads(out.stdout.strip().splitlines()[-1])
     stages = "  ".join(f"{k} {v:6.2f}s" for k, v in r["stages"].items())
     what = f"sweep {scales}" if scales else "one bandwidth"
+    bound = lower_bound(n, 4 * a.rff_dim, a.rate) * (len(scales.split(",")) if scales else 1)
     print(
         f"  n={n:>9,} uncertainty {uncertainty:>3} {what}: total {r['total']:7.2f} s  ({stages})  "
-        f"peak RSS {r['peak_mb']:7.0f} MB  [writing the stores, not timed: {r['write_s']:.1f} s]",
+        f"peak RSS {r['peak_mb']:7.0f} MB  [writing the stores, not timed: {r['write_s']:.1f} s]\n"
+        f"      Gram arithmetic's lower bound {bound:6.2f} s: total / bound {r['total'] / bound:.2f}",
         flush=True,
     )
+    r["bound"] = bound
     return r
 
 
@@ -185,19 +215,37 @@ def main() -> None:
     p.add_argument("--uncertainty", choices=("off", "on", "both"), default="both")
     p.add_argument("--sizes", type=int, choices=(1, 2), default=2, help="n only, or n and 4n")
     p.add_argument("--sweep", default=None, help="bandwidth scales, e.g. 0.25,0.5,1,2")
+    p.add_argument("--small", type=int, default=500, help="rows of the small compare (0: none)")
     p.add_argument("--scales", default=None, help=argparse.SUPPRESS)  # a child's scales
     p.add_argument("--child", action="store_true")
     a = p.parse_args()
     if a.child:
         print(json.dumps(child(a)))
         return
+    a.rate = gemm_rate(4 * a.rff_dim)
     print(
         f"compare benchmark: dx={a.dx} dy={a.dy} rff_dim={a.rff_dim} (m={4 * a.rff_dim}), "
-        f"shards of {a.shard} rows, {a.workers} Dask workers x 1 thread, float32 features"
+        f"shards of {a.shard} rows, {a.workers} Dask workers x 1 thread, float32 features; "
+        f"plain GEMM {a.rate / 1e9:.0f} GFLOP/s on this machine"
     )
     settings = ("off", "on") if a.uncertainty == "both" else (a.uncertainty,)
     sizes = (a.n, 4 * a.n)[: a.sizes]
     res = {(n, u): _run(a, n, u) for n in sizes for u in settings}
+    for u in settings:
+        r = res[a.n, u]
+        print(
+            f"  goals at n={a.n:,}, uncertainty {u}: solve {r['stages']['solve']:.2f} s "
+            f"(m = {4 * a.rff_dim}; goal <= 4 s at m = 4,000), total {r['total']:.1f} s "
+            f"(goals: <= 25 s at n = 100,000, <= 180 s at n = 1,000,000), peak RSS "
+            f"{r['peak_mb'] / 1024:.2f} GB (goal <= 6 GB)"
+        )
+    if a.small:
+        for u in settings:
+            r = _run(a, a.small, u)
+            print(
+                f"  small compare, n={a.small}, uncertainty {u}: stages beyond the Gram arithmetic "
+                f"{r['total'] - r['bound']:.2f} s   (goal <= 3 s)"
+            )
     if a.sweep:
         for n in sizes:
             for u in settings:

@@ -1,10 +1,15 @@
 """Benchmark the streaming Gram accumulator against this machine's plain GEMM.
 
 Prints, in one run:
-  * the plain product rate: ``P^T P`` on (block_rows x m) float32 blocks, m = 4 * rff_dim
-    (the same shapes and dtype the accumulator multiplies), summed into float64;
-  * the accumulator's rate on the same nominal work, including the random Fourier features
-    of both embeddings (projection, cos, sin) and the float64 accumulation; their ratio;
+  * the plain product rate: the general product ``P^T Q`` (BLAS GEMM) on (block_rows x m)
+    float32 blocks, m = 4 * rff_dim (the shapes and dtype the accumulator multiplies), summed
+    into float64. ``Q`` is a copy of ``P``: numpy's ``P.T @ P`` on one buffer already calls
+    SYRK, so it would not be the plain product;
+  * the bare SYRK rate on the same blocks (one triangle: half the flops), for reference;
+  * the accumulator's rate on the same nominal work (the full product's ``2 n m^2`` flops),
+    including the random Fourier features of both embeddings (projection, cos, sin) and the
+    float64 accumulation; its ratio to the plain product (target >= 1.3: SYRK's halved work
+    delivered, the features kept cheap);
   * wall time and peak resident memory at n and 4n, with the input generated chunk by chunk
     (never held whole), and their ratios.
 Each measurement runs in its own process so peak memory is that run's alone.
@@ -39,17 +44,25 @@ def _chunks(n: int, chunk: int, dx: int, dy: int, seed: int):
         )
 
 
-def run_gemm(a) -> dict:
+def run_plain(a, product: str) -> dict:
+    from speclens.spec.gram import add_upper, symmetric_product
+
     m = 4 * a.rff_dim
     rng = np.random.default_rng(0)
     block = rng.standard_normal((a.chunk, m), dtype=np.float32) / np.float32(np.sqrt(a.rff_dim))
+    other = block.copy()  # a second buffer: the plain product of two matrices
     total = np.zeros((m, m))
+    out = None
     t_compute = cpu = 0.0
     for start in range(0, a.n, a.chunk):
         rows = min(a.chunk, a.n - start)
         p = block[:rows]
         t0, c0 = time.perf_counter(), time.process_time()
-        total += p.T @ p
+        if product == "gemm":
+            total += p.T @ other[:rows]
+        else:
+            out = symmetric_product(p, "syrk", out)
+            add_upper(total, out.T)
         t_compute += time.perf_counter() - t0
         cpu += time.process_time() - c0
     return {"compute_s": t_compute, "cpu_s": cpu, "peak_mb": _peak_rss_mb()}
@@ -57,7 +70,9 @@ def run_gemm(a) -> dict:
 
 def run_accumulator(a) -> dict:
     from speclens.spec import GaussianRFF, GramAccumulator
+    from speclens.spec.features import _torch_or_none
 
+    _torch_or_none()  # torch's elementwise kernels: imported before the clock starts
     fx = GaussianRFF(20.0, a.rff_dim, 0).fit(a.dx)
     fy = GaussianRFF(25.0, a.rff_dim, 0).fit(a.dy)
     acc = GramAccumulator(fx, fy, dtype="float32", block_rows=a.chunk)
@@ -116,10 +131,10 @@ def main() -> None:
     p.add_argument("--dy", type=int, default=768)
     p.add_argument("--rff-dim", type=int, default=1000)
     p.add_argument("--chunk", type=int, default=8192)
-    p.add_argument("--child", choices=["gemm", "acc"])
+    p.add_argument("--child", choices=["gemm", "syrk", "acc"])
     a = p.parse_args()
     if a.child:
-        print(json.dumps(run_gemm(a) if a.child == "gemm" else run_accumulator(a)))
+        print(json.dumps(run_accumulator(a) if a.child == "acc" else run_plain(a, a.child)))
         return
 
     m = 4 * a.rff_dim
@@ -129,17 +144,24 @@ def main() -> None:
         f"chunk={a.chunk} float32 features, float64 sums"
     )
     gemm = _child("gemm", a.n, a)
+    syrk = _child("syrk", a.n, a)
     acc_n = _child("acc", a.n, a)
     acc_4n = _child("acc", 4 * a.n, a)
     gemm_rate = flops(a.n) / gemm["compute_s"] / 1e9
+    syrk_rate = flops(a.n) / syrk["compute_s"] / 1e9
     acc_rate = flops(a.n) / acc_n["compute_s"] / 1e9
     print(
-        f"  plain P^T P (same shapes)    : {gemm['compute_s']:8.2f} s  {gemm_rate:7.1f} GFLOP/s (nominal)"
+        f"  plain P^T Q GEMM (same shapes): {gemm['compute_s']:7.2f} s  {gemm_rate:7.1f} GFLOP/s (nominal)"
+    )
+    print(
+        f"  bare SYRK, one triangle      : {syrk['compute_s']:8.2f} s  {syrk_rate:7.1f} GFLOP/s (nominal)"
     )
     print(
         f"  accumulator incl. RFF, n     : {acc_n['compute_s']:8.2f} s  {acc_rate:7.1f} GFLOP/s (nominal)"
     )
-    print(f"  rate ratio accumulator/plain : {acc_rate / gemm_rate:8.3f}   (target >= 0.7)")
+    ratio = acc_rate / gemm_rate
+    print(f"  rate ratio accumulator/plain : {ratio:8.3f}   (target >= 1.3)")
+    print(f"  rate ratio accumulator/SYRK  : {acc_rate / syrk_rate:8.3f}   (features and sums)")
     print(
         f"  input generation (excluded)  : {acc_n['generate_s']:8.2f} s at n, {acc_4n['generate_s']:.2f} s at 4n"
     )
@@ -163,7 +185,7 @@ def main() -> None:
         f"  peak RSS n / 4n              : {acc_n['peak_mb']:.0f} MB / {acc_4n['peak_mb']:.0f} MB  "
         f"ratio {mem_ratio:.3f}   (target <= 1.2)"
     )
-    ok = acc_rate / gemm_rate >= 0.7 and 3.5 <= t_ratio <= 4.5 and mem_ratio <= 1.2
+    ok = ratio >= 1.3 and 3.5 <= t_ratio <= 4.5 and mem_ratio <= 1.2
     print("  all targets met" if ok else "  TARGET MISSED")
 
 

@@ -57,7 +57,6 @@ class GaussianRFF:
         self.frequencies_ = rng.standard_normal((int(d), self.rff_dim)) / self.sigma
         self.n_features_in_ = int(d)
         self._cache = {}
-        _torch_or_none()  # import now, not inside the first timed transform
         return self
 
     @property

@@ -7,8 +7,12 @@ worker. The weight ``eta`` is applied when the Gram is read (``gram(eta)``), so 
 serves every eta: ``G = D (sum / n) D`` with ``D = diag(I_mx, sqrt(eta) I_my)``, which equals
 ``Psi^T Psi / n`` for ``Psi = [Phi_X, sqrt(eta) Phi_Y]``.
 
-Each chunk costs one feature evaluation and one SYRK-shaped product (``P^T P``) per block of
-``block_rows`` rows; no per-sample loop and never more than one block of features in memory.
+Each chunk costs one feature evaluation and one symmetric rank-k update per block of
+``block_rows`` rows (BLAS SYRK on the CPU: only the upper triangle of ``P^T P``, half the
+floating-point work of the general product, summed into the upper triangle of the float64
+state and mirrored once when the state is read); no per-sample loop and never more than one
+block of features in memory. ``product='gemm'`` computes the full general product instead
+(the reference the SYRK path is tested against).
 
 Identical inputs are detected, not left to rounding: the state records ``identical`` (every
 chunk had ``x == y`` bit for bit and the two feature maps are the same map), and the solver
@@ -22,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg import blas
 
 from speclens.spec.validation import check_dtype, check_int, check_pair
 
@@ -110,22 +115,34 @@ class GramAccumulator:
     backend : 'numpy' (CPU) or 'torch' (any torch device, e.g. 'cuda').
     device : torch device for the torch backend.
     block_rows : rows per block; bounds memory at ``block_rows * (m_x + m_y)`` features.
+    product : 'syrk' (numpy backend: BLAS symmetric rank-k update, half the flops) or 'gemm'
+        (the general product; the torch backend always uses it: torch has no SYRK).
     """
 
     def __init__(
-        self, feature_x, feature_y, dtype="float32", backend="numpy", device="cpu", block_rows=8192
+        self,
+        feature_x,
+        feature_y,
+        dtype="float32",
+        backend="numpy",
+        device="cpu",
+        block_rows=8192,
+        product="syrk",
     ):
         for name, fmap in (("feature_x", feature_x), ("feature_y", feature_y)):
             if not hasattr(fmap, "n_features_in_"):
                 raise ValueError(f"{name} is not fitted; call {name}.fit(X) before accumulating.")
         if backend not in ("numpy", "torch"):
             raise ValueError(f"backend must be 'numpy' or 'torch', got {backend!r}.")
+        if product not in PRODUCTS:
+            raise ValueError(f"product must be one of {PRODUCTS}, got {product!r}.")
         self.feature_x = feature_x
         self.feature_y = feature_y
         self.dtype = check_dtype(dtype)
         self.backend = backend
         self.device = device
         self.block_rows = check_int(block_rows, "block_rows")
+        self.product = product
         self.m_x = feature_x.n_features_out_
         self.m_y = feature_y.n_features_out_
         self._same_maps = same_feature_map(feature_x, feature_y)
@@ -138,8 +155,9 @@ class GramAccumulator:
     def reset(self) -> GramAccumulator:
         self.count_ = 0
         self.identical_ = self._same_maps
-        self._sum = None
+        self._sum = None  # numpy: the upper triangle of the sum (the lower one stays 0)
         self._buf = None
+        self._out = None  # numpy: the block product's buffer, reused
         return self
 
     # ---- accumulation -------------------------------------------------------------------
@@ -170,19 +188,34 @@ class GramAccumulator:
         self.count_ += n
         return self
 
-    def _add_block(self, phi) -> None:
-        block = phi.T @ phi  # one SYRK-shaped product per block, in self.dtype
+    def scores(self, x, y, weights: np.ndarray, proj=(None, None)) -> np.ndarray:
+        """float64 ``phi @ weights`` (n x c) for one block of paired rows (numpy in, numpy
+        out, either backend; ``proj`` as in :meth:`update`, numpy backend only)."""
         if self.backend == "torch":
             import torch
 
+            phi = self.features(self._as_backend(x), self._as_backend(y))
+            w = torch.as_tensor(weights, dtype=torch.float64, device=phi.device)
+            return (phi.to(torch.float64) @ w).cpu().numpy()
+        return float64_product(self.features(x, y, proj=proj), weights)
+
+    def _add_block(self, phi) -> None:
+        if self.backend == "torch":
+            block = phi.T @ phi  # torch has no SYRK: the general product, in self.dtype
             if self._sum is None:  # the first block starts the sum (no zeros to add to)
-                self._sum = block.to(torch.float64)
+                self._sum = block.to(self._torch_float64())
             else:
-                self._sum += block.to(torch.float64)
-        elif self._sum is None:
-            self._sum = block.astype(np.float64)
-        else:
-            self._sum += block
+                self._sum += block
+            return
+        if self._sum is None:
+            self._sum = np.zeros((self.m, self.m))
+        self._out = symmetric_product(phi, self.product, self._out)
+        add_upper(self._sum, self._out.T)
+
+    def _torch_float64(self):
+        import torch
+
+        return torch.float64
 
     def _block_buffer(self, rows: int):
         if self._buf is None or self._buf.shape[0] < rows:
@@ -216,15 +249,15 @@ class GramAccumulator:
     # ---- state --------------------------------------------------------------------------
     def state(self, copy: bool = True) -> GramState:
         """The accumulated state as plain numpy arrays (float64 sum, row count); ``copy=False``
-        hands over the running sum itself (128 MB at m = 4,000), for an accumulator that is
-        then dropped."""
+        (torch backend on the CPU) hands over the running sum itself (128 MB at m = 4,000),
+        for an accumulator that is then dropped."""
         if self._sum is None:
             total = np.zeros((self.m, self.m), dtype=np.float64)
         elif self.backend == "torch":
             total = self._sum.cpu().numpy()
             total = total.copy() if copy and self._sum.device.type == "cpu" else total
-        else:
-            total = self._sum.copy() if copy else self._sum
+        else:  # a new array either way: the running sum holds only the upper triangle
+            total = mirror_upper(self._sum)
         return GramState(total, int(self.count_), self.m_x, bool(self.identical_))
 
     def load_state(self, state: GramState) -> GramAccumulator:
@@ -241,6 +274,8 @@ class GramAccumulator:
             import torch
 
             total = torch.as_tensor(total, device=self.device)
+        else:
+            total = np.triu(total)
         self._sum = total
         return self
 
@@ -253,6 +288,7 @@ class GramAccumulator:
             self.backend,
             self.device,
             self.block_rows,
+            self.product,
         )
         return merged.load_state(merge_states(self.state(), other.state()))
 
@@ -265,6 +301,65 @@ class GramAccumulator:
 
     def gram(self, eta: float = 1.0) -> np.ndarray:
         return gram_from_state(self.state(), eta)
+
+
+#: How a block's ``P^T P`` is computed on the CPU (see :class:`GramAccumulator`).
+PRODUCTS = ("syrk", "gemm")
+#: Rows of the float64 sum updated per step of :func:`add_upper` (bounds its temporaries).
+_ADD_ROWS = 512
+
+
+def symmetric_product(phi: np.ndarray, product: str = "syrk", out: np.ndarray | None = None):
+    """``phi^T phi`` (m x m) of one block, Fortran-ordered with at least its lower triangle
+    set (so its transpose, a C-ordered view, holds the upper one): 'syrk' computes only that
+    triangle (BLAS ?syrk, half the flops); 'gemm' the whole general product (BLAS ?gemm).
+    ``out``: a buffer from a previous call to reuse (same shape and dtype, else ignored)."""
+    a = phi.T  # phi is C-ordered, so phi^T is Fortran-ordered: BLAS reads it in place
+    prefix = "s" if phi.dtype == np.float32 else "d"
+    m = phi.shape[1]
+    if out is None or out.shape != (m, m) or out.dtype != phi.dtype:
+        out = np.zeros((m, m), dtype=phi.dtype, order="F")
+    if product == "syrk":
+        syrk = getattr(blas, prefix + "syrk")
+        return syrk(1.0, a, beta=0.0, c=out, trans=0, lower=1, overwrite_c=1)
+    gemm = getattr(blas, prefix + "gemm")
+    return gemm(1.0, a, a, beta=0.0, c=out, trans_b=1, overwrite_c=1)
+
+
+def add_upper(total: np.ndarray, upper: np.ndarray) -> None:
+    """``total += upper`` on the upper triangle only (both m x m; ``total`` float64 and
+    C-ordered), in row slabs: half the memory traffic of a full add."""
+    m = total.shape[0]
+    for a in range(0, m, _ADD_ROWS):
+        b = min(a + _ADD_ROWS, m)
+        total[a:b, a:] += upper[a:b, a:]
+        total[a:b, a:b] = np.triu(total[a:b, a:b])  # the slab's diagonal block: drop its lower
+
+
+def mirror_upper(upper: np.ndarray, rows: int = 64) -> np.ndarray:
+    """The symmetric matrix whose upper triangle is ``upper``'s (its lower triangle is 0), by
+    slabs of ``rows`` rows (about twice as fast as ``upper + upper.T``: the transposed reads
+    stay in cache)."""
+    full = upper.copy()
+    m = upper.shape[0]
+    for a in range(0, m, rows):
+        b = min(a + rows, m)
+        full[b:, a:b] = upper[a:b, b:].T
+        full[a:b, a:b] += np.triu(upper[a:b, a:b], 1).T
+    return full
+
+
+def float64_product(phi: np.ndarray, weights: np.ndarray, rows: int = _ADD_ROWS) -> np.ndarray:
+    """``phi @ weights`` in float64 for float32 ``phi`` (n x m) and narrow ``weights`` (m x c):
+    converted a slab of rows at a time (the slab stays in cache; converting the whole block
+    first writes and rereads twice its size); equal to ``phi.astype(float64) @ w`` to rounding."""
+    weights = np.asarray(weights, dtype=np.float64)
+    if phi.dtype == np.float64:
+        return phi @ weights
+    out = np.empty((phi.shape[0], weights.shape[1]))
+    for a in range(0, phi.shape[0], rows):
+        np.matmul(phi[a : a + rows].astype(np.float64), weights, out=out[a : a + rows])
+    return out
 
 
 def take_rows(proj: tuple, rows) -> tuple:

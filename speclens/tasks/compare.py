@@ -106,12 +106,16 @@ def accumulate_gram(
     m = max(feature_width(p, params) for p in preps)
     with dask_client(address) as client:
         if params.uncertainty:
-            halves = halves_mapreduce(client, blocks, frequencies, params.dtype, params.seed, m)
+            halves = halves_mapreduce(
+                client, blocks, frequencies, params.dtype, params.seed, m, params.compare_device
+            )
             for url, h in zip(run_urls, halves, strict=True):
                 save_halves(urls.join(url, "gram-halves.npz"), h)
             states = [merge_states(*h) for h in halves]
         else:
-            states = gram_mapreduce(client, blocks, frequencies, params.dtype, m)
+            states = gram_mapreduce(
+                client, blocks, frequencies, params.dtype, m, params.compare_device
+            )
     return [
         save_npz(urls.join(url, "gram.npz"), **state.to_arrays())
         for url, state in zip(run_urls, states, strict=True)
@@ -205,7 +209,12 @@ def score_members(
             weights = tuple(tuple(s[k] for k in keys) for s in solutions)
             jobs = tuple(
                 ScoreJob(
-                    p["frequencies"], p["frequencies2"], params.members, params.dtype, params.seed
+                    p["frequencies"],
+                    p["frequencies2"],
+                    params.members,
+                    params.dtype,
+                    params.seed,
+                    params.compare_device,
                 )
                 for p in preps
             )
@@ -223,6 +232,7 @@ def score_members(
                 tuple(s["weights"] for s in solutions),
                 params.members,
                 params.dtype,
+                params.compare_device,
             )
     return [
         save_npz(urls.join(url, "members.npz"), signs=signs, rows=rows, scores=scores)

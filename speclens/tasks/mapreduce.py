@@ -90,18 +90,16 @@ def read_pair(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def block_gram(
-    blocks: Block | tuple[Block, ...], frequencies: tuple[Frequencies, ...], dtype: str = "float32"
+    blocks: Block | tuple[Block, ...],
+    frequencies: tuple[Frequencies, ...],
+    dtype: str = "float32",
+    device: str = "cpu",
 ) -> tuple[GramState, ...]:
-    """Chunk step: the Gram state of one block, or of several folded one after another, for
-    each run's frequencies (a bandwidth sweep's runs share each read of the rows; an empty
-    state when no row is valid)."""
-    blocks = blocks if isinstance(blocks, tuple) else (blocks,)
-    accs = []
-    for f in frequencies:
-        fx, fy = load_feature_maps(f)
-        accs.append(GramAccumulator(fx, fy, dtype=dtype))
-    for block in blocks:
-        x, y, _ = read_pair(block)
+    """Chunk step: the Gram state of one block, or of several folded one after another (the
+    next block read while this one computes), for each run's frequencies (a bandwidth sweep's
+    runs share each read of the rows; an empty state when no row is valid)."""
+    accs = [accumulator(f, dtype, device) for f in frequencies]
+    for _, (x, y, _) in read_ahead(as_blocks(blocks)):
         if x.shape[0]:
             x, y, projections = sweep_inputs(x, y, accs)
             for acc, proj in zip(accs, projections, strict=True):
@@ -109,10 +107,61 @@ def block_gram(
     return tuple(acc.state(copy=False) for acc in accs)  # the accumulators end here
 
 
+def as_blocks(blocks: Block | tuple[Block, ...]) -> tuple[Block, ...]:
+    return blocks if isinstance(blocks, tuple) else (blocks,)
+
+
+def read_ahead(blocks: tuple[Block, ...], read=read_pair):
+    """``(block, read(block))`` for each block, the next block read in a thread while the
+    caller computes on this one (zarr's decompression and the BLAS products release the GIL,
+    so reading costs a pass almost nothing)."""
+    if len(blocks) < 2:
+        yield from ((b, read(b)) for b in blocks)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1, thread_name_prefix="speclens-read") as pool:
+        pending = pool.submit(read, blocks[0])
+        for i, block in enumerate(blocks):
+            current = pending.result()
+            if i + 1 < len(blocks):
+                pending = pool.submit(read, blocks[i + 1])
+            yield block, current
+
+
+def accumulator(frequencies: Frequencies, dtype: str, device: str = "cpu") -> GramAccumulator:
+    """An accumulator of a run's saved feature maps: numpy (BLAS SYRK) on the CPU, torch on
+    a CUDA ``device`` ('auto': CUDA when this worker has it)."""
+    fx, fy = load_feature_maps(frequencies)
+    torch_device = compute_device(device)
+    if torch_device is None:
+        return GramAccumulator(fx, fy, dtype=dtype)
+    return GramAccumulator(fx, fy, dtype=dtype, backend="torch", device=torch_device)
+
+
+def compute_device(device: str) -> str | None:
+    """The torch device of the passes (None: numpy on the CPU) for ``CompareParams.device``."""
+    if device == "cpu":
+        return None
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else None
+    if not torch.cuda.is_available():
+        raise RuntimeError(
+            f"device {device!r} was asked for the compare passes, but this Dask worker has no "
+            f"CUDA device; run the workers on a GPU machine or use device 'cpu' or 'auto'."
+        )
+    return device
+
+
 def sweep_inputs(x: np.ndarray, y: np.ndarray, accs: list) -> tuple:
     """A block's rows in the accumulators' dtype and, per accumulator, each side's ``x @ W``:
-    one product per side serves a sweep's runs."""
+    one product per side serves a sweep's runs (numpy accumulators; a torch one projects on
+    its device)."""
     x, y = (np.ascontiguousarray(a, dtype=accs[0].dtype) for a in (x, y))
+    if accs[0].backend != "numpy":
+        return x, y, [(None, None)] * len(accs)
     px = shared_projections(x, [a.feature_x for a in accs])
     py = shared_projections(y, [a.feature_y for a in accs])
     return x, y, list(zip(px, py, strict=True))
@@ -137,24 +186,29 @@ def merge_each(combine, *parts: tuple) -> tuple:
 
 
 def block_members(
-    block: Block,
+    blocks: Block | tuple[Block, ...],
     frequencies: tuple[Frequencies, ...],
     weights: tuple[np.ndarray, ...],
     k: int,
     dtype: str = "float32",
+    device: str = "cpu",
 ) -> tuple[dict, ...]:
-    """Scoring step for one block, per run: each mode's signed extreme entry and the k best
-    rows at either end (the sign of each mode is only known once every block is seen)."""
-    x, y, rows = read_pair(block)
-    if rows.size == 0:
-        return tuple(top_parts(np.zeros((0, w.shape[1])), rows, k) for w in weights)
-    accs = [GramAccumulator(*load_feature_maps(f), dtype=dtype) for f in frequencies]
-    x, y, projections = sweep_inputs(x, y, accs)
-    out = []
-    for acc, w, proj in zip(accs, weights, projections, strict=True):
-        phi = acc.features(x, y, proj=proj)
-        out.append(top_parts(phi.astype(np.float64) @ w, rows, k))
-    return tuple(out)
+    """Scoring step for one block (or several, the next read while this one computes), per
+    run: each mode's signed extreme entry and the k best rows at either end (the sign of each
+    mode is only known once every block is seen)."""
+    accs = [accumulator(f, dtype, device) for f in frequencies]
+    combine = functools.partial(merge_member_parts, k)
+    empty = np.zeros(0, dtype=np.int64)
+    parts = tuple(top_parts(np.zeros((0, w.shape[1])), empty, k) for w in weights)
+    for _, (x, y, rows) in read_ahead(as_blocks(blocks)):
+        if rows.size:
+            x, y, projections = sweep_inputs(x, y, accs)
+            new = tuple(
+                top_parts(acc.scores(x, y, w, proj), rows, k)
+                for acc, w, proj in zip(accs, weights, projections, strict=True)
+            )
+            parts = merge_each(combine, parts, new)
+    return parts
 
 
 def top_parts(scores: np.ndarray, rows: np.ndarray, k: int) -> dict:
@@ -217,6 +271,7 @@ def gram_mapreduce(
     frequencies: tuple[Frequencies, ...],
     dtype: str = "float32",
     min_rows: int = 1,
+    device: str = "cpu",
 ) -> tuple[GramState, ...]:
     """The Gram of all blocks for each run's frequencies: ``block_gram`` tasks over batches of
     blocks (each block's rows read once for every run), merged up a tree on the cluster; only
@@ -225,7 +280,7 @@ def gram_mapreduce(
 
     freq = tuple(frequencies)
     batches = task_batches(client, blocks, min_rows)
-    parts = [delayed(block_gram, pure=True)(b, freq, dtype) for b in batches]
+    parts = [delayed(block_gram, pure=True)(b, freq, dtype, device) for b in batches]
     return client.compute(tree(parts, functools.partial(merge_each, merge_states))).result()
 
 
@@ -236,12 +291,18 @@ def members_mapreduce(
     weights: tuple[np.ndarray, ...],
     k: int,
     dtype: str = "float32",
+    device: str = "cpu",
 ) -> list[tuple]:
-    """Per run: top-k members of every mode with the sign convention applied."""
+    """Per run: top-k members of every mode with the sign convention applied (a task scores
+    a batch of blocks: about two per worker thread)."""
     from dask import delayed
 
     w = client.scatter(tuple(weights), broadcast=True)
-    parts = [delayed(block_members, pure=True)(b, tuple(frequencies), w, k, dtype) for b in blocks]
+    freq = tuple(frequencies)
+    parts = [
+        delayed(block_members, pure=True)(b, freq, w, k, dtype, device)
+        for b in task_batches(client, blocks)
+    ]
     combine = functools.partial(merge_each, functools.partial(merge_member_parts, k))
     merged = client.compute(tree(parts, combine)).result()
     return [finish_members(m) for m in merged]

@@ -11,6 +11,7 @@ problem (a :class:`~speclens.errors.ConfigError`).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -153,8 +154,14 @@ class CompareParams(BaseModel):
     )
     block_shards: PositiveInt = _opt(
         1,
-        "Dataset shards per map-reduce task.",
-        "set a whole number of shards per task > 0 (default {default})",
+        "Dataset shards per block of rows read at once (a map-reduce task folds several).",
+        "set a whole number of shards per block > 0 (default {default})",
+    )
+    compare_device: str = _opt(
+        "cpu",
+        "Where the passes compute features and block products: cpu (BLAS SYRK), cuda, "
+        "cuda:N, or auto (CUDA on workers that have it).",
+        "use cpu, cuda, cuda:N or auto",
     )
 
     @field_validator("sigma_scale", mode="before")
@@ -172,6 +179,14 @@ class CompareParams(BaseModel):
         if len(set(values)) < len(values):
             raise ValueError(f"{values} repeats a scale; give each bandwidth scale once")
         return float(values[0]) if len(values) == 1 else tuple(float(v) for v in values)
+
+    @field_validator("compare_device", mode="before")
+    @classmethod
+    def _device(cls, value: Any) -> str:
+        text = str(value).strip().lower()
+        if not re.fullmatch(r"cpu|auto|cuda(:\d+)?", text):
+            raise ValueError(f"{value!r} is not a compute device; use cpu, cuda, cuda:N or auto")
+        return text
 
     @field_validator("rff_dim", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from speclens.errors import InputError
-from speclens.spec import GramAccumulator, GramState
+from speclens.spec import GramState
 from speclens.spec.assessment import check_halves, half_weights, second_draw
 from speclens.spec.crossfit import (
     HalfGram,
@@ -35,10 +35,13 @@ from speclens.storage.embedding_store import EmbeddingStore
 from speclens.tasks.mapreduce import (
     Block,
     Frequencies,
+    accumulator,
+    as_blocks,
     finish_members,
     load_feature_maps,
     merge_each,
     merge_member_parts,
+    read_ahead,
     read_pair,
     save_frequencies,
     sweep_inputs,
@@ -54,20 +57,27 @@ def block_groups(block: Block, rows: np.ndarray, seed: int) -> np.ndarray:
     return groups_of(ids[rows - block.start], seed)
 
 
+def read_grouped(block: Block, seed: int) -> tuple:
+    """A block's rows valid in both stores with their groups: (x, y, rows, groups)."""
+    x, y, rows = read_pair(block)
+    groups = block_groups(block, rows, seed) if rows.size else np.zeros(0, dtype=np.int64)
+    return x, y, rows, groups
+
+
 def block_halves(
-    blocks: Block | tuple[Block, ...], frequencies: tuple[Frequencies, ...], dtype: str, seed: int
+    blocks: Block | tuple[Block, ...],
+    frequencies: tuple[Frequencies, ...],
+    dtype: str,
+    seed: int,
+    device: str = "cpu",
 ) -> tuple[tuple, ...]:
-    """Pass 1 for one block (or several, folded one after another), per run: (half A's Gram
-    state, half B's); each block's rows and groups are read once for every run."""
-    blocks = blocks if isinstance(blocks, tuple) else (blocks,)
-    runs = []
-    for f in frequencies:
-        fx, fy = load_feature_maps(f)
-        runs.append(HalfGram(lambda fx=fx, fy=fy: GramAccumulator(fx, fy, dtype=dtype)))
-    for block in blocks:
-        x, y, rows = read_pair(block)
+    """Pass 1 for one block (or several, folded one after another, the next read while this
+    one computes), per run: (half A's Gram state, half B's); each block's rows and groups are
+    read once for every run."""
+    runs = [HalfGram(functools.partial(accumulator, f, dtype, device)) for f in frequencies]
+    read = functools.partial(read_grouped, seed=seed)
+    for _, (x, y, rows, groups) in read_ahead(as_blocks(blocks), read):
         if rows.size:
-            groups = block_groups(block, rows, seed)
             x, y, projections = sweep_inputs(x, y, [h.halves[0] for h in runs])
             for halves, proj in zip(runs, projections, strict=True):
                 halves.update(x, y, groups, proj)
@@ -81,51 +91,59 @@ def halves_mapreduce(
     dtype: str,
     seed: int,
     min_rows: int = 1,
+    device: str = "cpu",
 ) -> tuple[tuple, ...]:
     """Per run, both halves' Gram states over all blocks, merged up a tree on the cluster."""
     from dask import delayed
 
     freq = tuple(frequencies)
     batches = task_batches(client, blocks, min_rows)
-    parts = [delayed(block_halves, pure=True)(b, freq, dtype, seed) for b in batches]
+    parts = [delayed(block_halves, pure=True)(b, freq, dtype, seed, device) for b in batches]
     return client.compute(tree(parts, functools.partial(merge_each, merge_halves))).result()
 
 
 @dataclass(frozen=True)
 class ScoreJob:
     """What every block of pass 2 shares for one run: both draws' frequencies, how many
-    members to keep, the feature dtype and the seed of the halves."""
+    members to keep, the feature dtype, the seed of the halves and the compute device."""
 
     frequencies: Frequencies
     frequencies2: Frequencies
     k: int
     dtype: str
     seed: int
+    device: str = "cpu"
 
 
-def block_scores(block: Block, jobs: tuple[ScoreJob, ...], weights: tuple) -> tuple[dict, ...]:
-    """Pass 2 for one block, per run; ``weights``: per run (whole fit, half A, half B, their
-    mass norms), the first three m x c each. The rows and groups are read once."""
-    x, y, rows = read_pair(block)
+def block_scores(
+    blocks: Block | tuple[Block, ...], jobs: tuple[ScoreJob, ...], weights: tuple
+) -> tuple[dict, ...]:
+    """Pass 2 for one block (or several, the next read while this one computes), per run;
+    ``weights``: per run (whole fit, half A, half B, their mass norms), the first three m x c
+    each. The rows and groups are read once for every run."""
     passes = [
         ScorePass(
-            GramAccumulator(*load_feature_maps(job.frequencies), dtype=job.dtype),
-            GramAccumulator(*load_feature_maps(job.frequencies2), dtype=job.dtype),
+            accumulator(job.frequencies, job.dtype, job.device),
+            accumulator(job.frequencies2, job.dtype, job.device),
             *w,
         )
         for job, w in zip(jobs, weights, strict=True)
     ]
-    if rows.size:
-        groups = block_groups(block, rows, jobs[0].seed)
+    k = jobs[0].k
+    empty = np.zeros(0, dtype=np.int64)
+    members = tuple(top_parts(np.zeros((0, p.c)), empty, k) for p in passes)
+    read = functools.partial(read_grouped, seed=jobs[0].seed)
+    for _, (x, y, rows, groups) in read_ahead(as_blocks(blocks), read):
+        if not rows.size:
+            continue
         x, y, proj = sweep_inputs(x, y, [p.scorer for p in passes])
         x, y, proj2 = sweep_inputs(x, y, [p.scorer2 for p in passes])
-    out = []
-    for i, (job, score) in enumerate(zip(jobs, passes, strict=True)):
-        scores = np.zeros((0, 3 * score.c))
-        if rows.size:
-            scores = score.update(x, y, groups, (proj[i], proj2[i]))
-        out.append({"members": top_parts(scores[:, : score.c], rows, job.k), "state": score.state})
-    return tuple(out)
+        new = tuple(
+            top_parts(p.update(x, y, groups, (proj[i], proj2[i]))[:, : p.c], rows, k)
+            for i, p in enumerate(passes)
+        )
+        members = merge_each(functools.partial(merge_member_parts, k), members, new)
+    return tuple({"members": m, "state": p.state} for m, p in zip(members, passes, strict=True))
 
 
 def merge_scores(k: int, *parts: dict) -> dict:
@@ -144,7 +162,9 @@ def scores_mapreduce(
     from dask import delayed
 
     w = client.scatter(tuple(tuple(x) for x in weights), broadcast=True)
-    parts = [delayed(block_scores, pure=True)(b, tuple(jobs), w) for b in blocks]
+    parts = [
+        delayed(block_scores, pure=True)(b, tuple(jobs), w) for b in task_batches(client, blocks)
+    ]
     combine = functools.partial(merge_each, functools.partial(merge_scores, jobs[0].k))
     merged = client.compute(tree(parts, combine)).result()
     return [{"members": finish_members(m["members"]), "state": m["state"]} for m in merged]

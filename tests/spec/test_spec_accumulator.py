@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,6 +43,34 @@ def test_split_and_merge_equals_one_pass(n, cut, seed, block):
     assert merged.count == whole.count == n
     np.testing.assert_allclose(merged.gram_sum, whole.gram_sum, atol=1e-12, rtol=0)
     np.testing.assert_array_equal(merged.gram_sum, merged.gram_sum.T)
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 300), block=st.integers(1, 120))
+def test_syrk_path_equals_the_general_product(seed, n, block):
+    """The SYRK path (one triangle, mirrored when read) against the full general product, in
+    float64, over several blocks and after a reload: equal to rounding (both sum the same
+    products; the kernels may order them differently), and the state exactly symmetric."""
+    rng = np.random.default_rng(seed)
+    X, Y = rng.standard_normal((n, 5)), rng.standard_normal((n, 3)) + 0.1
+    fx, fy = GaussianRFF(1.5, 40, seed).fit(5), GaussianRFF(2.0, 30, seed + 1).fit(3)
+    states = {}
+    for product in ("syrk", "gemm"):
+        acc = GramAccumulator(fx, fy, dtype="float64", block_rows=block, product=product)
+        half = n // 2
+        acc.update(X[:half], Y[:half]) if half else None
+        acc.load_state(acc.state()).update(X[half:], Y[half:])
+        states[product] = acc.state()
+    syrk, gemm = states["syrk"].gram_sum, states["gemm"].gram_sum
+    np.testing.assert_array_equal(syrk, syrk.T)
+    np.testing.assert_allclose(syrk, gemm, rtol=0, atol=1e-10 * max(1.0, np.abs(gemm).max()))
+    phi = np.hstack([fx.transform(X), fy.transform(Y)])
+    np.testing.assert_allclose(syrk, phi.T @ phi, rtol=0, atol=1e-10 * n)
+
+
+def test_unknown_product_is_refused_by_name():
+    with pytest.raises(ValueError, match="product must be one of"):
+        GramAccumulator(*_maps(), product="syr2k")
 
 
 @settings(max_examples=30, deadline=None)
