@@ -142,7 +142,7 @@ def _timed(a, tmp: str) -> dict:
     with PeakRSS() as peak, dask_cluster(None, a.workers) as address:
         _warm_up(address)  # imports (torch, zarr) once per worker, outside the timings
         t0 = time.perf_counter()
-        preps = plan_sweep(f"{tmp}/x.zarr", f"{tmp}/y.zarr", runs, sweep)
+        preps = plan_sweep(f"{tmp}/x.zarr", f"{tmp}/y.zarr", runs, sweep, address)
         t["plan"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         blocks = preps[0]["blocks"]

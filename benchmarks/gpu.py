@@ -358,7 +358,7 @@ def part_b(c: dict) -> dict:
             with Client(address) as client:
                 client.run(_warm_device, dev)
             t0 = time.perf_counter()
-            preps = plan_sweep(x_url, y_url, runs, sweep)
+            preps = plan_sweep(x_url, y_url, runs, sweep, address)
             t["plan"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             blocks = preps[0]["blocks"]

@@ -94,7 +94,7 @@ def compare_sweep(pair: Pair, params: CompareParams, address: str) -> list[dict]
     run_urls = [Layout(pair.root).run(p.run_id) for p, _ in runs]
     sweep = [p for _, p in runs]
     with clock("prepare"):
-        preps = prepare_compare(pair.dataset, pair.x_url, pair.y_url, run_urls, sweep)
+        preps = prepare_compare(pair.dataset, pair.x_url, pair.y_url, run_urls, sweep, address)
     blocks = preps[0]["blocks"]
     log_plans([p for p, _ in runs], preps)
     with clock("gram"):

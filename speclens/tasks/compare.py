@@ -73,10 +73,16 @@ def dask_client(address: str):
 
 @task(name="prepare-compare")
 def prepare_compare(
-    dataset_url: str, x_url: str, y_url: str, run_urls: list[str], sweep: list[CompareParams]
+    dataset_url: str,
+    x_url: str,
+    y_url: str,
+    run_urls: list[str],
+    sweep: list[CompareParams],
+    address: str | None = None,
 ) -> list[dict]:
     """Join check, then per run of the sweep (one run when not sweeping): bandwidths,
-    feature count, frequencies (drawn once, saved), and the row blocks."""
+    feature count, frequencies (drawn once, saved), and the row blocks (the row samples of
+    a large store read on the Dask cluster at ``address``)."""
     dataset = DatasetStore.open(dataset_url)
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     for store, url in ((sx, x_url), (sy, y_url)):
@@ -92,7 +98,7 @@ def prepare_compare(
                 f"{url} embeds other samples than {dataset_url} (its sample_ids or input hash "
                 f"differ); embed both encoders from the same dataset store."
             )
-    return plan_sweep(x_url, y_url, run_urls, sweep)
+    return plan_sweep(x_url, y_url, run_urls, sweep, address)
 
 
 @task(name="accumulate-gram", retries=1, retry_condition_fn=retry_on_io_error)

@@ -89,6 +89,40 @@ def read_pair(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x[keep], y[keep], keep + block.start
 
 
+def take_pairs(block: Block, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The rows ``rows`` (global indices inside the block) of both stores."""
+    x, _ = EmbeddingStore.open(block.x_url).rows(block.start, block.stop)
+    y, _ = EmbeddingStore.open(block.y_url).rows(block.start, block.stop)
+    local = np.asarray(rows) - block.start
+    return x[local], y[local]
+
+
+#: A row sample spread over more blocks than this is read on the cluster, a block per task
+#: (a uniform sample of a large store touches every shard: reading it is a pass of
+#: decompression); fewer are read in the calling process.
+SAMPLE_BLOCKS_LOCAL = 8
+
+
+def sample_pairs(
+    blocks: list[Block], rows: np.ndarray, address: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both stores' vectors of the sorted global row indices ``rows``, read block by block:
+    on the Dask cluster at ``address`` when they span more than SAMPLE_BLOCKS_LOCAL blocks,
+    else here."""
+    starts = np.array([b.start for b in blocks])
+    which = np.searchsorted(starts, rows, side="right") - 1
+    parts = [(blocks[i], rows[which == i]) for i in np.unique(which)]
+    if address is None or len(parts) <= SAMPLE_BLOCKS_LOCAL:
+        read = [take_pairs(b, r) for b, r in parts]
+    else:
+        from distributed import Client
+
+        with Client(address, set_as_default=False, timeout="30s") as client:
+            futures = client.map(take_pairs, *zip(*parts, strict=True), pure=False)
+            read = client.gather(futures)
+    return np.concatenate([x for x, _ in read]), np.concatenate([y for _, y in read])
+
+
 def block_gram(
     blocks: Block | tuple[Block, ...],
     frequencies: tuple[Frequencies, ...],

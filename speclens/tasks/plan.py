@@ -5,6 +5,8 @@ run), the row blocks, and which runs share a Gram pass (their m x m states must 
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from speclens.errors import InputError
@@ -13,17 +15,22 @@ from speclens.spec.features import DEFAULT_SIGMA_SAMPLE
 from speclens.spec.rff_check import choose_rff_dim
 from speclens.storage import urls
 from speclens.storage.embedding_store import EmbeddingStore
-from speclens.tasks.mapreduce import blocks_for, save_frequencies
+from speclens.tasks.mapreduce import blocks_for, sample_pairs, save_frequencies
 from speclens.tasks.params import CompareParams
 from speclens.tasks.uncertainty import plan_draw2
 
 
 def plan_sweep(
-    x_url: str, y_url: str, run_urls: list[str], sweep: list[CompareParams]
+    x_url: str,
+    y_url: str,
+    run_urls: list[str],
+    sweep: list[CompareParams],
+    address: str | None = None,
 ) -> list[dict]:
     """Per run: bandwidths (heuristic on a seeded sample of rows valid in both), the feature
     count (``auto``: chosen on a row sample), frequencies drawn once and saved under its
-    run URL, and the row blocks (whole shards) of the map-reduce, the same for every run."""
+    run URL, and the row blocks (whole shards) of the map-reduce, the same for every run.
+    The row samples of a large store are read on the Dask cluster at ``address``."""
     params = sweep[0]
     sx, sy = EmbeddingStore.open(x_url), EmbeddingStore.open(y_url)
     valid = sx.valid() & sy.valid()
@@ -33,22 +40,27 @@ def plan_sweep(
             f"only {n} samples have both embeddings; compare needs more than "
             f"2 * n_modes = {2 * params.n_modes} (lower --n-modes or embed more)."
         )
-    rows = sample_rows(valid, DEFAULT_SIGMA_SAMPLE, params.seed)
+    blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
     kx, ky = params.kernel_x_used, params.kernel_y_used
+    # the bandwidth sample and rff_dim='auto''s, read in one go
+    rows = sample_rows(valid, DEFAULT_SIGMA_SAMPLE, params.seed)
+    wants_auto = any(p.rff_dim == "auto" for p in sweep)
+    extra = sample_rows(valid, AUTO_SAMPLE, params.seed + 1) if wants_auto else rows[:0]
+    both = np.union1d(rows, extra)
+    bx, by = sample_pairs(blocks, both, address)
+    at = functools.partial(np.searchsorted, both)
     # one median per side (scale 1): each run's bandwidth is its scale times it
     opts = (1.0, DEFAULT_SIGMA_SAMPLE, params.seed)
-    base_x = resolve_sigma(sx.take(rows), kx, params.sigma_x, "sigma_x", *opts)
-    base_y = resolve_sigma(sy.take(rows), ky, params.sigma_y, "sigma_y", *opts)
-    blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
+    base_x = resolve_sigma(bx[at(rows)], kx, params.sigma_x, "sigma_x", *opts)
+    base_y = resolve_sigma(by[at(rows)], ky, params.sigma_y, "sigma_y", *opts)
     sample_ids = sx.sample_ids()[valid] if params.uncertainty else None
-    auto_rows = None  # the row sample of rff_dim='auto', read once for every run
+    auto_rows = tuple(a[at(extra)].astype(np.float64) for a in (bx, by))
     preps = []
     for run_url, p in zip(run_urls, sweep, strict=True):
         sigma_x = _scaled(base_x, p.sigma_x, p.sigma_scale)
         sigma_y = _scaled(base_y, p.sigma_y, p.sigma_scale)
         auto = None
         if p.rff_dim == "auto":
-            auto_rows = auto_rows or auto_sample(sx, sy, valid, p.seed)
             auto = choose_features(*auto_rows, (sigma_x, sigma_y), p)
         rff_dim = auto.rff_dim if auto else p.rff_dim
         fx = make_feature_map(kx, sigma_x, rff_dim, p.seed).fit(sx.dim)
@@ -90,12 +102,6 @@ def sample_rows(valid: np.ndarray, size: int, seed: int) -> np.ndarray:
 AUTO_SAMPLE = 2000
 #: The first feature count ``rff_dim='auto'`` tries (then doubled).
 AUTO_START = 500
-
-
-def auto_sample(sx, sy, valid: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The seeded row sample (float64, X and Y) that ``rff_dim='auto'`` measures on."""
-    rows = sample_rows(valid, AUTO_SAMPLE, seed + 1)
-    return sx.take(rows).astype(np.float64), sy.take(rows).astype(np.float64)
 
 
 def choose_features(x: np.ndarray, y: np.ndarray, sigmas: tuple, params: CompareParams):
