@@ -135,3 +135,29 @@ def test_a_sweeps_maps_share_one_projection():
         direct = x @ f.frequencies_.astype(np.float32)
         np.testing.assert_allclose(p, direct, rtol=1e-5, atol=1e-5 * np.abs(direct).max())
         np.testing.assert_allclose(f.transform(x, proj=p), f.transform(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("eta", [1.0, 1.7])
+def test_the_halves_are_the_rescaled_sub_blocks_of_the_gram_within_the_check_tolerance(eta):
+    """The check reads each half's Gram off the accumulated sum (never forming the whole G):
+    its eigenvalues are those of the explicit sub-block of ``gram_from_state`` rescaled, each
+    within ``CHECK_TOL`` of its magnitude (a Ritz value lies within its residual of an
+    eigenvalue)."""
+    from speclens.spec.eigen import solve_modes
+    from speclens.spec.gram import gram_from_state
+    from speclens.spec.rff_check import CHECK_TOL
+
+    spec = SPEC(rff_dim=150, n_modes=2, eta=eta, dtype="float64").fit(P.X, P.Y)
+    state, fx, fy = spec.gram_state_, spec.feature_x_, spec.feature_y_
+    check = gram_check(state, fx, fy, eta, spec.eigenvalues_, 2, seed=4)
+    units_of, D = frequency_units(fx, fy)
+    G = gram_from_state(state, eta)
+    halves = []
+    for units in unit_halves(D, 2, 4):
+        keep, scale = keep_units(units_of, D, units)
+        sub = G[np.ix_(keep, keep)] * np.outer(scale, scale)
+        m_x = int((keep < state.m_x).sum())
+        halves.append(solve_modes(sub, m_x, 2, "eigh", n_samples=state.count).eigenvalues)
+    exact = np.mean(halves, axis=0)
+    bound = CHECK_TOL * np.abs(np.array(halves)).max(axis=0) + 1e-13
+    assert np.all(np.abs(check.half_mean - exact) <= bound)
