@@ -42,19 +42,8 @@ def plan_sweep(
         )
     blocks = blocks_for(x_url, y_url, sx.n_samples, sx.shard_size * params.block_shards)
     kx, ky = params.kernel_x_used, params.kernel_y_used
-    # the bandwidth sample and rff_dim='auto''s, read in one go
-    rows = sample_rows(valid, DEFAULT_SIGMA_SAMPLE, params.seed)
-    wants_auto = any(p.rff_dim == "auto" for p in sweep)
-    extra = sample_rows(valid, AUTO_SAMPLE, params.seed + 1) if wants_auto else rows[:0]
-    both = np.union1d(rows, extra)
-    bx, by = sample_pairs(blocks, both, address)
-    at = functools.partial(np.searchsorted, both)
-    # one median per side (scale 1): each run's bandwidth is its scale times it
-    opts = (1.0, DEFAULT_SIGMA_SAMPLE, params.seed)
-    base_x = resolve_sigma(bx[at(rows)], kx, params.sigma_x, "sigma_x", *opts)
-    base_y = resolve_sigma(by[at(rows)], ky, params.sigma_y, "sigma_y", *opts)
+    (base_x, base_y), auto_rows = read_samples(blocks, valid, sweep, address)
     sample_ids = sx.sample_ids()[valid] if params.uncertainty else None
-    auto_rows = tuple(a[at(extra)].astype(np.float64) for a in (bx, by))
     preps = []
     for run_url, p in zip(run_urls, sweep, strict=True):
         sigma_x = _scaled(base_x, p.sigma_x, p.sigma_scale)
@@ -83,6 +72,26 @@ def plan_sweep(
             }
         )
     return preps
+
+
+def read_samples(blocks: list, valid: np.ndarray, sweep: list[CompareParams], address):
+    """The bandwidth sample and ``rff_dim='auto'``'s, read in one go: one median per side
+    (scale 1: each run's bandwidth is its scale times it) and auto's rows (float64)."""
+    params = sweep[0]
+    rows = sample_rows(valid, DEFAULT_SIGMA_SAMPLE, params.seed)
+    wants_auto = any(p.rff_dim == "auto" for p in sweep)
+    extra = sample_rows(valid, AUTO_SAMPLE, params.seed + 1) if wants_auto else rows[:0]
+    both = np.union1d(rows, extra)
+    bx, by = sample_pairs(blocks, both, address)
+    at = functools.partial(np.searchsorted, both)
+    opts = (1.0, DEFAULT_SIGMA_SAMPLE, params.seed)
+    kernels = (params.kernel_x_used, params.kernel_y_used)
+    given = (params.sigma_x, params.sigma_y)
+    medians = tuple(
+        resolve_sigma(a[at(rows)], k, g, name, *opts)
+        for a, k, g, name in zip((bx, by), kernels, given, ("sigma_x", "sigma_y"), strict=True)
+    )
+    return medians, tuple(a[at(extra)].astype(np.float64) for a in (bx, by))
 
 
 def _scaled(base: float | None, given: float | None, scale: float) -> float | None:
