@@ -29,6 +29,10 @@ and their ratio (aim >= 0.9). Bare and pipeline are interleaved, ``--repeats`` p
 the machine is shared, and the best run is the least disturbed one. The median of the ratios of
 back-to-back pairs, which saw about the same load, is printed beside it.
 
+For encoders with a torch image model it first prints the bare rate with ``torch.channels_last``
+weights and batches and without, side by side (alternating, ``--repeats`` each, best of each;
+the encoders use it for convolutional networks, see ``speclens.encoders.base.conv_dominated``).
+
 With CUDA present it also measures ``open_clip:ViT-B-32@random`` on ``cuda`` the same way over a
 larger sample at 224 px (``--gpu-n``, ``--gpu-batch-size``); on a CPU-only machine it says so.
 """
@@ -99,6 +103,23 @@ def bare(encoder, images, batch_size: int) -> float:
         return pool.submit(loop).result()
 
 
+def memory_formats(encoder, images, batch_size: int, repeats: int) -> tuple[float, float] | None:
+    """Best bare images/s with the model's weights and batches in ``torch.channels_last`` and
+    in the contiguous NCHW format, alternating (the same model object; its own setting is
+    restored after). None for encoders without a torch image model."""
+    if encoder.modality != "image" or not hasattr(getattr(encoder, "model", None), "modules"):
+        return None
+    default, rates = encoder.channels_last, {True: [], False: []}
+    try:
+        for _ in range(repeats):
+            for on in (True, False):
+                encoder.set_channels_last(on)
+                rates[on].append(bare(encoder, images, batch_size))
+    finally:
+        encoder.set_channels_last(default)
+    return max(rates[True]), max(rates[False])
+
+
 def pipeline(dataset: str, out: str, encoder_id: str, device: str, batch_size: int) -> dict:
     from speclens.flows.embed import embed
 
@@ -136,6 +157,15 @@ def compare(
         f"dim {encoder.dim}, model input {encoder.input_size} px; {_load()}",
         flush=True,
     )
+    formats = memory_formats(encoder, images, batch_size, repeats)
+    if formats is not None:
+        on, off = formats
+        print(
+            f"  bare, channels_last on    {on:9.1f} images/s, off {off:.1f} (x{on / off:.2f}; "
+            f"best of {repeats} each; this encoder uses "
+            f"{'channels_last' if encoder.channels_last else 'the contiguous format'})",
+            flush=True,
+        )
     bares, pipes = [], []
     t_start = time.perf_counter()
     while len(bares) < repeats or (

@@ -2,9 +2,10 @@
 
 * :func:`prepare` lists the source, then creates the store, or reopens it to resume when it
   holds the same input (same input hash); ``overwrite`` rebuilds it.
-* :func:`fill_shard` reads, checksums, decodes and resizes one shard's rows and writes them,
-  marker last. Bad files are quarantined with their reason, never raised; only I/O on the
-  store itself raises (and is retried by the task).
+* :func:`fill_shards` reads, checksums, decodes and resizes the rows of a batch of shards and
+  writes them, shard by shard, marker last (the write of one shard overlaps the decode of the
+  next); :func:`fill_shard` does one. Bad files are quarantined with their reason, never
+  raised; only I/O on the store itself raises (and is retried by the task).
 * :func:`finalize` runs once every shard is committed: flags duplicate files and writes the
   complete manifest.
 """
@@ -12,7 +13,10 @@
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
 
 import numpy as np
 import pyarrow as pa
@@ -22,6 +26,7 @@ from speclens.datasets import mnist, sample
 from speclens.datasets.decode import (
     DEFAULT_MAX_PIXELS,
     POLICIES,
+    SourceBytes,
     decode_image,
     read_source,
     sha256_hex,
@@ -37,6 +42,9 @@ from speclens.storage.dataset_store import (
     input_hash,
     store_state,
 )
+
+#: Files read (and checksummed) ahead of the decode, on a reader thread; 0 reads inline.
+READ_AHEAD = 8
 
 
 class IngestOptions(BaseModel):
@@ -112,8 +120,71 @@ def prepare(
 
 def fill_shard(out: str, shard_id: int) -> dict:
     """Ingest one shard and commit it; returns its marker (counts, reasons, seconds)."""
-    t0 = time.perf_counter()
+    markers, failed = fill_shards(out, [shard_id])
+    if failed:
+        raise failed[shard_id]
+    return markers[0]
+
+
+def fill_shards(
+    out: str, shard_ids: Sequence[int], *, skip_committed: bool = False
+) -> tuple[list[dict], dict[int, Exception]]:
+    """Ingest and commit several shards, one after another, in one call (one ingest task).
+
+    The store is opened once, and each shard's write (Zarr compression of its images, its
+    row arrays, captions, then its marker) runs on a writer thread while the next shard is
+    read and decoded (a shard's write waits for the previous one: at most two shards are in
+    memory). Every shard still has exactly one writer, and its marker is written last.
+    ``skip_committed``: a shard that already has a valid marker is not redone (a retried
+    task) and its marker is returned. Returns the markers, and the exception of every shard
+    that failed (a failed shard does not stop the others).
+    """
     store = DatasetStore.open(out, "r+")
+    markers: list[dict] = []
+    failed: dict[int, Exception] = {}
+    writing: tuple[int, Future] | None = None
+
+    def finish() -> None:
+        shard_id, future = writing
+        try:
+            markers.append(future.result())
+        except Exception as exc:  # the store's I/O, reported with the shard
+            failed[shard_id] = exc
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-write") as writer:
+        for shard_id in shard_ids:
+            try:
+                done = store.marker(shard_id) if skip_committed else None
+                if done is not None:
+                    markers.append(done)
+                    continue
+                rows, stats = shard_rows(store, shard_id)
+            except Exception as exc:
+                failed[shard_id] = exc
+                continue
+            if writing is not None:
+                finish()
+            writing = (shard_id, writer.submit(store.write_shard, shard_id, rows, stats))
+        if writing is not None:
+            finish()
+    order = {shard_id: i for i, shard_id in enumerate(shard_ids)}
+    return sorted(markers, key=lambda m: order[m["shard"]]), failed
+
+
+def committed_markers(out: str, shard_ids: Sequence[int]) -> dict[int, dict | None]:
+    """``{shard_id: marker, or None when the shard is not committed}``; None for all of
+    them when the store cannot be opened."""
+    try:
+        store = DatasetStore.open(out)
+    except (OSError, InputError):
+        return dict.fromkeys(shard_ids)
+    return {shard_id: store.marker(shard_id) for shard_id in shard_ids}
+
+
+def shard_rows(store: DatasetStore, shard_id: int) -> tuple[ShardRows, dict]:
+    """Read, checksum, decode and resize one shard's rows (nothing is written); the rows and
+    the marker's stats (bytes read, seconds)."""
+    t0 = time.perf_counter()
     plan = store.plan_rows(shard_id)
     start, stop = store.shard_range(shard_id)
     k, size, cfg = stop - start, store.image_size, store.config
@@ -153,21 +224,21 @@ def fill_shard(out: str, shard_id: int) -> dict:
         captions=_captions_table(ids, caps),
         factors=factors,
     )
-    stats = {"bytes_read": bytes_read, "seconds": round(time.perf_counter() - t0, 4)}
-    return store.write_shard(shard_id, rows, stats)
+    return rows, {"bytes_read": bytes_read, "seconds": round(time.perf_counter() - t0, 4)}
 
 
 def _read_files(sources, notes, cfg, images, sha, status, reason, conversion) -> int:
     """Read, checksum and decode each source file into ``images`` (row by row), filling the
-    row lists in place; a bad file quarantines its row. Returns the bytes read."""
+    row lists in place; a bad file quarantines its row. Returns the bytes read. Files are
+    read and checksummed :data:`READ_AHEAD` files ahead on a reader thread (both release
+    the GIL), so this thread only decodes."""
     bytes_read, size = 0, images.shape[1]
-    for j, url in enumerate(sources):
-        got = read_source(url)
+    for j, (got, digest) in enumerate(_ahead(_read_and_hash, sources, READ_AHEAD)):
         if got.reason:
             status[j], reason[j] = STATUS_QUARANTINED, got.reason
             continue
         bytes_read += len(got.data)
-        sha[j] = sha256_hex(got.data)
+        sha[j] = digest
         decoded = decode_image(
             got.data, size, policy=cfg["resize_policy"], max_pixels=cfg["max_pixels"]
         )
@@ -177,6 +248,26 @@ def _read_files(sources, notes, cfg, images, sha, status, reason, conversion) ->
             images[j] = decoded.image
             conversion[j] = "; ".join(c for c in (notes[j], *decoded.conversions) if c)
     return bytes_read
+
+
+def _read_and_hash(url: str) -> tuple[SourceBytes, str]:
+    got = read_source(url)
+    return got, "" if got.reason else sha256_hex(got.data)
+
+
+def _ahead(fn, items: Sequence, window: int) -> Iterator:
+    """``fn(item)`` for each item in order, computed up to ``window`` items ahead on one
+    thread (inline when ``window`` is 0)."""
+    if window < 1:
+        yield from map(fn, items)
+        return
+    it = iter(items)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-read") as pool:
+        queue = deque(pool.submit(fn, item) for item in islice(it, window))
+        while queue:
+            result = queue.popleft().result()
+            queue.extend(pool.submit(fn, item) for item in islice(it, 1))
+            yield result
 
 
 def _captions_table(ids: list[str], caps: list[list[str]]) -> pa.Table:

@@ -21,7 +21,7 @@ from typing import Any
 from speclens.errors import EncoderError
 
 from . import openclip_catalogue as catalogue
-from .base import Encoder, as_image_batch
+from .base import Encoder, as_image_batch, conv_dominated
 from .ids import EncoderSpec
 from .preprocess import open_clip_preprocess
 from .weights import (
@@ -175,7 +175,13 @@ class _OpenClipEncoder(Encoder):
         super().__init__(spec, device, amp)
         self.seed = seed
         model, self._weights, model_cfg = build_model(spec, seed, allow_download)
-        self.model = self._keep_tower(model).to(device)
+        model = self._keep_tower(model)
+        # per architecture: channels_last for a convolutional image tower (RN50's
+        # ModifiedResNet, ConvNeXt), never for ViTs or the text tower (base.conv_dominated)
+        visual = getattr(model, "visual", None)
+        self.model = self._placed(
+            model, channels_last=visual is not None and conv_dominated(visual)
+        )
         self.dim = int(model_cfg["embed_dim"])
 
     def _keep_tower(self, model):  # pragma: no cover - abstract
@@ -212,7 +218,8 @@ class OpenClipImageEncoder(_OpenClipEncoder):
         return model
 
     def prepare(self, inputs):
-        return self._staged(self.transform.resize_crop(as_image_batch(inputs, self.id)))
+        batch = as_image_batch(inputs, self.id)
+        return self._staged(self.transform.resize_crop(batch, self._memory_format()))
 
     def _forward(self, x):
         return self.model.encode_image(self.transform.normalize(x), normalize=False)

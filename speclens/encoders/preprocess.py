@@ -43,8 +43,9 @@ class ImagePreprocess:
             )
 
     # --- CPU side: geometry, uint8 in, uint8 out -------------------------------------------
-    def resize_crop(self, batch):
-        """uint8 ``(B, H, W, 3)`` tensor -> uint8 ``(B, 3, size, size)`` contiguous tensor."""
+    def resize_crop(self, batch, memory_format=None):
+        """uint8 ``(B, H, W, 3)`` tensor -> uint8 ``(B, 3, size, size)`` contiguous tensor
+        (in ``memory_format``, e.g. ``torch.channels_last``, when given)."""
         x = batch.permute(0, 3, 1, 2)
         h, w = int(x.shape[-2]), int(x.shape[-1])
         if self.resize_mode == "shortest":
@@ -59,7 +60,10 @@ class ImagePreprocess:
             ratio = max(h, w) / self.resize
             new = (round(h / ratio), round(w / ratio))
         x = _resize_like_pil(x, new, self.interpolation)
-        return _center_crop_or_pad(x, self.size, self.fill).contiguous()
+        x = _center_crop_or_pad(x, self.size, self.fill)
+        return (
+            x.contiguous() if memory_format is None else x.contiguous(memory_format=memory_format)
+        )
 
     # --- device side: float and normalise ---------------------------------------------------
     def normalize(self, x):

@@ -22,7 +22,7 @@ from typing import Any
 from speclens.errors import EncoderError
 
 from . import timm_catalogue as catalogue
-from .base import Encoder, as_image_batch
+from .base import Encoder, as_image_batch, conv_dominated
 from .ids import EncoderSpec
 from .preprocess import timm_preprocess
 from .weights import (
@@ -198,7 +198,9 @@ class TimmEncoder(Encoder):
                 _strict_load(spec, model, plan.arch, load_state_dict(path, str(spec)), path)
         self.timm_name = name
         model.eval().requires_grad_(False)
-        self.model = model.to(device)
+        # per architecture: channels_last for convolutional networks (ResNets, EfficientNets,
+        # ...), not for ViTs (base.conv_dominated)
+        self.model = self._placed(model, channels_last=conv_dominated(model))
         data_cfg = timm.data.resolve_model_data_config(model)
         try:
             self.transform = timm_preprocess(data_cfg)
@@ -208,7 +210,8 @@ class TimmEncoder(Encoder):
         self.dim = int(getattr(model, "head_hidden_size", None) or model.num_features)
 
     def prepare(self, inputs):
-        return self._staged(self.transform.resize_crop(as_image_batch(inputs, self.id)))
+        batch = as_image_batch(inputs, self.id)
+        return self._staged(self.transform.resize_crop(batch, self._memory_format()))
 
     def _forward(self, x):
         return self.model(self.transform.normalize(x))
