@@ -14,6 +14,9 @@ of the repeats, old, new and old / new, and how far the new numbers are from the
 
     python benchmarks/solve.py                               # n = 30,000, rff_dim 1000: m 4,000
     python benchmarks/solve.py --n 2000 --rff-dim 100 --repeats 1   # quick
+    python benchmarks/solve.py --uncertainty off --repeats 3         # one setting only
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 python benchmarks/solve.py --clock cpu
+        # the CPU seconds of each part, single-threaded: steadier when other work shares the machine
 """
 
 from __future__ import annotations
@@ -241,6 +244,7 @@ def main() -> None:
     p.add_argument("--dy", type=int, default=768)
     p.add_argument("--rff-dim", type=int, default=1000)
     p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--uncertainty", choices=("off", "on", "both"), default="both")
     p.add_argument(
         "--clock",
         choices=("wall", "cpu"),
@@ -265,8 +269,9 @@ def main() -> None:
         )
         best: dict = {}
         runs: dict = {}
+        settings = {"off": (False,), "on": (True,), "both": (False, True)}[a.uncertainty]
         for _ in range(a.repeats):
-            for unc in (False, True):
+            for unc in settings:
                 for old in (True, False):
                     r = run_task(old, unc, prep, gram_url, root, a)
                     runs[old, unc] = r
@@ -274,14 +279,15 @@ def main() -> None:
                         runs[old, unc]["halves"] = load_npz(f"{root}/solution.npz")
                     for k, v in r["times"].items():
                         best[old, unc, k] = min(best.get((old, unc, k), np.inf), v)
-        for unc in (False, True):
+        for unc in settings:
             print(f"\nuncertainty {'on' if unc else 'off'}:     old (s)   new (s)   old / new")
             names = [*PARTS, "total"] if unc else [n for n in (*PARTS, "total") if n != "halves"]
             for name in names:
                 o, n = best.get((True, unc, name), 0.0), best.get((False, unc, name), 0.0)
                 ratio = f"{o / n:9.2f}" if n > 0 else "        -"
                 print(f"  {name:12s} {o:9.3f} {n:9.3f} {ratio}")
-        report_differences(runs)
+        if True in settings:
+            report_differences(runs)
 
 
 def report_differences(runs: dict) -> None:

@@ -209,7 +209,7 @@ def _product(B: np.ndarray, s: np.ndarray, triangular: bool):
 def _lanczos_ends(matvec, r: int, k: int, random_state, tol: float = 0.0):
     """The k largest and k smallest eigenpairs (largest first, then smallest first) of the
     symmetric r x r operator ``matvec`` by Lanczos with full reorthogonalisation: no restarts,
-    so about 30% fewer products than ARPACK's restarted run for the same residuals. Stops when
+    so 15-30% fewer products than ARPACK's restarted run for the same residuals. Stops when
     every wanted Ritz pair's residual ``|beta_j y_j|`` is at most ``tol`` (0: machine epsilon)
     times its eigenvalue's magnitude; falls back to ARPACK after ``LANCZOS_STEPS`` steps."""
     rng = np.random.default_rng(random_state)
