@@ -124,9 +124,7 @@ def _timed(a, tmp: str) -> dict:
     from speclens.flows.runtime import dask_cluster
     from speclens.spec import GramState
     from speclens.storage.arrays import load_npz
-    from speclens.tasks.compare import accumulate_gram, score_members, solve_spectrum
     from speclens.tasks.params import CompareParams
-    from speclens.tasks.plan import pass_groups, plan_sweep
 
     t0 = time.perf_counter()
     write_store(f"{tmp}/x.zarr", a.n, a.dx, a.shard, 1)
@@ -138,28 +136,39 @@ def _timed(a, tmp: str) -> dict:
     )
     sweep = params.sweep()
     runs = [f"{tmp}/run{i}" for i in range(len(sweep))]
-    t = {}
     with PeakRSS() as peak, dask_cluster(None, a.workers) as address:
         _warm_up(address)  # imports (torch, zarr) once per worker, outside the timings
-        t0 = time.perf_counter()
-        preps = plan_sweep(f"{tmp}/x.zarr", f"{tmp}/y.zarr", runs, sweep, address)
-        t["plan"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        blocks = preps[0]["blocks"]
-        gram_urls = []
-        for group in pass_groups(preps, params):  # as the flow: runs whose states fit together
-            part = [preps[i] for i in group], params, [runs[i] for i in group]
-            gram_urls += accumulate_gram.fn(address, blocks, *part)
-        t["gram"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for gram_url, p, prep, run in zip(gram_urls, sweep, preps, runs, strict=True):
-            solve_spectrum.fn(gram_url, p, prep, run)
-        t["solve"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        score_members.fn(address, blocks, preps, runs, params)
-        t["scores"] = time.perf_counter() - t0
+        t, gram_urls = run_stages(address, f"{tmp}/x.zarr", f"{tmp}/y.zarr", runs, params)
     assert all(GramState.from_arrays(load_npz(u)).count == a.n for u in gram_urls)
     return {"stages": t, "total": sum(t.values()), "peak_mb": peak.peak / 2**20, "write_s": write_s}
+
+
+def run_stages(address: str, x_url: str, y_url: str, runs: list[str], params) -> tuple:
+    """The compare stages as the flow runs them (plan, Gram passes per group of runs, solve,
+    scores) on the cluster at ``address``: (seconds per stage, the runs' gram.npz URLs)."""
+    from speclens.tasks.compare import accumulate_gram, score_members, solve_spectrum
+    from speclens.tasks.plan import pass_groups, plan_sweep
+
+    sweep = params.sweep()
+    t = {}
+    t0 = time.perf_counter()
+    preps = plan_sweep(x_url, y_url, runs, sweep, address)
+    t["plan"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    blocks = preps[0]["blocks"]
+    gram_urls = []
+    for group in pass_groups(preps, params):  # as the flow: runs whose states fit together
+        part = [preps[i] for i in group], params, [runs[i] for i in group]
+        gram_urls += accumulate_gram.fn(address, blocks, *part)
+    t["gram"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for gram_url, p, prep, run in zip(gram_urls, sweep, preps, runs, strict=True):
+        solve_spectrum.fn(gram_url, p, prep, run)
+    t["solve"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    score_members.fn(address, blocks, preps, runs, params)
+    t["scores"] = time.perf_counter() - t0
+    return t, gram_urls
 
 
 def gemm_rate(m: int, rows: int = 8192, repeats: int = 3) -> float:

@@ -322,18 +322,12 @@ def part_b(c: dict) -> dict:
     from speclens.flows.runtime import dask_cluster
     from speclens.spec import GramState
     from speclens.storage.arrays import load_npz
-    from speclens.tasks.compare import accumulate_gram, score_members, solve_spectrum
     from speclens.tasks.params import CompareParams
-    from speclens.tasks.plan import pass_groups, plan_sweep
 
     _seed()
     bench = _bench_compare()
     n, dev = c["compare_rows"], c["device"]
-    # the passes' device: CompareParams.compare_device (named device in its first draft)
-    key = next((k for k in ("compare_device", "device") if k in CompareParams.model_fields), None)
-    if key is None:
-        raise SystemExit("CompareParams has no compare_device field: the passes run on the CPU")
-    params = CompareParams(rff_dim=c["rff_dim"], n_modes=5, uncertainty=False, **{key: dev})
+    params = CompareParams(rff_dim=c["rff_dim"], n_modes=5, uncertainty=False, compare_device=dev)
     _say(
         f"(b) compare of {n:,} rows on {dev}: dx {c['dx']}, dy {c['dy']}, rff_dim {c['rff_dim']} "
         f"(m={4 * c['rff_dim']}), shards of {c['shard']}, n_modes 5, no uncertainty, "
@@ -350,30 +344,12 @@ def part_b(c: dict) -> dict:
             for job in jobs:
                 job.result()
         _say(f"  writing the two stores (not timed)   : {time.perf_counter() - t0:.1f} s")
-        sweep = params.sweep()
-        runs = [f"{tmp}/run{i}" for i in range(len(sweep))]
-        t = {}
+        runs = [f"{tmp}/run{i}" for i in range(len(params.sweep()))]
         with bench.PeakRSS() as peak, dask_cluster(None, c["workers"]) as address:
             bench._warm_up(address)  # imports (torch, zarr) on each worker, not timed
             with Client(address) as client:
                 client.run(_warm_device, dev)
-            t0 = time.perf_counter()
-            preps = plan_sweep(x_url, y_url, runs, sweep, address)
-            t["plan"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            blocks = preps[0]["blocks"]
-            gram_urls = []
-            for group in pass_groups(preps, params):  # as the flow
-                part = [preps[i] for i in group], params, [runs[i] for i in group]
-                gram_urls += accumulate_gram.fn(address, blocks, *part)
-            t["gram"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            for gram_url, p, prep, run in zip(gram_urls, sweep, preps, runs, strict=True):
-                solve_spectrum.fn(gram_url, p, prep, run)
-            t["solve"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            score_members.fn(address, blocks, preps, runs, params)
-            t["scores"] = time.perf_counter() - t0
+            t, gram_urls = bench.run_stages(address, x_url, y_url, runs, params)
             with Client(address) as client:
                 gpu_peak = max(client.run(_gpu_peak_bytes, dev).values(), default=0)
         counts = [GramState.from_arrays(load_npz(u)).count for u in gram_urls]

@@ -33,6 +33,17 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
             "--n 100 --rff-dim 50 --n-modes 2 --replicates 3",
             "exact between plug-in and held-out",
         ),
+        (
+            "ingest.py",
+            "--n 48 --side 96 --size 32 --shard-size 16 --repeats 1",
+            "ratio ingest(1 worker) / bare:",
+        ),
+        (
+            "embed.py",
+            "--encoder timm:resnet18@random --n 16 --image-size 32 --batch-size 8 --repeats 1 "
+            "--min-seconds 0 --skip-gpu",
+            "bare, channels_last on",
+        ),
     ],
 )
 def test_a_benchmark_runs_at_toy_size(script, args, prints, tmp_path):

@@ -14,6 +14,7 @@ Call :func:`ingest` from Python; ``speclens ingest ...`` on the command line.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from prefect import flow, get_run_logger
@@ -24,7 +25,13 @@ from speclens.datasets.decode import DEFAULT_MAX_PIXELS
 from speclens.datasets.ingest import IngestOptions, committed_markers
 from speclens.datasets.sources import IngestSource, check_paths
 from speclens.errors import IncompleteRun
-from speclens.flows.runtime import flow_result, incomplete_message, run_flow
+from speclens.flows.runtime import (
+    collect_shards,
+    failure_text,
+    flow_result,
+    incomplete_message,
+    run_flow,
+)
 from speclens.storage import urls
 from speclens.tasks.ingest import finalize_ingest, ingest_shards, plan_ingest
 
@@ -59,7 +66,8 @@ def ingest_flow(
     threads = _start_workers() if pending else 0
     t0 = time.perf_counter()
     futures = {ingest_shards.submit(out, batch): batch for batch in shard_batches(pending, threads)}
-    written, failed = collect_batches(futures, out, planned["pending_rows"], progress)
+    settle = functools.partial(settle_batch, out)
+    written, failed = collect_shards(futures, planned["pending_rows"], "ingest", progress, settle)
     seconds = time.perf_counter() - t0
     rows = sum(m["stop"] - m["start"] for m in written)
     run = {
@@ -113,42 +121,19 @@ def shard_batches(pending: list[int], threads: int) -> list[list[int]]:
     return out
 
 
-def collect_batches(
-    futures: dict, out: str, total_rows: int, progress: bool
-) -> tuple[list[dict], dict[int, str]]:
-    """Wait for the batch tasks (``{future: shard_ids}``) in the order they finish, with a
-    progress bar of rows; returns the markers written and ``{shard_id: 'Type: message'}``
-    of the shards that failed (a failed batch never stops the others). A batch whose task
-    failed after its retries (an I/O error) failed in the shards it left without a marker."""
-    import sys
-
-    from prefect.futures import as_completed
-    from tqdm import tqdm
-
-    written, failed = [], {}
-    with tqdm(
-        total=total_rows,
-        unit="img",
-        desc="ingest",
-        file=sys.stderr,
-        disable=not progress,
-        dynamic_ncols=True,
-    ) as bar:
-        for future in as_completed(list(futures)):
-            try:
-                result = future.result()
-            except Exception as exc:
-                message = f"{type(exc).__name__}: {exc}"
-                result = {"markers": [], "failed": {}}
-                for shard_id, marker in committed_markers(out, futures[future]).items():
-                    if marker is None:
-                        result["failed"][shard_id] = message
-                    else:
-                        result["markers"].append(marker)
-            written += result["markers"]
-            failed.update(result["failed"])
-            bar.update(sum(m["stop"] - m["start"] for m in result["markers"]))
-    return written, failed
+def settle_batch(out: str, shard_ids: list[int], result, exc) -> tuple[list[dict], dict]:
+    """A batch task's outcome as (markers, ``{shard_id: 'Type: message'}``): its own result,
+    or, when the task failed after its retries (an I/O error), the markers its shards left
+    and the failure for each shard without one."""
+    if exc is None:
+        return result["markers"], result["failed"]
+    markers, failed = [], {}
+    for shard_id, marker in committed_markers(out, shard_ids).items():
+        if marker is None:
+            failed[shard_id] = failure_text(exc)
+        else:
+            markers.append(marker)
+    return markers, failed
 
 
 def load_task_code() -> None:

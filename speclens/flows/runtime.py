@@ -174,16 +174,19 @@ def flow_result(state, *, value_errors_are_input: bool = False):
 
 
 def collect_shards(
-    futures: dict, total_rows: int, desc: str, progress: bool
+    futures: dict, total_rows: int, desc: str, progress: bool, settle=None
 ) -> tuple[list[dict], dict[int, str]]:
-    """Wait for shard tasks (``{future: shard_id}``) in the order they finish, with a progress
-    bar of rows; returns the commit markers written and ``{shard_id: 'Type: message'}`` of the
-    shards that failed (a failed shard never stops the others)."""
+    """Wait for shard tasks (``{future: key}``) in the order they finish, with a progress bar
+    of rows; returns the commit markers written and ``{shard_id: 'Type: message'}`` of the
+    shards that failed (a failed task never stops the others). ``settle(key, result, exc)``
+    turns a task's outcome into (markers, failed shards); by default a task is one shard
+    (``key`` its id) whose result is its marker."""
     import sys
 
     from prefect.futures import as_completed
     from tqdm import tqdm
 
+    settle = settle or _one_shard
     written, failed = [], {}
     with tqdm(
         total=total_rows,
@@ -195,13 +198,25 @@ def collect_shards(
     ) as bar:
         for future in as_completed(list(futures)):
             try:
-                marker = future.result()
-            except Exception as exc:
-                failed[futures[future]] = f"{type(exc).__name__}: {exc}"
-                continue
-            written.append(marker)
-            bar.update(marker["stop"] - marker["start"])
+                result, exc = future.result(), None
+            except Exception as error:
+                result, exc = None, error
+            markers, bad = settle(futures[future], result, exc)
+            written += markers
+            failed.update(bad)
+            bar.update(sum(m["stop"] - m["start"] for m in markers))
     return written, failed
+
+
+def _one_shard(shard_id: int, marker, exc) -> tuple[list[dict], dict[int, str]]:
+    if exc is not None:
+        return [], {shard_id: failure_text(exc)}
+    return [marker], {}
+
+
+def failure_text(exc: BaseException) -> str:
+    """How a failed shard's error is recorded: ``'Type: message'``."""
+    return f"{type(exc).__name__}: {exc}"
 
 
 def incomplete_message(failed: dict[int, str], n_shards: int, out: str) -> str:

@@ -201,9 +201,11 @@ class GramAccumulator:
 
     def _add_block(self, phi) -> None:
         if self.backend == "torch":
+            import torch
+
             block = phi.T @ phi  # torch has no SYRK: the general product, in self.dtype
             if self._sum is None:  # the first block starts the sum (no zeros to add to)
-                self._sum = block.to(self._torch_float64())
+                self._sum = block.to(torch.float64)
             else:
                 self._sum += block
             return
@@ -211,11 +213,6 @@ class GramAccumulator:
             self._sum = np.zeros((self.m, self.m))
         self._out = symmetric_product(phi, self.product, self._out)
         add_upper(self._sum, self._out.T)
-
-    def _torch_float64(self):
-        import torch
-
-        return torch.float64
 
     def _block_buffer(self, rows: int):
         if self._buf is None or self._buf.shape[0] < rows:

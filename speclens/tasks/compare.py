@@ -4,7 +4,6 @@ state, frequencies, solution, members) live under ``<root>/runs/<run_id>/``.
 
 from __future__ import annotations
 
-import contextlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -26,6 +25,7 @@ from speclens.storage.arrays import load_npz, save_npz
 from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.embedding_store import EmbeddingStore
 from speclens.tasks.mapreduce import (
+    dask_client,
     gram_mapreduce,
     load_feature_maps,
     members_mapreduce,
@@ -58,17 +58,6 @@ class Pair:
     group_id: str
     warehouse: str | None = None
     parent_run_id: str | None = None
-
-
-@contextlib.contextmanager
-def dask_client(address: str):
-    from distributed import Client
-
-    client = Client(address, set_as_default=False, timeout="30s")
-    try:
-        yield client
-    finally:
-        client.close()
 
 
 @task(name="prepare-compare")

@@ -16,6 +16,7 @@ maps by a long-lived worker, and Dask's task keys (which hash the arguments) dif
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 from dataclasses import dataclass
@@ -89,6 +90,18 @@ def read_pair(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x[keep], y[keep], keep + block.start
 
 
+@contextlib.contextmanager
+def dask_client(address: str):
+    """A client of the Dask scheduler at ``address`` for the ``with`` block."""
+    from distributed import Client
+
+    client = Client(address, set_as_default=False, timeout="30s")
+    try:
+        yield client
+    finally:
+        client.close()
+
+
 def take_pairs(block: Block, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The rows ``rows`` (global indices inside the block) of both stores."""
     x, _ = EmbeddingStore.open(block.x_url).rows(block.start, block.stop)
@@ -115,9 +128,7 @@ def sample_pairs(
     if address is None or len(parts) <= SAMPLE_BLOCKS_LOCAL:
         read = [take_pairs(b, r) for b, r in parts]
     else:
-        from distributed import Client
-
-        with Client(address, set_as_default=False, timeout="30s") as client:
+        with dask_client(address) as client:
             futures = client.map(take_pairs, *zip(*parts, strict=True), pure=False)
             read = client.gather(futures)
     return np.concatenate([x for x, _ in read]), np.concatenate([y for _, y in read])
