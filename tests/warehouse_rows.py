@@ -39,7 +39,7 @@ def uncertainty_columns(lam: float, weak: bool) -> dict:
 
 
 def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> dict:
-    """The four tables' rows of pairwise run ``i`` (0, 1, 2): {"runs": [...], ...}."""
+    """The five tables' rows of pairwise run ``i`` (0, 1, 2): {"runs": [...], ...}."""
     ex, ey, pos_labels, neg_labels = PAIRS[i]
     run_id = run_id or f"emb-{i + 1:03d}"
     rng = np.random.default_rng(i)
@@ -108,8 +108,61 @@ def run_rows(i: int, run_id: str | None = None, status: str = "succeeded") -> di
         "spec_diff_y_over_x": float(-eig[K]),
         "spec_diff": float(max(eig[0], -eig[K])),
     }
+    run.update(
+        neighbors_method="exact",
+        neighbors_k=10,
+        neighbors_recall=1.0,
+        map_method="umap of the mode scores, n_neighbors=15, min_dist=0.1, 40 of 40 rows",
+    )
+    samples = sample_rows(members, len(eig), rng)
     # members without run_id (filled from the argument), the others with it
-    return {"runs": [run], "modes": modes, "members": members, "pair_scores": [pair]}
+    return {
+        "runs": [run],
+        "modes": modes,
+        "members": members,
+        "samples": samples,
+        "pair_scores": [pair],
+    }
+
+
+def sample_rows(members: list[dict], n_modes: int, rng) -> list[dict]:
+    """A ``samples`` row per distinct member (the sample's own mode scores it highest, the
+    members of the first mode have the lowest local agreement), then 8 samples in no mode."""
+    rows, seen = [], set()
+    for m in members:
+        if m["sample_id"] in seen:
+            continue
+        seen.add(m["sample_id"])
+        scores = list(rng.uniform(-0.01, 0.01, n_modes))
+        scores[m["mode"]] = m["score"]
+        rows.append(
+            {
+                "sample_id": m["sample_id"],
+                "label": m["label"],
+                "caption": m["caption"],
+                "scores": scores,
+                "top_mode": m["mode"],
+                "top_share": m["score"] / 0.09,
+                "local_agreement": 0.1 if m["mode"] == 0 else 0.6 + 0.01 * m["rank"],
+                "map_x": float(m["mode"] + rng.normal(0, 0.1)),
+                "map_y": float(m["rank"] + rng.normal(0, 0.1)),
+            }
+        )
+    for r in range(8):
+        rows.append(
+            {
+                "sample_id": f"train/grey/{90000 + r:05d}.png",
+                "label": "grey",
+                "caption": None,
+                "scores": list(rng.uniform(-0.01, 0.01, n_modes)),
+                "top_mode": None,
+                "top_share": None,
+                "local_agreement": 0.9,
+                "map_x": float(rng.normal(3, 1)),
+                "map_y": float(rng.normal(3, 1)),
+            }
+        )
+    return rows
 
 
 def fill(wh, runs=(0, 1, 2)) -> dict[str, dict]:
@@ -118,7 +171,7 @@ def fill(wh, runs=(0, 1, 2)) -> dict[str, dict]:
     for i in runs:
         rows = run_rows(i)
         run_id = rows["runs"][0]["run_id"]
-        for table in ("modes", "members", "pair_scores", "runs"):
+        for table in ("modes", "members", "samples", "pair_scores", "runs"):
             wh.write(table, run_id, rows[table])
         out[run_id] = rows
     return out

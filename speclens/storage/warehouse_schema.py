@@ -1,11 +1,14 @@
 """Explicit pyarrow schemas of the warehouse tables (the checks every write goes through are
 in :mod:`speclens.storage.warehouse_conform`).
 
-Four tables, each hive-partitioned by ``run_id``: ``runs`` (one row per run), ``modes``
-(one row per reported eigenpair), ``members`` (top samples of each mode) and
-``pair_scores`` (SPEC-diff of each encoder pair). Types are flat and warehouse-portable
-(string, int32, int64, float64, timestamp[us, UTC]); nested values (library versions, stage
-timings) are JSON strings, so BigQuery / Trino external tables read them as plain strings.
+Five tables, each hive-partitioned by ``run_id``: ``runs`` (one row per run), ``modes``
+(one row per reported eigenpair), ``members`` (top samples of each mode), ``samples`` (every
+sample: its scores, local agreement and map position) and ``pair_scores`` (SPEC-diff of each
+encoder pair). Types are flat and warehouse-portable (string, int32, int64, float64,
+timestamp[us, UTC]) but for ``samples.scores``, a list of float64 (Parquet's standard LIST,
+which DuckDB, Spark, Trino and BigQuery read as an array); nested values (library versions,
+stage timings) are JSON strings, so BigQuery / Trino external tables read them as plain
+strings.
 
 Each field carries its meaning in its metadata (``doc``), so ``schema_markdown()`` renders
 the tables that ``docs/warehouse.md`` shows, and a test keeps the two equal. Further field
@@ -143,6 +146,29 @@ SCHEMAS: dict[str, pa.Schema] = {
             "Rows of the exact n x n check (`--exact-check`; null: not run).",
             True,
         ),
+        _f(
+            "neighbors_method",
+            pa.string(),
+            "How `samples.local_agreement` found each sample's nearest neighbours: "
+            "`exact` (n <= 50,000) or `approximate` with its parameters, e.g. "
+            "`faiss-ivf nlist=1264 nprobe=24` (null: local agreement not computed).",
+            True,
+        ),
+        _f("neighbors_k", pa.int32(), "Neighbours per sample in `local_agreement`.", True),
+        _f(
+            "neighbors_recall",
+            pa.float64(),
+            "Approximate neighbours: their measured recall of the exact k nearest on a seeded "
+            "sample of queries (1.0 for exact; null: not computed).",
+            True,
+        ),
+        _f(
+            "map_method",
+            pa.string(),
+            "How `samples.map_x`, `map_y` were made, e.g. `umap of the mode scores, "
+            "n_neighbors=15, min_dist=0.1, 20000 of 100000 rows` (null: no map).",
+            True,
+        ),
         _f("eta", pa.float64(), "Weight of Y's kernel in `K_X - eta K_Y`."),
         _f("n_modes", pa.int32(), "Modes reported at each end of the spectrum."),
         _f("seed", pa.int64(), "Seed of the random frequencies and bandwidth subsample."),
@@ -219,6 +245,37 @@ SCHEMAS: dict[str, pa.Schema] = {
         _f("label", pa.string(), "Class label of the sample.", True),
         _f("caption", pa.string(), "Caption of the sample.", True),
     ),
+    "samples": _schema(
+        "sample_id",
+        RUN_ID,
+        _f("sample_id", pa.string(), "Sample id in the dataset store (join key)."),
+        _f("label", pa.string(), "Class label of the sample.", True),
+        _f("caption", pa.string(), "Caption of the sample.", True),
+        _f(
+            "scores",
+            pa.list_(pa.float64()),
+            "Every mode's score of this sample, in `modes.mode` order, with the sign "
+            "convention of `members.score` (DuckDB: `scores[mode + 1]`).",
+        ),
+        _f(
+            "top_mode",
+            pa.int32(),
+            "The mode the sample belongs to most: the largest of its scores relative to each "
+            "mode's top member, when at least 0.5 (null: none).",
+            True,
+        ),
+        _f("top_share", pa.float64(), "That relative score (1 = the mode's top member).", True),
+        _f(
+            "local_agreement",
+            pa.float64(),
+            "Jaccard overlap of the sample's k nearest neighbours in X and in Y "
+            "(`runs.neighbors_k`): 1 the same neighbourhood, 0 none shared (null: not "
+            "computed, `--no-local-agreement`).",
+            True,
+        ),
+        _f("map_x", pa.float64(), "Position on the run's 2-D map (`runs.map_method`).", True),
+        _f("map_y", pa.float64(), "The other coordinate (null: the sample is not mapped).", True),
+    ),
     "pair_scores": _schema(
         "encoder_x,encoder_y",
         RUN_ID,
@@ -247,6 +304,7 @@ TYPE_NAMES = {
     pa.int64(): "int64",
     pa.float64(): "float64",
     TIMESTAMP: "timestamp[us, UTC]",
+    pa.list_(pa.float64()): "list<float64>",
 }
 
 
