@@ -13,6 +13,7 @@ from speclens.commands import audit as audit_cmd
 from speclens.commands import compare as compare_cmd
 from speclens.commands import demo as demo_cmd
 from speclens.commands import embed as embed_cmd
+from speclens.commands import export as export_cmd
 from speclens.commands import info as info_cmd
 from speclens.commands import ingest as ingest_cmd
 from speclens.commands import query as query_cmd
@@ -31,6 +32,7 @@ app.command("compare")(compare_cmd.compare)
 app.command("report")(compare_cmd.report)
 app.command("align")(align_cmd.align)
 app.command("query")(query_cmd.query)
+app.command("export")(export_cmd.export)
 app.command("audit")(audit_cmd.audit)
 
 
