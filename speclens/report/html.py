@@ -1,6 +1,8 @@
-"""HTML building blocks of the report: one page with inline CSS (no scripts, no network),
-the run header, SPEC-diff boxes, mode cards with label bars and member grids, and the K x K
-SPEC-diff matrix. Every user string goes through ``esc`` (html.escape)."""
+"""HTML building blocks of the report: one page with inline CSS (``assets/report.css``) and,
+on a run's page, ``report.js`` beside it (no network: the page opens from disk), the run
+header, SPEC-diff boxes, the sortable and filterable modes table, mode cards with label bars and
+member grids (paged by the script, every member present without it), and the K x K SPEC-diff
+matrix. Every user string goes through ``esc`` (html.escape)."""
 
 from __future__ import annotations
 
@@ -9,77 +11,17 @@ import math
 import re
 from collections import Counter
 from datetime import UTC
+from functools import cache
 from html import escape
+from importlib import resources
 
-from speclens.report.numbers import (
-    UNCERTAINTY_HEADS,
-    caveats,
-    fmt,
-    has_uncertainty,
-    mode_numbers,
-    uncertainty_cells,
-    weak,
-)
+from speclens.report.numbers import caveats, fmt, mode_numbers, weak
 from speclens.report.plots import X_COLOUR, Y_COLOUR
 
-CSS = """
-:root { --x: X_COLOUR; --y: Y_COLOUR; --ink: #0f172a; --muted: #64748b; --line: #e2e8f0; }
-* { box-sizing: border-box; }
-body { margin: 0; background: #f1f5f9; color: var(--ink);
-  font: 14px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }
-main { max-width: 1120px; margin: 0 auto; padding: 24px 20px 48px; }
-h1 { font-size: 24px; margin: 0 0 2px; } h2 { font-size: 18px; margin: 28px 0 10px; }
-h3 { font-size: 16px; margin: 0; }
-.sub { color: var(--muted); margin: 0 0 16px; }
-.card { background: #fff; border: 1px solid var(--line); border-radius: 10px; padding: 16px 18px;
-  margin: 0 0 14px; box-shadow: 0 1px 2px rgba(15, 23, 42, .04); }
-.params { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr));
-  gap: 6px 18px; margin: 0; }
-.params div { min-width: 0; } .params .wide { grid-column: span 2; }
-.params dt { color: var(--muted); font-size: 12px; }
-.params dd { margin: 0; overflow-wrap: anywhere; }
-.diffs { display: grid; grid-template-columns: 1fr 1fr; gap: 14px; }
-.diff { border-left: 5px solid var(--x); } .diff.y { border-left-color: var(--y); }
-.diff .v { font-size: 26px; font-weight: 650; } .diff p { margin: 4px 0 0; color: #334155; }
-.spectrum img { width: 100%; height: auto; }
-table { border-collapse: collapse; } td, th { padding: 4px 8px; text-align: left; }
-.overview { width: 100%; } .overview th { color: var(--muted); font-weight: 500;
-  border-bottom: 1px solid var(--line); } .overview td { border-bottom: 1px solid #f1f5f9; }
-.num { text-align: right; font-variant-numeric: tabular-nums; }
-.overview td.num { white-space: nowrap; }
-.wide { overflow-x: auto; } .overview td.id { overflow-wrap: anywhere; min-width: 8em; }
-.badge { display: inline-block; border-radius: 999px; padding: 1px 10px; font-size: 12px;
-  color: #fff; background: var(--x); } .badge.y { background: var(--y); }
-.mode { border-top: 4px solid var(--x); } .mode.y { border-top-color: var(--y); }
-.mode header { display: flex; flex-wrap: wrap; align-items: baseline; gap: 6px 12px; }
-.stats { color: #334155; margin: 6px 0 2px; } .summary { color: var(--muted); margin: 0 0 10px; }
-.cols { display: grid; grid-template-columns: 260px 1fr; gap: 18px; align-items: start; }
-.hist { width: 100%; font-size: 12px; } .hist td { padding: 2px 4px; }
-.hist .lab { max-width: 110px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
-.hist .bar { width: 60%; } .hist .bar span { display: block; height: 10px; border-radius: 3px;
-  background: var(--x); } .y .hist .bar span { background: var(--y); }
-.hist caption { text-align: left; color: var(--muted); font-size: 12px; padding-bottom: 4px; }
-.grid { display: grid; grid-template-columns: repeat(auto-fill, minmax(104px, 1fr)); gap: 10px; }
-figure { margin: 0; min-width: 0; }
-figure img { width: 100%; aspect-ratio: 1; object-fit: contain; background: #f8fafc;
-  border-radius: 6px; border: 1px solid var(--line); }
-img.px { image-rendering: pixelated; }
-figcaption { font-size: 11px; line-height: 1.3; margin-top: 3px; overflow: hidden;
-  display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical; }
-figcaption b { display: block; font-weight: 600; white-space: nowrap; overflow: hidden;
-  text-overflow: ellipsis; }
-.texts { margin: 0; padding: 0; list-style: none; }
-.weak { opacity: .55; } .caveat { color: #b45309; margin: 4px 0 0; }
-.verdict { font-size: 15px; margin: 0 0 14px; }
-.texts li { padding: 5px 0; border-bottom: 1px solid #f1f5f9; }
-.texts .r { color: var(--muted); display: inline-block; width: 34px; }
-.muted { color: var(--muted); }
-.matrix td, .matrix th { border: 1px solid var(--line); text-align: center; min-width: 84px; }
-.matrix th { background: #f8fafc; font-weight: 500; }
-footer { color: var(--muted); font-size: 12px; margin-top: 28px; }
-details summary { cursor: pointer; color: var(--muted); }
-@media (max-width: 760px) { .cols, .diffs { grid-template-columns: 1fr; } }
-""".replace("X_COLOUR", X_COLOUR).replace("Y_COLOUR", Y_COLOUR)
+#: The script a run's page loads from beside its index.html (see :func:`asset`).
+SCRIPT = "report.js"
+#: Members a mode's grid shows at once; the script pages through the rest.
+PAGE_SIZE = 16
 
 STOPWORDS = frozenset(
     "a an the and or of on in at to with for from by is are was were be this that there "
@@ -91,12 +33,26 @@ def esc(value) -> str:
     return escape("" if value is None else str(value), quote=True)
 
 
-def page(title: str, body: str) -> str:
+@cache
+def asset(name: str) -> str:
+    """A file shipped in ``speclens/report/assets`` (package data), as text."""
+    return resources.files("speclens.report").joinpath("assets", name).read_text("utf-8")
+
+
+def css() -> str:
+    """The pages' style, with the direction colours of the plots."""
+    return asset("report.css").replace("X_COLOUR", X_COLOUR).replace("Y_COLOUR", Y_COLOUR)
+
+
+def page(title: str, body: str, script: bool = False) -> str:
+    """A whole page; ``script``: load :data:`SCRIPT` from beside it (a run's page: sorting,
+    filters, member pages, the map), the caller copies it there."""
+    tail = f'<script src="{SCRIPT}"></script>' if script else ""
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{esc(title)}</title><style>{CSS}</style></head>"
-        f"<body><main>{body}</main></body></html>\n"
+        f"<title>{esc(title)}</title><style>{css()}</style></head>"
+        f"<body><main>{body}</main>{tail}</body></html>\n"
     )
 
 
@@ -169,55 +125,24 @@ def diff_boxes(run: dict, x_over_y: float, y_over_x: float, detail: tuple = ("",
     )
 
 
-def overview_table(modes: list[dict], run: dict) -> str:
-    """One row per mode; with the uncertainty also its interval, held-out value, adjusted
-    p-value and stability, and a greyed row (the reason on hover) for a mode not to rely on."""
-    sure = any(has_uncertainty(m) for m in modes)
-    head = "".join(f'<th class="num">{h}</th>' for h in UNCERTAINTY_HEADS) if sure else ""
-    rows = "".join(
-        f'<tr{_weak(m)}><td><a href="#mode-{esc(m["mode"])}">#{esc(m["mode"])}</a></td>'
-        f'<td><span class="badge{"" if is_x(m) else " y"}">{esc(direction_words(m, run))}'
-        f'</span></td><td class="num">{fmt(m.get("eigenvalue"))}</td>'
-        + (_uncertainty_cells(m) if sure else "")
-        + f'<td class="num">{fmt(m.get("mass_share"), ".1%")}</td>'
-        f"<td>{esc(_dominant(m))}</td></tr>"
-        for m in modes
-    )
-    return (
-        '<table class="overview"><thead><tr><th>mode</th><th>direction</th>'
-        f'<th class="num">eigenvalue</th>{head}<th class="num">share of mass</th>'
-        f"<th>dominant label</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
-
-
-def _uncertainty_cells(m: dict) -> str:
-    return "".join(f'<td class="num">{esc(text)}</td>' for text in uncertainty_cells(m))
-
-
-def _weak(mode: dict) -> str:
-    """The class (greyed: not to rely on) and hover text (every caveat) of a mode's row."""
-    reasons = "; ".join(caveats(mode))
-    greyed = ' class="weak"' if weak(mode) else ""
-    return f'{greyed} title="{esc(reasons)}"' if reasons else greyed
-
-
 def mode_card(
     mode: dict,
     run: dict,
     members: list[dict],
-    thumbs: list[tuple[str, bool]],
+    thumbs: list[tuple[str, bool] | None],
     common_words: frozenset[str] = frozenset(),
 ) -> str:
     """One mode: header, numbers, summary, label bars and its top members (images when
-    ``thumbs`` holds their relative paths and whether they are small, captions otherwise)."""
+    ``thumbs`` holds, per member, its relative path and whether it is small, or None for a
+    member without an image; captions when it is empty)."""
     y = "" if is_x(mode) else " y"
-    dominant = _dominant(mode)
+    label = dominant(mode)
     stats = [
         f"eigenvalue {esc(mode_numbers(mode))}",
         f"{fmt(mode.get('mass_share'), '.1%')} of the spectrum's mass",
     ]
-    if dominant:
-        stats.append(f"dominant label <b>{esc(dominant)}</b>")
+    if label:
+        stats.append(f"dominant label <b>{esc(label)}</b>")
     reasons = caveats(mode)
     said = "; ".join(reasons)
     warn = f'<p class="caveat">{esc(said[:1].upper() + said[1:])}.</p>' if reasons else ""
@@ -229,7 +154,9 @@ def mode_card(
         f'<p class="summary">{esc(mode.get("summary"))}</p>'
     )
     bars = histogram(members, common_words)
-    return head + f'<div class="cols">{bars}{_members(members, thumbs)}</div></section>'
+    return (
+        head + f'<div class="cols">{bars}{_members(members, thumbs, mode["mode"])}</div></section>'
+    )
 
 
 def histogram(members: list[dict], common_words: frozenset[str] = frozenset(), top: int = 8) -> str:
@@ -287,21 +214,24 @@ def matrix_table(encoders: list[str], matrix, bounds=None) -> str:
     )
 
 
-def _members(members: list[dict], thumbs: list[tuple[str, bool]]) -> str:
+def _members(members: list[dict], thumbs: list[tuple[str, bool] | None], mode) -> str:
+    """The members as a grid of images (``thumbs``: per member its relative path and whether
+    it is small, or None) that the script pages by :data:`PAGE_SIZE`, or captions (no image)."""
     if thumbs:
-        figs = []
-        for m, (src, small) in zip(members, thumbs, strict=False):
-            label = f"<b>#{esc(m.get('rank'))} {esc(m.get('label') or '')}</b>"
-            caption = m.get("caption")
-            text = esc(caption) if caption else ""
-            alt = esc(m.get("label") or m.get("sample_id"))
-            px = ' class="px"' if small else ""
-            figs.append(
-                f'<figure title="{esc(m.get("sample_id"))}: {esc(caption or "")}">'
-                f'<img src="{esc(src)}" alt="{alt}" loading="lazy"{px}>'
-                f"<figcaption>{label}{text}</figcaption></figure>"
+        figs = [
+            figure(
+                thumb,
+                f"{m.get('sample_id')}: {m.get('caption') or ''}",
+                m.get("label") or m.get("sample_id"),
+                f"<b>#{esc(m.get('rank'))} {esc(m.get('label') or '')}</b>"
+                + esc(m.get("caption") or ""),
             )
-        return f'<div class="grid">{"".join(figs)}</div>'
+            for m, thumb in zip(members, thumbs, strict=False)
+        ]
+        return (  # the script adds the pager inside .members, under the grid
+            f'<div class="members"><div class="grid" data-page-size="{PAGE_SIZE}" '
+            f'aria-label="Members of mode {esc(mode)}">{"".join(figs)}</div></div>'
+        )
     items = "".join(
         f'<li><span class="r">#{esc(m.get("rank"))}</span>'
         f"{'<b>' + esc(m['label']) + '</b> · ' if m.get('label') else ''}"
@@ -312,12 +242,23 @@ def _members(members: list[dict], thumbs: list[tuple[str, bool]]) -> str:
     return f'<ol class="texts">{items}</ol>'
 
 
+def figure(thumb: tuple[str, bool] | None, title: str, alt, caption: str) -> str:
+    """A thumbnail (``thumb``: relative path, small; None: an empty box) with its caption
+    (``caption`` is HTML, already escaped)."""
+    if thumb is None:
+        picture = '<div class="noimg" role="img" aria-label="no image"></div>'
+    else:
+        px = ' class="px"' if thumb[1] else ""
+        picture = f'<img src="{esc(thumb[0])}" alt="{esc(alt)}" loading="lazy"{px}>'
+    return f'<figure title="{esc(title)}">{picture}<figcaption>{caption}</figcaption></figure>'
+
+
 def _param(name: str, value) -> str:
     wide = ' class="wide"' if len(str(value)) > 26 else ""  # long paths and hashes: two columns
     return f"<div{wide}><dt>{esc(name)}</dt><dd>{esc(value)}</dd></div>"
 
 
-def _dominant(mode: dict) -> str:
+def dominant(mode: dict) -> str:
     label, share = mode.get("label"), mode.get("label_share")
     if not label:
         return ""

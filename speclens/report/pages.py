@@ -2,13 +2,18 @@
 
 A run report::
 
-    index.html            header, SPEC-diff both ways, spectrum, modes overview, one card per mode
+    index.html            header, SPEC-diff both ways, spectrum, modes table, the samples' map,
+                          lowest local agreement and table (runs with ``samples`` rows), one
+                          card per mode
+    report.js             the page's script (sorting, filters, member pages, the map); the
+                          page reads as a static page without it
     spectrum.png          eigenvalue spectrum
     modes/mode_03/01.png  thumbnails of each mode's top members, in rank order
+    samples/<hash>.png    thumbnails of the samples the map and the lowest-agreement grid show
 
 A group report (K encoders): ``index.html`` with the K x K SPEC-diff matrix and links to the
 pairwise run reports (sibling folders). Every location is an fsspec URL; the page opens from
-disk (no scripts, no network).
+disk (no network, no server: everything it loads is in its folder).
 """
 
 from __future__ import annotations
@@ -18,12 +23,10 @@ from collections import defaultdict
 
 import numpy as np
 
-from speclens.report import evidence, html
+from speclens.report import evidence, html, interactive, tables, thumbs
 from speclens.report.numbers import has_uncertainty, p_text, significant_sentence, weak
-from speclens.report.plots import as_rgb, spectrum_png, thumbnail_png
+from speclens.report.plots import spectrum_png
 from speclens.storage import urls
-
-SMALL_IMAGE = 96  # thumbnails at most this wide are drawn with sharp pixels
 
 
 def write_report(
@@ -32,15 +35,21 @@ def write_report(
     modes: list[dict],
     members: list[dict],
     eigenvalues,
-    images: dict[int, np.ndarray] | None = None,
+    images: dict[int | str, np.ndarray] | None = None,
     pair_matrix: tuple[list[str], np.ndarray] | None = None,
+    *,
+    samples: list[dict] | None = None,
 ) -> str:
     """Write the report of one run; returns the URL of its ``index.html``.
 
     ``run`` is a warehouse ``runs`` row, ``modes`` and ``members`` its rows (modes shown in
-    the order given), ``eigenvalues`` the reported eigenvalues in modes order, ``images``
-    the top members' images per mode number ((k, H, W, 3) uint8, rank order; None or missing
-    modes: captions instead), ``pair_matrix`` (encoders, K x K SPEC-diff) for several encoders.
+    the order given), ``eigenvalues`` the reported eigenvalues in modes order, ``pair_matrix``
+    (encoders, K x K SPEC-diff) for several encoders, ``samples`` its ``samples`` rows (None,
+    as for runs made before that table: no map and no samples sections). ``images``: an int
+    key is a mode number, its value the top members' images in rank order ((k, H, W, 3)
+    uint8; a mode missing: captions instead); a str key is a sample id, its value that
+    sample's image ((H, W, 3)), for the samples :func:`interactive.sample_image_ids` names
+    and for members past their mode's images (see :mod:`speclens.report.thumbs`).
     """
     eig = np.asarray(eigenvalues, dtype=np.float64).ravel()
     if len(eig) != len(modes):
@@ -48,14 +57,33 @@ def write_report(
             f"eigenvalues has {len(eig)} entries for {len(modes)} modes; pass one "
             "per mode, in modes order."
         )
-    urls.remove(urls.join(out_dir, "modes"))  # a rerun with fewer modes leaves no stale images
-    by_mode: dict[int, list[dict]] = defaultdict(list)
-    for m in sorted(members, key=lambda r: (r["mode"], r["rank"])):
-        by_mode[int(m["mode"])].append(m)
+    for stale in ("modes", "samples"):  # a rerun with fewer modes leaves no stale images
+        urls.remove(urls.join(out_dir, stale))
+    body = _top_sections(out_dir, run, modes, eig, pair_matrix)
+    cards, known = _mode_cards(out_dir, run, modes, members, images)
+    if samples:
+        wanted = interactive.sample_image_ids(samples)
+        shown = thumbs.write_sample_thumbs(out_dir, wanted, thumbs.split_images(images)[1], known)
+        body += interactive.samples_sections(run, modes, samples, {**known, **shown})
+        if cards:
+            body.append('<h2 id="modes">Each mode and its members</h2>')
+    body += cards or ['<p class="muted">This run reported no modes.</p>']
+    body.append(
+        f"<footer>speclens · SPEC (arXiv 2506.06231) · run {html.esc(run.get('run_id'))}</footer>"
+    )
+    urls.write_bytes(urls.join(out_dir, html.SCRIPT), html.asset(html.SCRIPT).encode("utf-8"))
+    index = urls.join(out_dir, "index.html")
+    title = f"SPEC {run.get('run_id')}: {run.get('encoder_x', 'X')} vs {run.get('encoder_y', 'Y')}"
+    urls.write_bytes(index, html.page(title, "".join(body), script=True).encode("utf-8"))
+    return index
+
+
+def _top_sections(out_dir: str, run: dict, modes: list[dict], eig: np.ndarray, pair_matrix):
+    """Everything above the samples: header, SPEC-diffs, verdict, spectrum, matrix, exact
+    check and the modes table."""
     finite = eig[np.isfinite(eig)]
     x_over_y = float(finite.max()) if finite.size else math.nan
     y_over_x = float(-finite.min()) if finite.size else math.nan
-
     ex, ey = str(run.get("encoder_x", "X")), str(run.get("encoder_y", "Y"))
     body = [
         html.run_header(run),
@@ -71,21 +99,28 @@ def write_report(
         body.append(_matrix_section(list(encoders), np.asarray(matrix, dtype=np.float64)))
     body.append(evidence.exact_section(run, modes))
     if modes:
-        body.append(f'<h2>Modes</h2><div class="card">{html.overview_table(modes, run)}</div>')
+        body.append(f'<h2>Modes</h2><div class="card">{tables.overview_table(modes, run)}</div>')
+    return body
+
+
+def _mode_cards(out_dir: str, run: dict, modes: list[dict], members: list[dict], images):
+    """One card per mode, its member thumbnails written; and those thumbnails by sample id
+    (the map and the lowest-agreement grid reuse them)."""
+    by_mode: dict[int, list[dict]] = defaultdict(list)
+    for m in sorted(members, key=lambda r: (r["mode"], r["rank"])):
+        by_mode[int(m["mode"])].append(m)
+    stacks, singles = thumbs.split_images(images)
     common = html.common_words(members)
+    cards, known = [], {}
     for mode in modes:
         j = int(mode["mode"])
-        thumbs = _write_thumbs(out_dir, j, (images or {}).get(j))
-        body.append(html.mode_card(mode, run, by_mode.get(j, []), thumbs, common))
-    if not modes:
-        body.append('<p class="muted">This run reported no modes.</p>')
-    body.append(
-        f"<footer>speclens · SPEC (arXiv 2506.06231) · run {html.esc(run.get('run_id'))}</footer>"
-    )
-    index = urls.join(out_dir, "index.html")
-    title = f"SPEC {run.get('run_id')}: {ex} vs {ey}"
-    urls.write_bytes(index, html.page(title, "".join(body)).encode("utf-8"))
-    return index
+        rows = by_mode.get(j, [])
+        written = thumbs.write_mode_thumbs(out_dir, j, stacks.get(j), rows, singles)
+        for m, thumb in zip(rows, written, strict=False):
+            if thumb is not None:
+                known.setdefault(m["sample_id"], thumb)
+        cards.append(html.mode_card(mode, run, rows, written, common))
+    return cards, known
 
 
 def _spectrum_section(
@@ -179,15 +214,3 @@ def _matrix_section(encoders: list[str], matrix: np.ndarray, bounds=None) -> str
         "of K<sub>a</sub>/n − η K<sub>b</sub>/n — how strongly a group that a ties together "
         "is missed by b. Darker is larger.</p></div>"
     )
-
-
-def _write_thumbs(out_dir: str, mode: int, images) -> list[tuple[str, bool]]:
-    """Write the mode's member thumbnails; their relative paths and whether they are small."""
-    if images is None or len(images) == 0:
-        return []
-    out = []
-    for rank, image in enumerate(as_rgb(images), start=1):
-        rel = f"modes/mode_{mode:02d}/{rank:02d}.png"
-        urls.write_bytes(urls.join(out_dir, rel), thumbnail_png(image))
-        out.append((rel, image.shape[1] <= SMALL_IMAGE))
-    return out

@@ -1,9 +1,11 @@
 """The HTML report: files and relative links, escaping, text-only runs, the K x K matrix page
-and the Markdown artifact. (Looked at by eye with headless Chromium; not needed here.)"""
+and the Markdown artifact (the samples' sections: test_report_samples.py; in a browser:
+test_report_browser.py)."""
 
 from __future__ import annotations
 
 import io
+import re
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,7 +17,7 @@ from PIL import Image
 from report_inputs import HOSTILE, report_inputs
 from warehouse_rows import uncertainty_columns
 
-from speclens.report import run_markdown, write_matrix_report, write_report
+from speclens.report import html, run_markdown, write_matrix_report, write_report
 
 ENCODERS = ["hue-hist", "grad-hist", "pixels"]
 MATRIX = np.array([[0, 0.106, 0.096], [0.0278, 0, 0.0426], [0.0287, 0.0232, 0]])
@@ -58,13 +60,16 @@ def test_report_files_links_and_content(tmp_path):
     text = index.read_text()
     page = Page(text)
     files = _local_links_resolve(index, page)
-    assert "spectrum.png" in files and len(files) == 1 + 6 * 8
+    assert {"spectrum.png", "report.js"} <= set(files) and len(files) == 2 + 6 * 8
     assert Image.open(out / "spectrum.png").size[0] > 800
     thumb = Image.open(out / "modes" / "mode_03" / "01.png")
     assert thumb.size == (64, 64) and thumb.mode == "RGB"
     assert np.array_equal(np.asarray(thumb), images[3][0])
-    # no scripts, styles inline, no network
-    assert "script" not in page.tags and "link" not in page.tags and "http" not in text
+    # one script, shipped beside the page; styles inline; nothing from the network
+    assert page.tags.count("script") == 1 and "link" not in page.tags and "http" not in text
+    script = (out / "report.js").read_text()
+    assert script == (Path(html.__file__).parent / "assets" / "report.js").read_text()
+    assert re.findall(r"https?://[^\s\"']+", script) == ["http://www.w3.org/2000/svg"]  # a name
     # modes in the order given, each with its direction in words
     assert [i for i in page.ids if i.startswith("mode-")] == [f"mode-{m['mode']}" for m in modes]
     words = " ".join(page.text)
@@ -79,7 +84,7 @@ def test_user_strings_are_escaped(tmp_path):
     run["encoder_y"] = 'enc<"y">$x_1$'  # also reaches the spectrum legend (no mathtext)
     index = write_report(str(tmp_path), run, modes, members, eig, images)
     text = Path(index).read_text()
-    assert HOSTILE not in text and "<script" not in text
+    assert HOSTILE not in text and text.count("<script") == 1  # report.js's tag alone
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &quot;quoted&quot;" in text
     assert "enc&lt;&quot;y&quot;&gt;$x_1$" in text
     assert HOSTILE in " ".join(Page(text).text)  # readers see the original text
@@ -90,7 +95,7 @@ def test_text_only_run_shows_captions_and_words(tmp_path):
     assert images is None
     index = Path(write_report(str(tmp_path / "r"), run, modes, members, eig, None))
     page = Page(index.read_text())
-    assert _local_links_resolve(index, page) == ["spectrum.png"]
+    assert _local_links_resolve(index, page) == ["spectrum.png", "report.js"]
     assert not (tmp_path / "r" / "modes").exists()
     words = " ".join(page.text)
     assert "a red square on a light grey background" in words

@@ -1,16 +1,24 @@
 """The report in a real browser (Debian's headless Chromium through chromium-driver): every
-image loads, the page fits its width, the verdict sentence comes first, and the modes not to
-rely on are greyed with their reason while the others are not. `.ci/run` installs Chromium
-when it is missing; elsewhere, without it, these tests say how to install it and skip."""
+image loads, no console error, the page fits its width, the verdict sentence comes first, the
+modes not to rely on are greyed with their reason while the others are not; and what its script
+does: the modes table sorts and filters, member grids page, the samples map draws every mapped
+sample and shows a point's label on hover and its row on click. `.ci/run` installs Chromium
+when it is missing; elsewhere, without it, these tests say how to install it and skip.
+
+``SPECLENS_DOCS_SCREENSHOT=docs/report.png pytest tests/report/test_report_browser.py -k map``
+writes the README's screenshot."""
 
 from __future__ import annotations
 
+import io
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from report_inputs import report_inputs
+from report_inputs import report_inputs, report_samples
+from selenium.webdriver.support.wait import WebDriverWait
 from warehouse_rows import run_rows
 
 from speclens.report import write_matrix_report, write_report
@@ -31,14 +39,23 @@ def browser():
     options.binary_location = CHROMIUM
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
         options.add_argument(arg)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console, for _errors
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     yield driver
     driver.quit()
 
 
 def _open(browser, index: Path) -> None:
+    browser.get_log("browser")  # what earlier pages logged
     browser.get(index.as_uri())
-    assert browser.execute_script("return document.readyState") == "complete"
+    WebDriverWait(browser, 10).until(
+        lambda b: b.execute_script("return document.readyState") == "complete"
+    )
+
+
+def _errors(browser) -> list[str]:
+    """The console's errors since the last call (the page's script, failed loads)."""
+    return [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
 
 
 def _broken_images(browser) -> list[str]:
@@ -58,6 +75,7 @@ def test_run_report_shows_intervals_and_greys_what_not_to_rely_on(browser, tmp_p
     index = Path(write_report(str(tmp_path / "r"), run, modes, members, eig, images))
     _open(browser, index)
     assert _broken_images(browser) == []
+    assert _errors(browser) == []
     assert browser.execute_script(
         "return document.documentElement.scrollWidth <= window.innerWidth"
     )
@@ -168,3 +186,174 @@ def test_sweep_page_and_a_runs_random_feature_warning_in_the_browser(browser, tm
     warning = browser.find_element("css selector", "p.caveat")
     assert warning.is_displayed() and "rerun with --rff-dim 12500" in warning.text
     assert "exact n × n" in browser.find_element("tag name", "main").text
+
+
+@pytest.fixture(scope="module")
+def interactive_page(tmp_path_factory):
+    """A run's page with 40 members a mode (three pages each) and its samples, two unmapped:
+    (index, modes, samples)."""
+    run, modes, members, eig, images = report_inputs(top=40)
+    samples, sample_images = report_samples(members, len(modes), unmapped=2)
+    out = tmp_path_factory.mktemp("interactive") / "r"
+    images = {**images, **sample_images}
+    index = write_report(str(out), run, modes, members, eig, images, samples=samples)
+    return Path(index), modes, samples
+
+
+def _visible_modes(browser) -> list[int]:
+    """The modes table's rows on screen, top to bottom (their mode numbers)."""
+    return browser.execute_script(
+        "return [...document.querySelectorAll('#modes-table tbody tr')]"
+        ".filter(r => r.checkVisibility()).map(r => Number(r.cells[0].dataset.value))"
+    )
+
+
+def _click_head(browser, name: str) -> str:
+    """Click a modes-table header's button; its aria-sort after the click."""
+    heads = browser.find_elements("css selector", "#modes-table th")
+    head = next(h for h in heads if h.text.replace("\n", " ").strip(" ▲▼") == name)
+    head.find_element("tag name", "button").click()
+    return head.get_attribute("aria-sort")
+
+
+def test_interactive_page_loads_whole_and_clean(browser, interactive_page, tmp_path):
+    index, _, _ = interactive_page
+    _open(browser, index)
+    assert browser.execute_script("return document.documentElement.dataset.reportReady") == "1"
+    assert _errors(browser) == [] and _broken_images(browser) == []
+    assert browser.execute_script(
+        "return document.documentElement.scrollWidth <= window.innerWidth"
+    )
+    labels = browser.find_elements("css selector", "#modes-controls input")
+    names = [i.accessible_name for i in labels]
+    assert names == [
+        "Filter modes by label or summary",
+        "only significant (p < 0.05 after Holm)",
+        "only stable (stability ≥ 0.75)",
+    ]
+    browser.save_screenshot(str(tmp_path / "interactive.png"))
+
+
+def test_modes_table_sorts_by_any_column_and_filters(browser, interactive_page):
+    index, modes, _ = interactive_page
+    _open(browser, index)
+    by = {m["mode"]: m for m in modes}
+    assert _click_head(browser, "eigenvalue") == "ascending"
+    assert _visible_modes(browser) == sorted(by, key=lambda j: by[j]["eigenvalue"])
+    assert _click_head(browser, "eigenvalue") == "descending"
+    assert _visible_modes(browser) == sorted(by, key=lambda j: -by[j]["eigenvalue"])
+    assert _click_head(browser, "stability") == "ascending"
+    heads = browser.find_elements("css selector", "#modes-table th")
+    assert [h.get_attribute("aria-sort") for h in heads].count("none") == len(heads) - 1
+    # ties keep the order before the click (eigenvalue, descending)
+    assert _visible_modes(browser) == sorted(
+        by, key=lambda j: (by[j]["stability"], -by[j]["eigenvalue"])
+    )
+    _click_head(browser, "mode")
+    browser.find_element("id", "modes-filter").send_keys("RED")
+    assert _visible_modes(browser) == [
+        j for j in by if "red" in f"{by[j]['label']} {by[j]['summary']}"
+    ]
+    browser.find_element("id", "modes-filter").clear()
+    browser.find_element("id", "modes-significant").click()
+    assert _visible_modes(browser) == [j for j in by if by[j]["p_adjusted"] < 0.05]
+    assert browser.find_element("id", "modes-count").text == "4 of 6 modes shown"
+
+
+def test_member_grid_pages_through_every_member(browser, interactive_page):
+    index, _, _ = interactive_page
+    _open(browser, index)
+    card = browser.find_element("id", "mode-3")
+    assert len(card.find_elements("css selector", ".grid figure")) == 40
+
+    def shown() -> list[list[str]]:
+        """The images on screen in the card's grid: [folder, file] each."""
+        return browser.execute_script(
+            "return [...arguments[0].querySelectorAll('.grid img')].filter(i => "
+            "i.checkVisibility()).map(i => i.getAttribute('src').split('/').slice(-2))",
+            card,
+        )
+
+    prev, nxt = card.find_elements("css selector", ".pager button")
+    assert shown() == [["mode_03", f"{r:02d}.png"] for r in range(1, 17)] and not prev.is_enabled()
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", nxt)
+    nxt.click()
+    assert shown() == [["mode_03", f"{r:02d}.png"] for r in range(17, 33)]
+    nxt.click()
+    assert shown() == [["mode_03", f"{r:02d}.png"] for r in range(33, 41)]
+    assert (
+        not nxt.is_enabled() and "33–40 of 40" in card.find_element("css selector", ".pager").text
+    )
+    prev.click()
+    assert len(shown()) == 16 and _broken_images(browser) == []
+
+
+def test_map_draws_every_mapped_sample_and_shows_one(browser, interactive_page, tmp_path):
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    index, _, samples = interactive_page
+    by_id = {s["sample_id"]: s for s in samples}
+    _open(browser, index)
+    svg = browser.find_element("id", "samples-map")
+    mapped = sum(s["map_x"] is not None for s in samples)
+    circles = svg.find_elements("tag name", "circle")
+    assert len(circles) == mapped == int(svg.get_attribute("data-points")) == len(samples) - 2
+    browser.execute_script("document.getElementById('map').scrollIntoView()")
+    circle, sample_id = _clear_point(browser, 2)
+    ActionChains(browser).move_to_element(circle).perform()
+    tip = browser.find_element("id", "map-tip")
+    assert tip.is_displayed()
+    assert tip.find_element("tag name", "b").text == by_id[sample_id]["label"]
+    assert tip.find_element("tag name", "img").get_attribute("src").endswith(".png")
+    assert _broken_images(browser) == []  # the tooltip's image too
+    circle.click()
+    detail = browser.find_element("id", "map-detail")
+    assert sample_id in detail.text and "mode #2" in detail.text
+    detail.find_element("tag name", "button").click()
+    row = browser.find_element("css selector", "tr.hl")
+    assert row.is_displayed() and row.find_element("css selector", "td.id").text == sample_id
+    assert _errors(browser) == []
+    browser.save_screenshot(str(tmp_path / "map-row.png"))
+    _docs_screenshot(browser, tmp_path)
+
+
+def _clear_point(browser, mode: int):
+    """A map point of ``mode`` that no other is drawn over, and its sample id (from the
+    page's data island)."""
+    return browser.execute_script(
+        "const data = JSON.parse(document.getElementById('samples-data').textContent);"
+        "for (const c of document.querySelectorAll('#samples-map circle')) {"
+        "  const b = c.getBoundingClientRect();"
+        "  if (document.elementFromPoint(b.x + b.width / 2, b.y + b.height / 2) === c"
+        "      && data.mode[c.dataset.i] === arguments[0]) return [c, data.id[c.dataset.i]];"
+        "}",
+        mode,
+    )
+
+
+def _docs_screenshot(browser, tmp_path: Path) -> None:
+    """With SPECLENS_DOCS_SCREENSHOT set: the map of a page without hostile labels, one point
+    selected and another hovered, as an 8-bit PNG at that path (the README's picture)."""
+    path = os.environ.get("SPECLENS_DOCS_SCREENSHOT")
+    if not path:
+        return
+    from PIL import Image
+    from selenium.webdriver.common.action_chains import ActionChains
+
+    run, modes, members, eig, images = report_inputs(top=40, hostile=False)
+    samples, sample_images = report_samples(members, len(modes))
+    images = {**images, **sample_images}
+    _open(
+        browser,
+        Path(
+            write_report(str(tmp_path / "docs"), run, modes, members, eig, images, samples=samples)
+        ),
+    )
+    browser.set_window_size(1280, 1000)
+    browser.execute_script("window.scrollTo(0, document.getElementById('map').offsetTop - 12)")
+    (chosen, _), (hovered, _) = (_clear_point(browser, mode) for mode in (0, 2))
+    chosen.click()
+    ActionChains(browser).move_to_element(hovered).perform()
+    shot = Image.open(io.BytesIO(browser.get_screenshot_as_png())).convert("RGB")
+    shot.quantize(colors=256, method=Image.Quantize.MAXCOVERAGE).save(path, optimize=True)
+    browser.set_window_size(1280, 900)
