@@ -51,6 +51,7 @@ from speclens.tasks.compare import (
 from speclens.tasks.params import CompareParams
 from speclens.tasks.plan import pass_groups
 from speclens.tasks.publish import publish_groups, publish_run, write_run_report
+from speclens.tasks.samples import sample_stage
 from speclens.tasks.sweep import write_sweep_report
 
 
@@ -112,6 +113,8 @@ def compare_sweep(pair: Pair, params: CompareParams, address: str) -> list[dict]
                 exact.append(check_exact(pair.x_url, pair.y_url, prep, p, url))
     with clock("scores"):
         members_urls = score_members(address, blocks, preps, run_urls, params)
+    with clock("samples"):
+        sample_stage(pair.x_url, pair.y_url, run_urls, params)
     results = []
     for i, ((p, p_params), prep) in enumerate(zip(runs, preps, strict=True)):
         with clock("publish"):

@@ -214,13 +214,14 @@ def score_members(
                 for p in preps
             )
             results = scores_mapreduce(client, blocks, jobs, weights)
-            members = []
+            members, every = [], []
             for url, r, solution, p in zip(run_urls, results, solutions, preps, strict=True):
                 members.append(r["members"])
+                every.append(r["all"])
                 arrays = assess_run(r, solution, int(solution["m_x"]), p["frequencies2"], params)
                 save_npz(urls.join(url, "uncertainty.npz"), **arrays)
         else:
-            members = members_mapreduce(
+            results = members_mapreduce(
                 client,
                 blocks,
                 tuple(p["frequencies"] for p in preps),
@@ -229,6 +230,9 @@ def score_members(
                 params.dtype,
                 params.compare_device,
             )
+            members, every = [r[0] for r in results], [r[1] for r in results]
+    for url, (rows, scores) in zip(run_urls, every, strict=True):
+        save_npz(urls.join(url, "scores.npz"), rows=rows, scores=scores)
     return [
         save_npz(urls.join(url, "members.npz"), signs=signs, rows=rows, scores=scores)
         for url, (signs, rows, scores) in zip(run_urls, members, strict=True)

@@ -257,8 +257,9 @@ def block_members(
 
 
 def top_parts(scores: np.ndarray, rows: np.ndarray, k: int) -> dict:
-    """A block's part of the members of each score column: its signed extreme entry and the
-    ``k`` best rows at either end (a column's sign is known once every block is seen)."""
+    """A block's part of the members of each score column: its signed extreme entry, the
+    ``k`` best rows at either end (a column's sign is known once every block is seen) and
+    every row's scores in float32 (``all_rows``, ``all``: the ``samples`` table's)."""
     n_modes = scores.shape[1]
     kk = min(k, rows.size)
     hi = np.argsort(-scores, axis=0, kind="stable")[:kk].T  # (modes, kk)
@@ -270,11 +271,14 @@ def top_parts(scores: np.ndarray, rows: np.ndarray, k: int) -> dict:
         "hi": scores[hi, cols],
         "rows_lo": rows[lo],
         "lo": scores[lo, cols],
+        "all_rows": np.asarray(rows, dtype=np.int64),
+        "all": np.asarray(scores, dtype=np.float32),
     }
 
 
 def merge_members(a: dict, b: dict, k: int) -> dict:
-    """Combine step of the scoring pass: keep the k best at each end, and the larger extreme."""
+    """Combine step of the scoring pass: keep the k best at each end, and the larger extreme;
+    every row's scores are concatenated."""
     out = {"extremes": merge_extremes(a["extremes"], b["extremes"])}
     for rows_key, key, sign in (("rows_hi", "hi", -1.0), ("rows_lo", "lo", 1.0)):
         rows = np.concatenate([a[rows_key], b[rows_key]], axis=1)
@@ -282,6 +286,8 @@ def merge_members(a: dict, b: dict, k: int) -> dict:
         order = np.lexsort((rows, sign * vals), axis=1)[:, :k]  # best first, ties by row
         out[rows_key] = np.take_along_axis(rows, order, axis=1)
         out[key] = np.take_along_axis(vals, order, axis=1)
+    out["all_rows"] = np.concatenate([a["all_rows"], b["all_rows"]])
+    out["all"] = np.concatenate([a["all"], b["all"]])
     return out
 
 
@@ -297,6 +303,13 @@ def finish_members(merged: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     rows = np.where(use_hi[:, None], merged["rows_hi"], merged["rows_lo"])
     scores = np.where(use_hi[:, None], merged["hi"], -merged["lo"])
     return signs, rows, scores
+
+
+def all_scores(merged: dict, signs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every scored row (ascending) and its scores (rows x modes, float32) with each mode's
+    sign convention applied: the ``samples`` table's scores."""
+    order = np.argsort(merged["all_rows"], kind="stable")
+    return merged["all_rows"][order], merged["all"][order] * signs.astype(np.float32)
 
 
 def tree(parts: list, combine, fan_in: int = 4):
@@ -338,8 +351,8 @@ def members_mapreduce(
     dtype: str = "float32",
     device: str = "cpu",
 ) -> list[tuple]:
-    """Per run: top-k members of every mode with the sign convention applied (a task scores
-    a batch of blocks: about two per worker thread)."""
+    """Per run: top-k members of every mode with the sign convention applied, and every row's
+    scores (:func:`all_scores`); a task scores a batch of blocks: about two per worker thread."""
     from dask import delayed
 
     w = client.scatter(tuple(weights), broadcast=True)
@@ -350,4 +363,4 @@ def members_mapreduce(
     ]
     combine = functools.partial(merge_each, functools.partial(merge_member_parts, k))
     merged = client.compute(tree(parts, combine)).result()
-    return [finish_members(m) for m in merged]
+    return [(finish_members(m), all_scores(m, signs_from_extremes(m["extremes"]))) for m in merged]

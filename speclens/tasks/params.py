@@ -126,6 +126,24 @@ class CompareParams(BaseModel):
         "Top samples stored per mode.",
         "set a whole number of top members per mode > 0 (default {default})",
     )
+    local_agreement: bool = _opt(
+        True,
+        "Also compute each sample's local agreement: the overlap of its nearest neighbours in "
+        "X and in Y (exact up to 50,000 rows, approximate above; reads both embeddings into "
+        "the flow's memory, so skip it for very large runs).",
+        "use true or false",
+    )
+    neighbors: PositiveInt = _opt(
+        10,
+        "Nearest neighbours per sample in the local agreement.",
+        "set a whole number of neighbours > 0 (default {default})",
+    )
+    map_points: NonNegativeInt = _opt(
+        20000,
+        "Samples placed on the run's 2-D map (UMAP of the mode scores; a seeded sample above "
+        "this many rows; 0: no map).",
+        "set a whole number of samples, 0 or more (default {default}; 0: no map)",
+    )
     seed: NonNegativeInt = _opt(
         0,
         "Seed of the random frequencies, the bandwidth sample and the eigensolver's start.",

@@ -17,8 +17,14 @@ from speclens.storage.layout import Layout
 from speclens.storage.warehouse import Warehouse
 from speclens.tasks.compare import Pair, describe_members
 from speclens.tasks.params import CompareParams
+from speclens.tasks.publish_samples import (
+    report_samples,
+    sample_images,
+    sample_run_columns,
+    sample_table,
+)
 
-REPORT_IMAGES = 16
+REPORT_IMAGES = 64  # member thumbnails per mode in the report (its grid pages by 16)
 
 
 def _versions() -> str:
@@ -47,7 +53,8 @@ def _versions() -> str:
 def publish_run(
     pair: Pair, params: CompareParams, prep: dict, solved: dict, members_url: str, timings: dict
 ) -> dict:
-    """Write this run's partitions of runs, modes, members and pair_scores (idempotent)."""
+    """Write this run's partitions of runs, modes, members, samples and pair_scores
+    (idempotent)."""
     dataset = DatasetStore.open(pair.dataset)
     layout = Layout(pair.root)
     wh = Warehouse(layout.warehouse(pair.warehouse))
@@ -73,7 +80,11 @@ def publish_run(
     wh.write("modes", pair.run_id, modes)
     wh.write("members", pair.run_id, members)
     wh.write("pair_scores", pair.run_id, [scores])
+    run_url = layout.run(pair.run_id)
+    samples = sample_table(dataset, run_url, members_url)
+    wh.write("samples", pair.run_id, samples if samples is not None else [])
     run = _run_row(pair, params, prep, dataset.input_hash, timings)
+    run.update(sample_run_columns(run_url))
     run["confidence"] = None if uncertainty is None else float(uncertainty["confidence"])
     run["rff_rel_error"] = solved["rff_rel_error"]
     run["rff_dim_suggested"] = solved["rff_dim_suggested"]
@@ -255,8 +266,12 @@ def write_run_report(dataset_url: str, root: str, run_id: str, warehouse: str | 
     pair_scores = wh.read("pair_scores", run_id).to_pylist()
     dataset = DatasetStore.open(dataset_url)
     images = _member_images(dataset, urls.join(layout.run(run_id), "members.npz"))
+    samples = report_samples(wh.read("samples", run_id))
+    images.update(sample_images(dataset, layout.run(run_id), samples))
     eigenvalues = np.array([m["eigenvalue"] for m in modes])
-    path = write_report(layout.report(run_id), run, modes, members, eigenvalues, images, None)
+    path = write_report(
+        layout.report(run_id), run, modes, members, eigenvalues, images, None, samples=samples
+    )
     create_markdown_artifact(
         markdown=run_markdown(run, modes, pair_scores),
         key="compare-" + "".join(c if c.isalnum() else "-" for c in run_id.lower())[:90],

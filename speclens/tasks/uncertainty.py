@@ -36,6 +36,7 @@ from speclens.tasks.mapreduce import (
     Block,
     Frequencies,
     accumulator,
+    all_scores,
     as_blocks,
     finish_members,
     load_feature_maps,
@@ -158,7 +159,7 @@ def scores_mapreduce(
     client, blocks: list[Block], jobs: tuple[ScoreJob, ...], weights: tuple
 ) -> list[dict]:
     """Pass 2 over all blocks, per run: ``{"members": (signs, rows, scores) of the whole fit,
-    "state": ScoreState}``; ``weights``: per run (whole fit, half A, half B, mass norms)."""
+    "state": ScoreState, "all": every row's scores}`` (:func:`all_scores`); ``weights``: per run (whole fit, half A, half B, mass norms)."""
     from dask import delayed
 
     w = client.scatter(tuple(tuple(x) for x in weights), broadcast=True)
@@ -167,7 +168,13 @@ def scores_mapreduce(
     ]
     combine = functools.partial(merge_each, functools.partial(merge_scores, jobs[0].k))
     merged = client.compute(tree(parts, combine)).result()
-    return [{"members": finish_members(m["members"]), "state": m["state"]} for m in merged]
+    out = []
+    for m in merged:
+        members = finish_members(m["members"])
+        out.append(
+            {"members": members, "state": m["state"], "all": all_scores(m["members"], members[0])}
+        )
+    return out
 
 
 def plan_draw2(run_url: str, sample_ids: np.ndarray, fx, fy, params) -> Frequencies:
