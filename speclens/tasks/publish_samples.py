@@ -99,8 +99,8 @@ def report_samples(table: pa.Table) -> list[dict]:
         agreement = table.column("local_agreement")
         keep = pc.is_valid(table.column("map_x"))
         if agreement.null_count < table.num_rows:
-            cut = pc.select_k_unstable(table, SAMPLE_ROWS, [("local_agreement", "ascending")])
-            worst = pc.max(cut.column("local_agreement"))
+            low = pc.select_k_unstable(table, SAMPLE_ROWS, [("local_agreement", "ascending")])
+            worst = pc.max(pc.take(agreement, low))
             keep = pc.or_(keep, pc.less_equal(agreement, worst))
         table = table.filter(pc.fill_null(keep, False))
     return table.to_pylist()

@@ -17,10 +17,12 @@ warehouse ``samples`` table.
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.exceptions import MissingContextError
 
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz, save_npz
@@ -67,7 +69,10 @@ def run_map(scores: np.ndarray, params) -> dict:
 @task(name="samples")
 def sample_stage(x_url: str, y_url: str, run_urls: list[str], params) -> list[str]:
     """Each run's ``samples.npz``: rows, local agreement (shared by the runs) and map."""
-    logger = get_run_logger()
+    try:
+        logger = get_run_logger()
+    except MissingContextError:  # called outside a flow (the benchmarks, a notebook)
+        logger = logging.getLogger("speclens.samples")
     first = load_npz(urls.join(run_urls[0], "scores.npz"))
     rows = first["rows"]
     shared = {}

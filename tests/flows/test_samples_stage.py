@@ -128,3 +128,36 @@ def test_no_local_agreement_leaves_its_columns_null(planted, scrambled, dask_add
     assert len(samples) == N and all(s["local_agreement"] is None for s in samples)
     assert run["neighbors_method"] is None and run["neighbors_k"] is None
     assert all(len(s["scores"]) == 4 for s in samples)  # the uncertainty's pass scores too
+
+
+def test_a_large_run_page_gets_its_mapped_and_lowest_agreement_samples():
+    """Above SAMPLE_ROWS rows the page gets the mapped samples and the SAMPLE_ROWS of lowest
+    local agreement, nothing else."""
+    import pyarrow as pa
+
+    from speclens.report.interactive import SAMPLE_ROWS
+    from speclens.storage.warehouse_schema import file_schema
+    from speclens.tasks.publish_samples import report_samples
+
+    n = 3 * SAMPLE_ROWS
+    rng = np.random.default_rng(0)
+    agreement = rng.permutation(n) / n
+    mapped = np.arange(n) % 7 == 0
+    table = pa.table(
+        {
+            "sample_id": [f"s{i:05d}" for i in range(n)],
+            "label": [None] * n,
+            "caption": [None] * n,
+            "scores": [[0.0]] * n,
+            "top_mode": [None] * n,
+            "top_share": [None] * n,
+            "local_agreement": agreement,
+            "map_x": [float(i) if m else None for i, m in enumerate(mapped)],
+            "map_y": [0.0 if m else None for m in mapped],
+        },
+        schema=file_schema("samples"),
+    )
+    got = {r["sample_id"] for r in report_samples(table)}
+    low = set(np.argsort(agreement)[:SAMPLE_ROWS].tolist())
+    want = {f"s{i:05d}" for i in range(n) if mapped[i] or i in low}
+    assert got == want
