@@ -93,3 +93,36 @@ def test_readme_queries_run_against_an_audits_warehouse(audited):
     wh = Warehouse(f"{root}/warehouse")
     for sql in queries:
         assert wh.query(sql).num_rows > 0, sql
+
+
+def test_the_lowest_local_agreement_follows_the_factor_each_encoder_ignores(audited):
+    """hue-hist sees colour, grad-hist shape: for the samples whose neighbourhoods agree
+    least, each encoder's neighbours share the factor it sees and match the other factor at
+    about chance (measured: colour 1.00 / shape 0.33 in hue-hist, shape 1.00 / colour 0.34 in
+    grad-hist, for the 60 lowest)."""
+    import glob
+
+    import numpy as np
+
+    from speclens.explore.neighbors import nearest
+    from speclens.storage.embedding_store import EmbeddingStore
+
+    root, _ = audited
+    dataset = DatasetStore.open(f"{root}/datasets/sample.zarr")
+    factors = dataset.factors()
+    row = {sid: i for i, sid in enumerate(dataset.sample_ids().tolist())}
+    samples = Warehouse(f"{root}/warehouse").read("samples", "audit-test").to_pylist()
+    assert len(samples) == N and all(s["local_agreement"] is not None for s in samples)
+    order = sorted(samples, key=lambda s: (s["local_agreement"], s["sample_id"]))
+    lowest = np.array([row[s["sample_id"]] for s in order[:60]])
+    found = {}
+    for encoder in ("hue-hist", "grad-hist"):
+        (url,) = glob.glob(f"{root}/embeddings/*/{encoder}.zarr")
+        found[encoder] = nearest(EmbeddingStore.open(url).rows()[0], 10).indices[lowest]
+
+    def shared(encoder: str, factor: str) -> float:
+        values = factors[factor]
+        return float(np.mean(values[found[encoder]] == values[lowest][:, None]))
+
+    assert shared("hue-hist", "colour") >= 0.95 and shared("hue-hist", "shape") <= 0.5
+    assert shared("grad-hist", "shape") >= 0.95 and shared("grad-hist", "colour") <= 0.5
