@@ -258,16 +258,23 @@ def _ivf_search(
 def _block_knn(Q: np.ndarray, B: np.ndarray, k: int, metric: str):
     """The min(k, len(B)) nearest rows of ``B`` for each row of ``Q``, unsorted, from one BLAS
     product: (scores, indices), smaller = nearer. For l2 the score omits |q|^2, a constant per
-    query, so scores compare across blocks of the same query. numpy rather than faiss.knn
-    here: the blocks are small and many, and each faiss call opens an OpenMP parallel region
-    whose spinning threads stall for whole time slices when other processes share the cores
-    (measured 10x slower on a loaded 2-core machine)."""
-    prod = Q @ B.T
-    score = (B * B).sum(axis=1) - 2.0 * prod if metric == "l2" else -prod
+    query, so scores compare across blocks of the same query. torch's fused ``addmm`` and
+    multi-threaded ``topk`` (1.35x numpy's product and ``argpartition`` for the whole search
+    at 100,000 x 768, the same neighbours for 99.999% of the rows); not faiss.knn: the blocks
+    are small and many, and each faiss call opens an OpenMP parallel region whose spinning
+    threads stall for whole time slices when other processes share the cores (measured 10x
+    slower on a loaded 2-core machine)."""
+    import torch
+
+    q, b = torch.from_numpy(np.ascontiguousarray(Q)), torch.from_numpy(np.ascontiguousarray(B))
+    if metric == "l2":
+        score = torch.addmm((b * b).sum(dim=1)[None, :], q, b.T, beta=1.0, alpha=-2.0)
+    else:
+        score = -(q @ b.T)
     if k >= B.shape[0]:
-        return score, np.broadcast_to(np.arange(B.shape[0]), score.shape)
-    top = np.argpartition(score, k - 1, axis=1)[:, :k]
-    return np.take_along_axis(score, top, axis=1), top
+        return score.numpy(), np.broadcast_to(np.arange(B.shape[0]), score.shape)
+    dist, top = torch.topk(score, k, dim=1, largest=False, sorted=False)
+    return dist.numpy(), top.numpy()
 
 
 def _merge(best_d, best_i, queries, dist, found) -> None:
