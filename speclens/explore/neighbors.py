@@ -2,8 +2,9 @@
 two embeddings: the Jaccard overlap of every sample's neighbour sets in X and in Y.
 
 Why faiss: brute force in Python cannot reach warehouse scale (n = 10^5 .. 10^6). Up to
-``exact_max`` rows the search is exact: faiss's blocked brute force (``faiss.knn``, the kernel
-``IndexFlatL2`` / ``IndexFlatIP`` run, without copying X into an index). Above it, an IVF
+``exact_max`` rows the search is exact: blocked brute force, one BLAS product and a top-k per
+block (what faiss's ``IndexFlatL2`` / ``IndexFlatIP`` do, in torch: faiss's OpenMP threads
+stall on a shared machine). Above it, an IVF
 search (inverted file, flat lists: what ``IndexIVFFlat`` does) whose recall is measured and
 returned, so a table that stores the neighbours can say how approximate they are.
 
@@ -147,11 +148,35 @@ def _faiss_metric(metric: str):
     return faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
 
 
+#: rows of queries and of the database per block of the exact search (a 4096 x 16384 float32
+#: block of scores: 256 MB)
+EXACT_QUERY_BLOCK, EXACT_BASE_BLOCK = 4096, 16384
+
+
 def _exact(Xf: np.ndarray, rows: np.ndarray, k: int, metric: str) -> np.ndarray:
-    """Exact k nearest other rows of ``Xf[rows]`` among all rows of ``Xf``: faiss's blocked
-    brute force (BLAS), which never holds more than a block of distances."""
-    _, found = _faiss_knn(Xf[rows], Xf, k + 1, metric)
-    return _drop_self(found, rows, k)
+    """Exact k nearest other rows of ``Xf[rows]`` among all rows of ``Xf``: blocked brute force
+    (one BLAS product and a multi-threaded top-k per block of queries and database rows, never
+    more than one block of scores). torch rather than ``faiss.knn``: the same products, but
+    faiss's OpenMP threads stall when other processes share the cores (``_block_knn``)."""
+    out = np.empty((len(rows), k), dtype=np.int64)
+    for a in range(0, len(rows), EXACT_QUERY_BLOCK):
+        part = rows[a : a + EXACT_QUERY_BLOCK]
+        out[a : a + len(part)] = _drop_self(_exact_block(Xf, Xf[part], k + 1, metric), part, k)
+    return out
+
+
+def _exact_block(Xf: np.ndarray, Q: np.ndarray, k: int, metric: str) -> np.ndarray:
+    """The k nearest rows of ``Xf`` for each row of ``Q``, nearest first (ties: lower index)."""
+    import torch
+
+    best_d, best_i = [], []
+    for b in range(0, Xf.shape[0], EXACT_BASE_BLOCK):
+        dist, top = _block_knn(Q, Xf[b : b + EXACT_BASE_BLOCK], k, metric)
+        best_d.append(torch.from_numpy(np.ascontiguousarray(dist)))
+        best_i.append(torch.from_numpy(np.ascontiguousarray(top, dtype=np.int64)) + b)
+    dist, idx = torch.cat(best_d, dim=1), torch.cat(best_i, dim=1)
+    order = np.lexsort((idx.numpy(), dist.numpy()), axis=1)[:, :k]  # by score, then index
+    return np.take_along_axis(idx.numpy(), order, axis=1)
 
 
 def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
