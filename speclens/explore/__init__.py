@@ -1,7 +1,7 @@
 """From modes to samples: each sample's nearest neighbours, the local agreement of two
 embeddings (Jaccard overlap of the neighbour sets) and a 2-D map of the mode scores.
 
-Pure arrays in, arrays out (no Prefect, Dask, Zarr or file system); faiss and umap load inside
+Pure arrays in, arrays out (no Prefect, Dask, Zarr or file system); torch and umap load inside
 the functions that use them, so importing this package stays cheap.
 """
 

@@ -7,7 +7,7 @@ instead of two maps that must be compared by eye. Every score column is divided 
 absolute value so that each mode weighs the same (raw scores shrink with the eigenvalue).
 
 UMAP's neighbour graph is given to it precomputed: the exact neighbours from
-``speclens.explore.neighbors.nearest`` (faiss), which umap-learn would otherwise compute for
+``speclens.explore.neighbors.nearest``, which umap-learn would otherwise compute for
 fewer than 4096 rows with a pairwise-distance loop calling Python per pair (seconds for 2000
 rows) and above that with pynndescent (an approximation plus its own JIT compilation).
 

@@ -151,7 +151,7 @@ SCHEMAS: dict[str, pa.Schema] = {
             pa.string(),
             "How `samples.local_agreement` found each sample's nearest neighbours: "
             "`exact` (n <= 50,000) or `approximate` with its parameters, e.g. "
-            "`faiss-ivf nlist=1264 nprobe=24` (null: local agreement not computed).",
+            "`ivf nlist=632 nprobe=2` (null: local agreement not computed).",
             True,
         ),
         _f("neighbors_k", pa.int32(), "Neighbours per sample in `local_agreement`.", True),
