@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.dataset_store import DatasetStore
+from speclens.storage.dataset_store import NOT_A_STORE, DatasetStore
 from speclens.storage.layout import Layout, dataset_name
 from speclens.storage.sharded import store_state
 from speclens.storage.warehouse import Warehouse, check_run_id
@@ -104,13 +104,8 @@ def open_dataset(url: str, run_id: str, given: bool) -> DatasetStore | None:
     source = f"--dataset {url}" if given else f"run {run_id!r}'s dataset store {url}"
     state = store_state(url)
     if state != "planned":
-        what = {
-            "absent": "nothing is there",
-            "foreign": "it holds other files",
-            "incomplete": "its creation was interrupted",
-        }[state]
         raise InputError(
-            f"{source} is not a speclens dataset store ({what}); pass --dataset with the "
+            f"{source} is not a speclens dataset store ({NOT_A_STORE[state]}); pass --dataset with the "
             "store the run compared (where it is now)."
         )
     store = DatasetStore.open(url)

@@ -141,6 +141,14 @@ def _create_arrays(
             create_row_array(factors, name, **rows, dtype=dtype, attributes=attributes)
 
 
+#: why a URL is not an openable dataset store, by its ``store_state``
+NOT_A_STORE = {
+    "absent": "nothing is there",
+    "foreign": "it holds other files",
+    "incomplete": "its creation was interrupted",
+}
+
+
 class DatasetStore(ShardedStore):
     """A dataset store at ``url``; create it with :meth:`create`, open it with :meth:`open`."""
 
@@ -193,13 +201,8 @@ class DatasetStore(ShardedStore):
         """Open a planned store; ``mode="r+"`` for the ingest tasks that write into it."""
         state = store_state(url)
         if state != "planned":
-            what = {
-                "absent": "nothing is there",
-                "foreign": "it holds other files",
-                "incomplete": "its creation was interrupted",
-            }[state]
             raise InputError(
-                f"{url} is not a speclens dataset store ({what}); "
+                f"{url} is not a speclens dataset store ({NOT_A_STORE[state]}); "
                 f"create it with `speclens ingest ... --out {url}`."
             )
         return cls(url, zarr.open_group(url, mode=mode))
