@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 
 from speclens.errors import InputError
 from speclens.storage import urls
-from speclens.storage.dataset_store import NOT_A_STORE, DatasetStore
+from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.layout import Layout, dataset_name
-from speclens.storage.sharded import store_state
+from speclens.storage.sharded import NOT_A_STORE, store_state
 from speclens.storage.warehouse import Warehouse, check_run_id
 
 LIST_RUNS = 'list runs with `speclens query "select run_id from runs" --warehouse {wh}`'

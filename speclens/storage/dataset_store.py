@@ -41,6 +41,7 @@ from zarr.codecs import ZstdCodec
 from speclens.errors import InputError
 from speclens.storage import urls
 from speclens.storage.sharded import (
+    NOT_A_STORE,
     STRING_DTYPE,
     ShardedStore,
     create_row_array,
@@ -139,14 +140,6 @@ def _create_arrays(
             dtype = plan.column(f"factor_{name}").type.to_pandas_dtype()
             attributes = {"names": names} if names else {}
             create_row_array(factors, name, **rows, dtype=dtype, attributes=attributes)
-
-
-#: why a URL is not an openable dataset store, by its ``store_state``
-NOT_A_STORE = {
-    "absent": "nothing is there",
-    "foreign": "it holds other files",
-    "incomplete": "its creation was interrupted",
-}
 
 
 class DatasetStore(ShardedStore):

@@ -70,6 +70,14 @@ def create_row_array(
     )
 
 
+#: why a URL is not an openable store, by its :func:`store_state`
+NOT_A_STORE = {
+    "absent": "nothing is there",
+    "foreign": "it holds other files",
+    "incomplete": "its creation was interrupted",
+}
+
+
 def store_state(url: str) -> str:
     """``absent`` (nothing there), ``foreign`` (something that is not a speclens store),
     ``incomplete`` (a store whose creation did not finish) or ``planned`` (manifest written)."""
