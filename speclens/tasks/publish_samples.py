@@ -117,10 +117,10 @@ def sample_images(dataset: DatasetStore, run_url: str, samples: list[dict]) -> d
         return {}
     rows = load_npz(url)["rows"]
     ids = dataset.array("sample_id").get_orthogonal_selection(rows).tolist()
-    take = np.array(sorted(r for r, i in zip(rows.tolist(), ids, strict=True) if i in wanted))
-    if take.size == 0:
+    keep = [j for j, i in enumerate(ids) if i in wanted]  # rows ascend: so do these
+    if not keep:
         return {}
-    names = dataset.array("sample_id").get_orthogonal_selection(take).tolist()
+    take, names = rows[keep], [ids[j] for j in keep]
     whole = (slice(None),) * 3
     pixels = dataset.array("images").get_orthogonal_selection((take, *whole))
     return dict(zip(names, pixels, strict=True))
