@@ -9,10 +9,10 @@ the unit eigenvector of Lambda (see docs/design.md, "The mathematics").
 (fewer samples than features, or collinear features) from a rank-revealing pivoted Cholesky.
 With the Cholesky factor, T is formed by blocks of B (a third of the flops of one triangular
 product) and mirrored, so it is exactly symmetric. The top-k and bottom-k eigenpairs of T come
-from Lanczos with full reorthogonalisation (seeded start vector; ARPACK when it has not
-converged in ``LANCZOS_STEPS`` steps) or a full ``eigh``; the whole spectrum, for each mode's
-share of the absolute mass, from a float32 ``eigvalsh`` (LAPACK through torch when torch is
-installed: MKL's is 1.2-2x faster than OpenBLAS's on x86).
+from a full ``eigh`` (small r), from one float32 tridiagonal reduction that also gives the whole
+spectrum, each mode's share of the absolute mass, with the wanted pairs refined in float64
+(``spec/mixed.py``), or from Lanczos with full reorthogonalisation (seeded start vector; ARPACK
+when it has not converged in ``LANCZOS_STEPS`` steps) when no spectrum is wanted.
 """
 
 from __future__ import annotations
@@ -26,8 +26,11 @@ import scipy.sparse.linalg
 from scipy.linalg.blas import dsyrk, dtrmm, dtrmv
 from scipy.linalg.lapack import dlauum, dpotrf, dpstrf
 
-SOLVERS = ("auto", "eigh", "lanczos")
-#: 'auto' uses the full eigh up to this reduced size and Lanczos above it.
+from speclens.spec.mixed import mixed_ends
+
+SOLVERS = ("auto", "eigh", "lanczos", "mixed")
+#: 'auto' uses the full eigh up to this reduced size; above it the float32 reduction refined in
+#: float64 ('mixed') when the whole spectrum is wanted, else Lanczos.
 AUTO_EIGH_MAX = 1200
 #: The whole spectrum (for each mode's share of the absolute mass) is computed up to this rank
 #: (above ``AUTO_EIGH_MAX`` in float32: eigenvalues to about 1e-6 of the largest).
@@ -118,11 +121,15 @@ def solve_modes(
     small = spectrum and r <= AUTO_EIGH_MAX
     use_eigh = solver == "eigh" or (solver == "auto" and small) or 2 * n_modes + 1 >= r
     whole = np.empty(0)
-    if use_eigh or (spectrum and r <= SPECTRUM_MAX):
+    if use_eigh or solver == "mixed" or (spectrum and r <= SPECTRUM_MAX):
         T = _reduced(B, s, m_x, triangular)
         matvec = T.dot
     else:  # T = B S B^T as an operator: two products of B per step instead of forming T
         T, matvec = None, _product(B, s, triangular)
+    mixed = None
+    if not use_eigh and (solver == "mixed" or (solver == "auto" and spectrum)) and T is not None:
+        mixed = mixed_ends(T, n_modes, tol)  # float32 spectrum, pairs refined in float64
+        whole = mixed.spectrum
     if use_eigh:
         evals, U = scipy.linalg.eigh(T, check_finite=False)
         whole = evals[::-1]
@@ -130,10 +137,12 @@ def solve_modes(
         eigenvalues = np.concatenate([evals[top], evals[bottom]])
         U = np.concatenate([U[:, top], U[:, bottom]], axis=1)
         used = "eigh"
-    else:
+    elif mixed is not None and mixed.values is not None:
+        eigenvalues, U, used = mixed.values, mixed.vectors, "mixed"
+    else:  # Lanczos, also when the mixed refinement did not converge
         eigenvalues, U = _lanczos_ends(matvec, r, n_modes, random_state, tol)
         used = "lanczos"
-        if T is not None:  # mass shares: above AUTO_EIGH_MAX in float32 (2x faster)
+        if T is not None and mixed is None:  # mass shares: above AUTO_EIGH_MAX in float32
             whole = whole_spectrum(T, r > AUTO_EIGH_MAX)
     if triangular:  # B^T U by the triangular product on LAPACK's factor
         directions = s[:, None] * dtrmm(1.0, B, U, side=0, lower=0, trans_a=1)

@@ -62,7 +62,7 @@ class SPEC:
     rff_dim : random frequencies per Gaussian kernel (feature width 2 * rff_dim).
     eta : weight of Y's kernel.
     n_modes : eigenpairs reported at each end of the spectrum.
-    solver : 'auto', 'eigh' or 'lanczos' for the reduced eigenproblem.
+    solver : 'auto', 'eigh', 'lanczos' or 'mixed' for the reduced eigenproblem.
     random_state : seed of the frequencies (shared by X and Y: common random numbers, so
         identical embeddings use the same map and nearly identical ones nearly cancel), the
         bandwidth subsample and the Lanczos start vector.

@@ -149,10 +149,11 @@ class CompareParams(BaseModel):
         "Seed of the random frequencies, the bandwidth sample and the eigensolver's start.",
         "set a whole number, 0 or more",
     )
-    solver: Literal["auto", "eigh", "lanczos"] = _opt(
+    solver: Literal["auto", "eigh", "lanczos", "mixed"] = _opt(
         "auto",
-        "Eigensolver of the reduced problem: auto, eigh (full) or lanczos (both ends).",
-        "use auto, eigh or lanczos",
+        "Eigensolver of the reduced problem: auto, eigh (full), lanczos (both ends) or mixed "
+        "(float32 reduction, both ends refined in float64).",
+        "use auto, eigh, lanczos or mixed",
     )
     dtype: Literal["float32", "float64"] = _opt(
         "float32",
