@@ -14,6 +14,7 @@ from speclens.commands import compare as compare_cmd
 from speclens.commands import demo as demo_cmd
 from speclens.commands import embed as embed_cmd
 from speclens.commands import export as export_cmd
+from speclens.commands import history as history_cmd
 from speclens.commands import info as info_cmd
 from speclens.commands import ingest as ingest_cmd
 from speclens.commands import query as query_cmd
@@ -34,6 +35,7 @@ app.command("align")(align_cmd.align)
 app.command("query")(query_cmd.query)
 app.command("export")(export_cmd.export)
 app.command("audit")(audit_cmd.audit)
+app.command("history")(history_cmd.history)
 
 
 def main() -> None:  # console-script entry point

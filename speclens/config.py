@@ -15,31 +15,30 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeInt,
     PositiveInt,
     ValidationError,
+    model_validator,
 )
 
 from speclens.config_messages import Vocabulary, format_errors
+from speclens.config_roles import (
+    SAFE_NAME,
+    AlertRules,
+    Candidate,
+    Role,
+    _Strict,
+    is_store,
+    local_path,
+)
 from speclens.errors import ConfigError
 from speclens.tasks.params import CompareParams
-
-SAFE_NAME = r"^[A-Za-z0-9._-]+$"
-
-
-def _local(url: str) -> str | None:
-    """The local path of ``url`` (plain or file://), or None for other file systems."""
-    if url.startswith("file://"):
-        return url[len("file://") :]
-    return None if "://" in url else os.path.expanduser(url)
 
 
 def _exists(want_dir: bool):
     def check(url: str) -> str:
-        path = _local(url)
+        path = local_path(url)
         if path is None:
             return url
         thing = "folder" if want_dir else "file"
@@ -56,10 +55,6 @@ def _exists(want_dir: bool):
 
 Folder = Annotated[str, _exists(want_dir=True)]
 File = Annotated[str, _exists(want_dir=False)]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SampleSource(_Strict):
@@ -136,11 +131,16 @@ def _check_cron(cron: str | None) -> str | None:
 
 class AuditConfig(_Strict):
     """A validated audit: ingest ``source`` (unless it is a dataset store), embed it with each
-    encoder, compare every pair, publish to the warehouse."""
+    encoder, compare every pair (or the ``baseline`` against each of the ``candidates``),
+    publish to the warehouse; each run joins a series, tracked over time."""
 
     name: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
     source: Source
-    encoders: Annotated[list[str], AfterValidator(_check_encoders)]
+    encoders: Annotated[list[str], AfterValidator(_check_encoders)] | None = None
+    baseline: Role | None = None
+    candidates: list[Candidate | Role] | None = None
+    series: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
+    alerts: AlertRules | None = None
     compare: CompareParams = Field(default_factory=CompareParams)
     root: Annotated[str, Field(min_length=1)] = "speclens-out"
     warehouse: Annotated[str, Field(min_length=1)] | None = None
@@ -151,6 +151,53 @@ class AuditConfig(_Strict):
     shard_size: PositiveInt = 256
     dask_address: Annotated[str, Field(pattern=r"^([a-z]+://)?[^\s/:]+:\d+$")] | None = None
     schedule: Annotated[str | None, AfterValidator(_check_cron)] = None
+
+    @model_validator(mode="after")
+    def _roles(self) -> AuditConfig:
+        problems = []
+        roles = self.baseline is not None or self.candidates is not None
+        if roles and self.encoders is not None:
+            problems.append(
+                "encoders\tgiven with baseline/candidates; list encoders for every pair, or "
+                "name a baseline and candidates, not both"
+            )
+        elif roles and (self.baseline is None or not self.candidates):
+            missing = "baseline" if self.baseline is None else "candidates"
+            problems.append(f"{missing}\tmissing; {FIXES[missing]}")
+        elif not roles and self.encoders is None:
+            problems.append(f"encoders\tmissing; {FIXES['encoders']}")
+        if self.series is not None and len(self.pairs) > 1:
+            problems.append(
+                f"series\tnames one comparison but this audit makes {len(self.pairs)}; remove "
+                "it (each pair gets its own series) or audit one candidate"
+            )
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def roles(self) -> list[tuple[str, str]]:
+        """(encoder id or store URL, series name) of each encoder compared: the baseline
+        first, then the candidates; or the encoders of an every-pair audit."""
+        if self.baseline is None:
+            return [(e, e) for e in self.encoders or []]
+        out = [(self.baseline, self.baseline)]
+        for c in self.candidates or []:
+            out += [(c.encoder, c.name or c.encoder) if isinstance(c, Candidate) else (c, c)]
+        return out
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """The index pairs compared: the baseline (0) with each candidate, or every pair."""
+        n = len(self.roles)
+        if self.baseline is not None:
+            return [(0, i) for i in range(1, n)]
+        return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+    @property
+    def embed_ids(self) -> list[str]:
+        """The encoder ids to embed (store URLs are already embedded), each once."""
+        return list(dict.fromkeys(e for e, _ in self.roles if not is_store(e)))
 
     @property
     def dataset(self) -> str:
@@ -196,7 +243,21 @@ FIXES = {
     "source.images": "set the COCO image folder (e.g. /data/coco/val2017)",
     "source.captions": "set the COCO captions file (e.g. captions_val2017.json)",
     "source.url": "set the URL of an ingested dataset store (e.g. speclens-out/datasets/sample.zarr)",
-    "encoders": "list two or more encoder ids, e.g. [hue-hist, grad-hist]",
+    "encoders": "list two or more encoder ids, e.g. [hue-hist, grad-hist], or name a baseline "
+    "and candidates",
+    "baseline": "name the encoder the candidates are compared with (an id such as hue-hist or "
+    "an embedding store URL)",
+    "candidates": "list the encoders compared with the baseline, e.g. [grad-hist] or "
+    "[{encoder: open_clip:ViT-B-32@/ckpt/nightly.pt, name: nightly}]",
+    "candidates.encoder": "set an encoder id or an embedding store URL",
+    "candidates.name": "name the candidate with letters, digits, '.', '_', '-' only",
+    "series": "name the series with letters, digits, '.', '_', '-' only, or remove the key for "
+    "a derived one",
+    "alerts": "make it a mapping, e.g. `alerts: {spec_diff: 0.02, p_value: 0.01}`",
+    "alerts.spec_diff": "set a held-out SPEC-diff threshold, 0 or more (e.g. 0.02)",
+    "alerts.p_value": "set a significance level between 0 and 1 (e.g. 0.01)",
+    "alerts.new_mode": "use true or false",
+    "alerts.jaccard": "set the member overlap that makes two modes the same, in (0, 1] (e.g. 0.5)",
     "compare": "make it a mapping, e.g. `compare: {rff_dim: 2000, n_modes: 8}`",
     "root": "set the output root, a local path or URL (e.g. speclens-out or s3://bucket/speclens)",
     "warehouse": "set the warehouse URL, or remove the key for <root>/warehouse",
@@ -219,7 +280,12 @@ def vocabulary() -> Vocabulary:
         for m in SOURCES
     }
     fixes = {**FIXES, "source.kind": f"use one of {', '.join(kinds)}"}
-    own = Vocabulary(fixes, {(): list(AuditConfig.model_fields)}, kinds)
+    keys = {
+        (): list(AuditConfig.model_fields),
+        ("alerts",): list(AlertRules.model_fields),
+        ("candidates",): list(Candidate.model_fields),
+    }
+    own = Vocabulary(fixes, keys, kinds)
     return own | CompareParams.vocabulary()
 
 

@@ -81,7 +81,7 @@ def _one(err: dict, vocab: Vocabulary) -> list[str]:
         lines = []
         for line in str(err["ctx"]["error"]).splitlines():
             sub, _, text = line.rpartition("\t")
-            lines.append(f"{path}{sub}: {text}")
+            lines.append(f"{path}{sub}: {text}" if loc or not sub else f"{sub}: {text}")
         return lines
     if typ == "string_pattern_mismatch":
         return [f"{path}: {_got(err.get('input'))} is not allowed here; {fix}"]

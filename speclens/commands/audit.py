@@ -4,6 +4,8 @@ From an audit config (``--config audit.yaml``, as the scheduled deployment reads
 flags (``--sample N`` or ``--dataset URL`` ..., ``--encoder A --encoder B``), or both: flags
 override the file's keys. Runs locally on a temporary Prefect API; no server is needed. A
 config with problems prints one line per problem (the key and the fix), exits 2, runs nothing.
+Every run joins its series (``speclens history``); when one crosses an alert threshold of the
+config's ``alerts`` the command prints it and exits 3 (the runs are complete and published).
 """
 
 from __future__ import annotations
@@ -73,7 +75,27 @@ def audit(
     name: Annotated[
         str | None, Opt("--name", help="Dataset store name under <root>/datasets.")
     ] = None,
-    encoder: Annotated[list[str] | None, Opt("--encoder", help="Encoder id; two or more.")] = None,
+    encoder: Annotated[
+        list[str] | None, Opt("--encoder", help="Encoder id; two or more (every pair compared).")
+    ] = None,
+    baseline: Annotated[
+        str | None,
+        Opt(
+            "--baseline", help="Encoder id or embedding store URL the candidates are compared with."
+        ),
+    ] = None,
+    candidate: Annotated[
+        list[str] | None,
+        Opt(
+            "--candidate",
+            help="Encoder id or store URL compared with --baseline; NAME=ID keeps a stable "
+            "series name for an id that changes (e.g. nightly=open_clip:ViT-B-32@/ckpt/last.pt).",
+        ),
+    ] = None,
+    series: Annotated[
+        str | None,
+        Opt("--series", help="Series name (default: derived from dataset, encoders, parameters)."),
+    ] = None,
     root: Annotated[str | None, Opt("--root", help="Output root (default: speclens-out).")] = None,
     warehouse: Annotated[
         str | None, Opt("--warehouse", help="Warehouse URL (default: <root>/warehouse).")
@@ -89,7 +111,8 @@ def audit(
     progress: Annotated[bool, Opt("--progress/--no-progress")] = True,
     compare: dict | None = None,
 ) -> None:
-    """Audit a dataset end to end: ingest, embed with each encoder, compare every pair."""
+    """Audit a dataset end to end: ingest, embed, compare every pair (or a baseline with each
+    candidate), publish, and track each comparison as a series (exit 3: an alert fired)."""
     from speclens.commands.compare import print_runs
     from speclens.commands.exits import fail
     from speclens.config import merge, read_config, validate_config
@@ -99,6 +122,9 @@ def audit(
     top = {
         "name": name,
         "encoders": encoder or None,
+        "baseline": baseline,
+        "candidates": [_candidate(c) for c in candidate] if candidate else None,
+        "series": series,
         "root": root,
         "warehouse": warehouse,
         "run_id": run_id,
@@ -110,10 +136,14 @@ def audit(
     try:
         raw = read_config(config) if config else {}
         if isinstance(raw, dict):
+            if baseline or candidate:  # roles from the flags replace the file's encoders
+                raw = {k: v for k, v in raw.items() if k != "encoders"}
+            elif encoder:
+                raw = {k: v for k, v in raw.items() if k not in ("baseline", "candidates")}
             raw = merge(raw, {k: v for k, v in top.items() if v is not None})
             raw = {**raw, "source": source} if source else raw
         cfg = validate_config(raw, config or "audit flags")
-        check_audit(cfg.ingest_source(), cfg.dataset, cfg.encoders)
+        check_audit(cfg.ingest_source(), cfg.dataset, cfg.embed_ids)
         from speclens.flows.audit import audit_config  # Prefect is imported once all is checked
 
         t0 = time.perf_counter()
@@ -124,4 +154,35 @@ def audit(
         fail(exc, 1)
     typer.echo(f"\nAudit of {cfg.dataset} in {time.perf_counter() - t0:.0f} s.")
     print_runs(results)
+    alerts = print_series(results)
     typer.echo(f"\nWarehouse: {cfg.warehouse_url}")
+    if alerts:  # a finding, not a failure: its own exit code for cron and CI
+        typer.echo(f"{alerts} alert(s) fired; exit code {ALERT_EXIT}.", err=True)
+        raise typer.Exit(ALERT_EXIT)
+
+
+#: The exit code of an audit in which a series crossed one of its alert thresholds.
+ALERT_EXIT = 3
+
+
+def _candidate(flag: str):
+    """``NAME=ID`` -> {encoder, name}; a plain id or URL as it is."""
+    name, sep, value = flag.partition("=")
+    if sep and name and "/" not in name and ":" not in name:
+        return {"encoder": value, "name": name}
+    return flag
+
+
+def print_series(results: list[dict]) -> int:
+    """Each run's series and verdict, and its alerts; returns how many alerts fired."""
+    fired = 0
+    for r in results:
+        if not r.get("series"):
+            continue
+        typer.echo(f"\nseries {r['series']}: {r['verdict']} (run {r['run_id']})")
+        for a in r.get("alerts") or []:
+            typer.echo(f"  ALERT: {a}")
+            fired += 1
+        if r.get("series_page"):
+            typer.echo(f"  history: {r['series_page']}")
+    return fired

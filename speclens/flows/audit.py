@@ -17,7 +17,8 @@ from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
 from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
 from speclens.storage.layout import Layout
-from speclens.tasks.checks import check_audit
+from speclens.tasks.checks import check_audit, check_series
+from speclens.tasks.history import record_series
 from speclens.tasks.params import CompareParams
 
 
@@ -37,9 +38,17 @@ def audit_flow(
     progress: bool = True,
     dataset: str | None = None,
     warehouse: str | None = None,
+    roles: list[tuple[str, str]] | None = None,
+    pairs: list[tuple[int, int]] | None = None,
+    series: str | None = None,
+    alerts: dict | None = None,
 ) -> list[dict]:
+    """``encoders`` are embedded; ``roles`` (encoder id or store URL, series name) are
+    compared, by ``pairs`` of indices (default: every pair of ``encoders``); every run then
+    joins its series (``series``, or derived) and is checked against ``alerts``."""
     logger = get_run_logger()
     dataset = dataset or Layout(root).dataset(name)
+    roles = roles or [(e, e) for e in encoders]
     with dask_cluster(address) as addr:
         if source is not None:
             summary = ingest(
@@ -53,15 +62,23 @@ def audit_flow(
             logger.info("ingest: %s", summary.get("counts"))
         for s in embed(dataset, encoders, device=device, batch_size=batch_size, progress=progress):
             logger.info("embed %s: %d vectors", s["encoder_id"], s["valid"])
-        return run_compare(
+        results = run_compare(
             dataset,
-            encoders,
+            [e for e, _ in roles],
             root=root,
             run_id=run_id,
             address=addr,
             warehouse=warehouse,
             params=compare,
+            pairs=pairs,
+            names=[n for _, n in roles],
+            series=series,
         )
+    runs = [r for r in results if "encoder_x" in r]  # not a group's matrix
+    recorded = {
+        r["run_id"]: r for r in record_series(root, warehouse, [r["run_id"] for r in runs], alerts)
+    }
+    return [{**r, **recorded.get(r.get("run_id"), {})} for r in results]
 
 
 def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs) -> list[dict]:
@@ -70,6 +87,9 @@ def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs)
     (ids and weights), and an ingested dataset store when there is no source. Raises a
     :class:`~speclens.errors.SpeclensError` (one sentence) for bad input."""
     check_audit(source, kwargs.get("dataset"), list(encoders))
+    root = kwargs.get("root", "speclens-out")
+    dataset = kwargs.get("dataset") or Layout(root).dataset(name)
+    check_series(Layout(root).warehouse(kwargs.get("warehouse")), kwargs.get("series"), dataset)
     with prefect_api():
         state = audit_flow(
             source=source, name=name, encoders=list(encoders), **kwargs, return_state=True
@@ -82,7 +102,7 @@ def audit_config(config, progress: bool = True) -> list[dict]:
     return audit(
         config.ingest_source(),
         config.name or config.source.kind,
-        config.encoders,
+        config.embed_ids,
         root=config.root,
         compare=config.compare,
         run_id=config.run_id,
@@ -94,4 +114,8 @@ def audit_config(config, progress: bool = True) -> list[dict]:
         progress=progress,
         dataset=config.dataset,
         warehouse=config.warehouse,
+        roles=config.roles,
+        pairs=config.pairs,
+        series=config.series,
+        alerts=config.alerts.model_dump() if config.alerts else None,
     )

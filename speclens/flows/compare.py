@@ -173,13 +173,23 @@ def compare_flow(
     params: CompareParams,
     address: str | None = None,
     warehouse: str | None = None,
+    pairs: list[tuple[int, int]] | None = None,
+    names: list[str] | None = None,
+    series: str | None = None,
 ):
+    """Every pair of ``encoders`` (or the ``pairs`` of indices given: an audit's baseline
+    against each candidate); with ``names`` (one per encoder) each run joins the audit series
+    derived from them, or the ``series`` named (one pair)."""
     stores = [resolve_embedding(dataset, e) for e in encoders]
-    pairs = list(itertools.combinations(range(len(encoders)), 2))
+    chosen = (
+        [tuple(p) for p in pairs]
+        if pairs
+        else list(itertools.combinations(range(len(encoders)), 2))
+    )
     results = []
     with dask_cluster(address) as addr:
-        for i, j in pairs:
-            pair_id = run_id if len(pairs) == 1 else f"{run_id}--{i}-{j}"
+        for i, j in chosen:
+            pair_id = run_id if len(chosen) == 1 else f"{run_id}--{i}-{j}"
             pair = Pair(
                 dataset,
                 encoders[i],
@@ -190,9 +200,11 @@ def compare_flow(
                 pair_id,
                 run_id,
                 warehouse,
+                series=series,
+                series_names=(names[i], names[j]) if names else None,
             )
             results += compare_sweep(pair, params, addr)
-    if len(encoders) > 2:
+    if len(encoders) > 2 and not pairs:
         results += publish_groups(root, run_id, encoders, results, params)
     return results
 
@@ -206,6 +218,9 @@ def compare(
     address: str | None = None,
     warehouse: str | None = None,
     params: CompareParams | None = None,
+    pairs: list[tuple[int, int]] | None = None,
+    names: list[str] | None = None,
+    series: str | None = None,
     **options,
 ) -> list[dict]:
     """Compare every pair of ``encoders`` (ids or embedding store URLs) on ``dataset``.
@@ -213,11 +228,12 @@ def compare(
     ``params`` (default: :class:`CompareParams`' defaults), with any ``options`` (its field
     names, e.g. ``rff_dim=2000``) laid over it. Tables go to ``warehouse`` when given, else
     to ``<root>/warehouse``. Returns one record per pair (and one for the group when K > 2).
+    ``pairs``, ``names``, ``series``: as :func:`compare_flow` takes them (an audit's roles).
     Raises a :class:`~speclens.errors.SpeclensError` (one sentence) for bad input, before
     any server or cluster starts when the input alone shows it.
     """
     params = (params or CompareParams()).with_options(**options)
-    check_compare(dataset, list(encoders))
+    check_compare(dataset, list(encoders), repeats=pairs is not None)
     run_id = run_id or make_run_id(dataset, list(encoders), params)
     with prefect_api():
         state = compare_flow(
@@ -228,6 +244,9 @@ def compare(
             params=params,
             address=address,
             warehouse=warehouse,
+            pairs=pairs,
+            names=names,
+            series=series,
             return_state=True,
         )
     return flow_result(state)

@@ -60,7 +60,10 @@ def speclens_audit(config: str = "deployments/audit.yaml", overrides: dict | Non
 
     cfg = load_config(config, overrides, defaults=site_defaults())
     get_run_logger().info(
-        "audit of %s with %s -> %s", cfg.dataset, ", ".join(cfg.encoders), cfg.warehouse_url
+        "audit of %s with %s -> %s",
+        cfg.dataset,
+        ", ".join(n for _, n in cfg.roles),
+        cfg.warehouse_url,
     )
     return audit_config(cfg, progress=False)
 

@@ -203,3 +203,7 @@ class Warehouse:
 
 def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+#: ``text`` as a SQL string literal (quotes doubled), for queries built from values.
+sql_literal = _sql_str

@@ -1,10 +1,10 @@
 """Explicit pyarrow schemas of the warehouse tables (the checks every write goes through are
 in :mod:`speclens.storage.warehouse_conform`).
 
-Five tables, each hive-partitioned by ``run_id``: ``runs`` (one row per run), ``modes``
+Six tables, each hive-partitioned by ``run_id``: ``runs`` (one row per run), ``modes``
 (one row per reported eigenpair), ``members`` (top samples of each mode), ``samples`` (every
-sample: its scores, local agreement and map position) and ``pair_scores`` (SPEC-diff of each
-encoder pair). Types are flat and warehouse-portable (string, int32, int64, float64,
+sample: its scores, local agreement and map position), ``mode_matches`` (an audit run's modes
+against the previous run of its series) and ``pair_scores`` (SPEC-diff of each encoder pair). Types are flat and warehouse-portable (string, int32, int64, float64,
 timestamp[us, UTC]) but for ``samples.scores``, a list of float64 (Parquet's standard LIST,
 which DuckDB, Spark, Trino and BigQuery read as an array); nested values (library versions,
 stage timings) are JSON strings, so BigQuery / Trino external tables read them as plain
@@ -181,6 +181,28 @@ SCHEMAS: dict[str, pa.Schema] = {
         ),
         _f("confidence", pa.float64(), "Level of the run's intervals (null: none computed).", True),
         _f(
+            "series",
+            pa.string(),
+            "Audit series: the same comparison (dataset, baseline, candidate name, parameters) "
+            "run over time, whatever the run id (`speclens history`; null: not an audit run).",
+            True,
+        ),
+        _f(
+            "alert_rules",
+            pa.string(),
+            'JSON object of the series\' alert thresholds, e.g. `{"spec_diff": 0.02, '
+            '"p_value": 0.01, "new_mode": true}` (null: no alert set).',
+            True,
+            json="1",
+        ),
+        _f(
+            "alerts",
+            pa.string(),
+            "JSON list of the thresholds this run crossed, one sentence each (empty: none).",
+            True,
+            json="1",
+        ),
+        _f(
             "library_versions",
             pa.string(),
             'JSON object, e.g. `{"numpy": "2.1.0"}`.',
@@ -275,6 +297,34 @@ SCHEMAS: dict[str, pa.Schema] = {
         ),
         _f("map_x", pa.float64(), "Position on the run's 2-D map (`runs.map_method`).", True),
         _f("map_y", pa.float64(), "The other coordinate (null: the sample is not mapped).", True),
+    ),
+    "mode_matches": _schema(
+        "direction,mode,previous_mode",
+        RUN_ID,
+        _f("series", pa.string(), "The run's audit series (`runs.series`)."),
+        _f("previous_run_id", pa.string(), "The series' run before this one."),
+        _f("direction", pa.string(), "`x_over_y` or `y_over_x`.", values=",".join(DIRECTIONS)),
+        _f("mode", pa.int32(), "Mode of this run (`modes.mode`; null: a mode that is gone).", True),
+        _f(
+            "previous_mode",
+            pa.int32(),
+            "Mode of the previous run it matches (null: a new mode).",
+            True,
+        ),
+        _f(
+            "status",
+            pa.string(),
+            "`persisting` (matched), `new` (no match in the previous run) or `gone` (a previous "
+            "mode with no match in this run).",
+            values="new,persisting,gone",
+        ),
+        _f(
+            "jaccard",
+            pa.float64(),
+            "Overlap of the two modes' core members (|A & B| / |A | B|; core: members scoring at "
+            "least half the mode's top score); null for new and gone modes.",
+            True,
+        ),
     ),
     "pair_scores": _schema(
         "encoder_x,encoder_y",

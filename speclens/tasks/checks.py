@@ -55,15 +55,16 @@ def check_embed(dataset: str | None, encoders: list[str]) -> None:
         require_ingested(dataset)
 
 
-def check_compare(dataset: str, encoders: list[str]) -> list[str]:
-    """Two or more distinct encoders, each an embedding store of ``dataset`` (a missing
+def check_compare(dataset: str, encoders: list[str], repeats: bool = False) -> list[str]:
+    """Two or more distinct encoders (``repeats``: the same may come twice, as an audit's
+    candidate may be its baseline), each an embedding store of ``dataset`` (a missing
     dataset store is said as such). Returns the store URLs."""
     if len(encoders) < 2:
         raise InputError(
             f"compare needs at least two encoders, got {len(encoders)}; pass --encoder twice "
             f"or more."
         )
-    if len(set(encoders)) != len(encoders):
+    if not repeats and len(set(encoders)) != len(encoders):
         raise InputError("an encoder is named twice; compare distinct encoders.")
     return [resolve_embedding(dataset, e) for e in encoders]
 
@@ -87,3 +88,22 @@ def check_audit(source, dataset: str | None, encoders: list[str]) -> None:
     if source is not None:
         check_paths(source)
     check_embed(None if source is not None else dataset, encoders)
+
+
+def check_series(warehouse: str, series: str | None, dataset: str) -> None:
+    """A series named for an audit is not already another dataset's in the warehouse."""
+    if series is None:
+        return
+    from speclens.errors import ConfigError
+    from speclens.history.record import series_datasets
+    from speclens.storage.warehouse import Warehouse
+
+    others = series_datasets(Warehouse(warehouse)).get(series, set()) - {dataset}
+    if others:
+        raise ConfigError(
+            [
+                f"series: {series!r} already holds runs of {', '.join(sorted(others))} in "
+                f"{warehouse}; name another series for {dataset}, or remove the key"
+            ],
+            "audit config",
+        )

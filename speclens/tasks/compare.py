@@ -58,6 +58,9 @@ class Pair:
     group_id: str
     warehouse: str | None = None
     parent_run_id: str | None = None
+    #: an audit's series: its given name, or the (baseline, candidate) names it derives from
+    series: str | None = None
+    series_names: tuple[str, str] | None = None
 
 
 @task(name="prepare-compare")

@@ -9,6 +9,7 @@ import numpy as np
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 
+from speclens.history.series import run_series
 from speclens.report.sweep import sweep_run_id
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz
@@ -84,6 +85,7 @@ def publish_run(
     samples = sample_table(dataset, run_url, members_url)
     wh.write("samples", pair.run_id, samples if samples is not None else [])
     run = _run_row(pair, params, prep, dataset.input_hash, timings)
+    run["series"] = run_series(pair.series, pair.series_names, run)
     run.update(sample_run_columns(run_url))
     run["confidence"] = None if uncertainty is None else float(uncertainty["confidence"])
     run["rff_rel_error"] = solved["rff_rel_error"]
