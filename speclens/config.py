@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    BeforeValidator,
     Field,
     NonNegativeInt,
     PositiveInt,
@@ -28,6 +29,7 @@ from speclens.config_roles import (
     AlertRules,
     Candidate,
     Role,
+    _as_candidates,
     _Strict,
     is_store,
     local_path,
@@ -138,7 +140,7 @@ class AuditConfig(_Strict):
     source: Source
     encoders: Annotated[list[str], AfterValidator(_check_encoders)] | None = None
     baseline: Role | None = None
-    candidates: list[Candidate | Role] | None = None
+    candidates: Annotated[list[Candidate], BeforeValidator(_as_candidates)] | None = None
     series: Annotated[str, Field(pattern=SAFE_NAME)] | None = None
     alerts: AlertRules | None = None
     compare: CompareParams = Field(default_factory=CompareParams)
@@ -182,9 +184,7 @@ class AuditConfig(_Strict):
         if self.baseline is None:
             return [(e, e) for e in self.encoders or []]
         out = [(self.baseline, self.baseline)]
-        for c in self.candidates or []:
-            out += [(c.encoder, c.name or c.encoder) if isinstance(c, Candidate) else (c, c)]
-        return out
+        return out + [(c.encoder, c.name or c.encoder) for c in self.candidates or []]
 
     @property
     def pairs(self) -> list[tuple[int, int]]:

@@ -54,7 +54,7 @@ def _unknown_key(loc: list, kind: str | None, vocab: Vocabulary) -> str:
             return f"not used by kind {kind!r} (it takes {takes}); remove it"
         known = vocab.kinds[kind]
     else:
-        known = vocab.keys.get(tuple(str(p) for p in parent), [])
+        known = vocab.keys.get(tuple(str(p) for p in parent if not isinstance(p, int)), [])
     close = difflib.get_close_matches(key, known, n=1)
     if close:
         return f"unknown key; did you mean {close[0]!r}? rename it"

@@ -66,3 +66,10 @@ class AlertRules(_Strict):
     p_value: Annotated[float, Field(gt=0, lt=1)] = 0.01
     new_mode: bool = True
     jaccard: Annotated[float, Field(gt=0, le=1)] = 0.5
+
+
+def _as_candidates(value):
+    """A plain id or URL in ``candidates`` is ``{encoder: <it>}`` (its series name: itself)."""
+    if isinstance(value, list):
+        return [{"encoder": v} if isinstance(v, str) else v for v in value]
+    return value

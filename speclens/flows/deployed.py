@@ -5,6 +5,10 @@
   ``overrides`` a mapping laid over it key by key (``{"source": {"n": 200}}``).
 * ``speclens_compare(dataset, encoders, ...)``: an on-demand comparison.
 * ``speclens_embed(dataset, encoders, ...)``: embeddings, on a CPU or a GPU worker.
+* ``speclens_alert(series, run_id, message, ...)``: run by the ``notify`` deployment's trigger
+  on each ``speclens.audit.alert`` event; sends the alert through the notification block the
+  Prefect variable ``speclens_alert_block`` names (``slack-webhook/ops``: any Prefect
+  notification block), or logs it when the site set none.
 
 Each calls what the CLI calls (``speclens audit``, ``compare``, ``embed``), so a deployed run
 is a parent flow run with the stage flows (ingest, embed, compare) as its children. What a run
@@ -130,3 +134,36 @@ def speclens_embed(
         address=dask_address,
         progress=False,
     )
+
+
+#: The Prefect variable naming the notification block alerts are sent through.
+ALERT_BLOCK_VARIABLE = "speclens_alert_block"
+
+
+@flow(name="speclens-alert")
+def speclens_alert(
+    series: str,
+    run_id: str,
+    message: str,
+    report: str | None = None,
+    series_page: str | None = None,
+) -> str:
+    """Tell the site an audit alerted: ``message`` (the thresholds crossed) with the run's
+    report and the series page, through the notification block in the Prefect variable
+    ``speclens_alert_block`` (``<block type slug>/<name>``), or in this run's log when none."""
+    from prefect.blocks.core import Block
+    from prefect.variables import Variable
+
+    body = f"{message}\nrun {run_id}, report {report}\nseries history {series_page}"
+    name = Variable.get(ALERT_BLOCK_VARIABLE, default=None)
+    logger = get_run_logger()
+    if name:
+        Block.load(name).notify(body=body, subject=f"speclens alert: {series}")
+        logger.info("alert on series %s sent through %s", series, name)
+    else:
+        logger.warning(
+            "alert on series %s (no notification block: set the Prefect variable %s to one, "
+            "e.g. slack-webhook/ops):\n%s",
+            *(series, ALERT_BLOCK_VARIABLE, body),
+        )
+    return body

@@ -1,4 +1,4 @@
-"""The Parquet warehouse: five tables, hive-partitioned by run id, queried with DuckDB.
+"""The Parquet warehouse: six tables, hive-partitioned by run id, queried with DuckDB.
 
 Layout (every location an fsspec URL)::
 
@@ -105,7 +105,7 @@ class Warehouse:
         return urls.full_url(fs, final)
 
     def delete(self, run_id: str, tables: list[str] | None = None) -> None:
-        """Remove ``run_id``'s partitions (of ``tables``, default all five)."""
+        """Remove ``run_id``'s partitions (of ``tables``, default all)."""
         check_run_id(run_id)
         for table in tables or list(SCHEMAS):
             check_table_name(table)
@@ -188,7 +188,7 @@ class Warehouse:
         return con
 
     def query(self, sql: str) -> pa.Table:
-        """Run ``sql`` over the five views; the result as a pyarrow Table (empty for
+        """Run ``sql`` over the tables' views; the result as a pyarrow Table (empty for
         statements that return nothing). A failing query raises QueryError."""
         con = self.connect()
         try:

@@ -54,6 +54,7 @@ def alert(rec: dict, report: str) -> None:
         "run_id": rec["run_id"],
         "previous_run_id": rec["previous_run_id"],
         "alerts": rec["alerts"],
+        "message": f"series {rec['series']}: {rec['verdict']}: " + "; ".join(rec["alerts"]),
         "spec_diff": rec["scores"],
         "verdict": rec["verdict"],
         "report": report,

@@ -210,7 +210,7 @@ def test_deployment_entrypoints_take_json_parameters():
     from prefect import Flow
 
     deployments = yaml.safe_load(PREFECT_YAML.read_text())["deployments"]
-    assert len(deployments) == 5
+    assert len(deployments) == 6
     for d in deployments:
         path, name = d["entrypoint"].split(":")
         assert (REPO / path).is_file(), d["entrypoint"]

@@ -182,28 +182,7 @@ def test_triggered_audit_publishes_warehouse_rows(server, deployed, worker, tmp_
         "source": {"n": N},
         "compare": {"rff_dim": 200, "n_modes": N_MODES},
     }
-    run = subprocess.run(
-        [
-            str(BIN / "prefect"),
-            "--no-prompt",
-            "deployment",
-            "run",
-            "speclens-audit/nightly",
-            "--param",
-            f"overrides={json.dumps(overrides)}",
-            "--watch",
-            "--watch-timeout",
-            "420",
-        ],
-        cwd=REPO,
-        env=server,
-        capture_output=True,
-        text=True,
-        timeout=480,
-    )
-    assert run.returncode == 0 and "Completed" in run.stdout, (
-        f"{run.stdout[-2000:]}\n{run.stderr[-2000:]}\nworker log:\n{_tail(worker, 60)}"
-    )
+    _audit(server, worker, overrides)
     wh = Warehouse(str(warehouse))
     runs = wh.read("runs", RUN_ID).to_pylist()
     assert len(runs) == 1 and runs[0]["n"] == N and runs[0]["status"] == "succeeded"
@@ -215,3 +194,119 @@ def test_triggered_audit_publishes_warehouse_rows(server, deployed, worker, tmp_
     assert wh.read("pair_scores", RUN_ID).num_rows == 1
     assert (root / "reports" / RUN_ID / "index.html").exists()
     assert not (root / "warehouse").exists()  # the warehouse root given replaces <root>/warehouse
+
+
+EVENTS = """
+import json
+from prefect.client.orchestration import get_client
+from prefect.events.filters import EventFilter, EventNameFilter
+with get_client(sync_client=True) as c:
+    page = c.read_events(EventFilter(event=EventNameFilter(name=["speclens.audit.alert"])), 50)
+    print(json.dumps([{**e.payload, "resource": e.resource.id} for e in page.events]))
+"""
+ARTIFACTS = """
+import json
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as c:
+    arts = c.read_artifacts()
+    print(json.dumps([{"key": a.key, "data": a.data} for a in arts if a.key]))
+"""
+
+
+def _api(env: dict, code: str):
+    """Run ``code`` against the server (its JSON answer, the last line printed)."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _audit(server: dict, worker, overrides: dict) -> None:
+    run = subprocess.run(
+        [
+            *(str(BIN / "prefect"), "--no-prompt", "deployment", "run", "speclens-audit/nightly"),
+            *("--param", f"overrides={json.dumps(overrides)}", "--watch", "--watch-timeout", "420"),
+        ],
+        cwd=REPO,
+        env=server,
+        capture_output=True,
+        text=True,
+        timeout=480,
+    )
+    assert run.returncode == 0 and "Completed" in run.stdout, (
+        f"{run.stdout[-2000:]}\n{run.stderr[-2000:]}\nworker log:\n{_tail(worker, 60)}"
+    )
+
+
+def _wait_for(check, timeout: float = 90):
+    deadline = time.time() + timeout
+    while True:
+        found = check()
+        if found or time.time() > deadline:
+            return found
+        time.sleep(2)
+
+
+def test_a_series_of_audits_alerts_once_the_candidate_differs(server, deployed, worker, tmp_path):
+    """Three audits of one series (the candidate named 'nightly'): the baseline itself twice
+    (no significant change, no event), then another encoder (an alert: the event, read back
+    through the API with the series and run in its payload, the artifact, the notify
+    deployment's trigger starting a flow run); `speclens history` shows the three runs."""
+    root, warehouse = tmp_path / "out", tmp_path / "warehouse"
+    base = {
+        "root": str(root),
+        "warehouse": str(warehouse),
+        "source": {"n": N},
+        "compare": {"rff_dim": 200, "n_modes": N_MODES},
+        "encoders": None,  # the shipped config's every-pair list gives way to the roles
+        "baseline": "hue-hist",
+        "alerts": {"spec_diff": 0.02, "p_value": 0.01},
+    }
+    for i, candidate in enumerate(("hue-hist", "hue-hist", "grad-hist")):
+        cand = [{"encoder": candidate, "name": "nightly"}]
+        _audit(server, worker, {**base, "run_id": f"night-{i}", "candidates": cand})
+        if i < 2:
+            assert _api(server, EVENTS) == []
+    events = _wait_for(lambda: _api(server, EVENTS))
+    assert len(events) == 1, events
+    event = events[0]
+    runs = Warehouse(str(warehouse)).read("runs").sort_by("created_at").to_pylist()
+    assert [r["run_id"] for r in runs] == ["night-0", "night-1", "night-2"]
+    series = {r["series"] for r in runs}
+    assert len(series) == 1 and "hue-hist.vs.nightly" in runs[0]["series"]
+    assert event["series"] == runs[0]["series"] and event["run_id"] == "night-2"
+    assert event["resource"] == f"speclens.series.{runs[0]['series']}"
+    assert any("held-out SPEC-diff" in a for a in event["alerts"])
+    assert [json.loads(r["alerts"]) == [] for r in runs] == [True, True, False]
+    artifacts = _api(server, ARTIFACTS)
+    alert_art = [a for a in artifacts if a["key"].startswith("speclens-alert-")]
+    assert len(alert_art) == 1 and "night-2" in alert_art[0]["data"]
+    notified = _wait_for(lambda: _notify_runs(server))
+    assert [p["run_id"] for p in notified] == ["night-2"], notified
+    out = subprocess.run(
+        [str(BIN / "speclens"), "history", "--root", str(root), "--warehouse", str(warehouse)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert f"series {runs[0]['series']}: changed significantly since" in out.stdout
+    assert sum("no significant change" in line and "night-" in line for line in lines) == 2
+    assert sum(line.rstrip().endswith("significant") and "night-2" in line for line in lines) == 1
+    assert (root / "reports" / "series" / runs[0]["series"] / "index.html").exists()
+
+
+NOTIFY_RUNS = """
+import json
+from prefect.client.orchestration import get_client
+with get_client(sync_client=True) as c:
+    runs = c.read_flow_runs()
+    deps = {d.id: d.name for d in c.read_deployments()}
+    print(json.dumps([r.parameters for r in runs if deps.get(r.deployment_id) == "notify"]))
+"""
+
+
+def _notify_runs(server: dict) -> list:
+    return _api(server, NOTIFY_RUNS)
