@@ -6,8 +6,9 @@ inside a near-degenerate cluster). Each mode's **core** is its members scoring a
 ``CORE_SHARE`` of its top member's score (the same rule as ``samples.top_mode``): the rows
 that carry the mode, without the tail that any random direction would also rank. Within each
 direction (``x_over_y``, ``y_over_x``) the two runs' cores are paired by the assignment that
-maximises the total Jaccard overlap (Hungarian algorithm); a pair at or above ``min_jaccard``
-is the same mode (``persisting``), the others are ``new`` (this run) or ``gone`` (previous).
+maximises the total Jaccard overlap of the pairs at or above ``min_jaccard`` (Hungarian
+algorithm; pairs below it count as 0, so two weak overlaps never break up a match): those are
+the same mode (``persisting``), the others ``new`` (this run) or ``gone`` (previous).
 """
 
 from __future__ import annotations
@@ -57,8 +58,8 @@ def match_modes(
         before = sorted(m for m in previous if previous_directions[m] == d)
         J = np.array([[jaccard(current[a], previous[b]) for b in before] for a in now])
         pairs = []
-        if J.size:
-            rows, cols = linear_sum_assignment(J, maximize=True)
+        if J.size:  # only pairs that would persist count: two weak ones never outvote a match
+            rows, cols = linear_sum_assignment(np.where(J >= min_jaccard, J, 0.0), maximize=True)
             pairs = [(now[r], before[c], J[r, c]) for r, c in zip(rows, cols, strict=True)]
         kept = [(a, b, j) for a, b, j in pairs if j >= min_jaccard]
         out += [ModeMatch(d, a, b, "persisting", float(j)) for a, b, j in sorted(kept)]

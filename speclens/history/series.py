@@ -34,7 +34,8 @@ def comparison(run: dict) -> dict:
     gaussian = "gaussian" in kernels
     out = {"kernels": list(kernels), "eta": float(run["eta"])}
     if gaussian:
-        out["rff_dim"] = "auto" if run.get("rff_dim_auto") else run.get("rff_dim")
+        rff = run.get("rff_dim")
+        out["rff_dim"] = "auto" if run.get("rff_dim_auto") else (None if rff is None else int(rff))
         if run.get("sigma_scale") is not None:
             out["sigma_scale"] = float(run["sigma_scale"])
         else:

@@ -228,11 +228,6 @@ def test_min_jaccard_is_respected_inclusively():
     assert m.jaccard == pytest.approx(1 / 3)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="match_modes maximises the total Jaccard over all pairs before applying min_jaccard: "
-    "two sub-threshold cross pairs can outweigh, and so break, a pair above the threshold",
-)
 def test_a_pair_above_the_threshold_is_not_traded_for_two_below_it():
     b = _ids(range(1, 11))
     c = _ids(range(1, 5), [11, 12], range(21, 25))
