@@ -18,6 +18,7 @@ from speclens.commands import history as history_cmd
 from speclens.commands import info as info_cmd
 from speclens.commands import ingest as ingest_cmd
 from speclens.commands import query as query_cmd
+from speclens.commands import server as server_cmd
 
 app = typer.Typer(
     name="speclens",
@@ -36,6 +37,7 @@ app.command("query")(query_cmd.query)
 app.command("export")(export_cmd.export)
 app.command("audit")(audit_cmd.audit)
 app.command("history")(history_cmd.history)
+app.add_typer(server_cmd.app, name="server")
 
 
 def main() -> None:  # console-script entry point

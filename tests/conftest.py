@@ -25,11 +25,21 @@ os.environ["DO_NOT_TRACK"] = "1"
 # open_clip's table snapshot (speclens.encoders.openclip_catalogue) goes to a private folder
 os.environ["SPECLENS_CACHE_DIR"] = tempfile.mkdtemp(prefix="speclens-cache-")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
+# A command run without PREFECT_API_URL starts the shared local server in this home: it stops
+# itself after 5 idle minutes, and pytest_sessionfinish stops it at the end of the session.
+os.environ.setdefault("SPECLENS_SERVER_IDLE_S", "300")
 
 import pytest  # noqa: E402
 
 SAMPLE_N = 48
 SAMPLE_SEED = 3
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Stop the shared local server a test's command started in this session's home."""
+    from speclens.flows.local_server import stop_server
+
+    stop_server()
 
 
 @pytest.fixture(scope="session")

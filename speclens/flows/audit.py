@@ -15,7 +15,15 @@ from speclens.datasets.sources import IngestSource
 from speclens.flows.compare import compare as run_compare
 from speclens.flows.embed import embed
 from speclens.flows.ingest import ingest
-from speclens.flows.runtime import dask_cluster, flow_result, prefect_api
+from speclens.flows.runtime import (
+    LIGHT_IMAGES,
+    dask_cluster,
+    describe_local,
+    flow_result,
+    prefect_api,
+    use_processes,
+)
+from speclens.storage.dataset_store import DatasetStore
 from speclens.storage.layout import Layout
 from speclens.tasks.checks import check_audit, check_series
 from speclens.tasks.history import record_series
@@ -42,6 +50,7 @@ def audit_flow(
     pairs: list[tuple[int, int]] | None = None,
     series: str | None = None,
     alerts: dict | None = None,
+    processes: bool | None = None,
 ) -> list[dict]:
     """``encoders`` are embedded; ``roles`` (encoder id or store URL, series name) are
     compared, by ``pairs`` of indices (default: every pair of ``encoders``); every run then
@@ -49,7 +58,13 @@ def audit_flow(
     logger = get_run_logger()
     dataset = dataset or Layout(root).dataset(name)
     roles = roles or [(e, e) for e in encoders]
-    with dask_cluster(address) as addr:
+    size = source.size_up_to(LIGHT_IMAGES) if source is not None else None
+    if source is None:
+        size = DatasetStore.open(dataset).n_samples
+    processes = use_processes(size, LIGHT_IMAGES, processes)
+    if not address:
+        logger.info("execution: %s", describe_local(processes, size, "images"))
+    with dask_cluster(address, processes=processes) as addr:
         if source is not None:
             summary = ingest(
                 source,

@@ -36,8 +36,17 @@ from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
 
-from speclens.flows.runtime import Stopwatch, dask_cluster, flow_result, prefect_api
+from speclens.flows.runtime import (
+    LIGHT_ROWS,
+    Stopwatch,
+    dask_cluster,
+    describe_local,
+    flow_result,
+    prefect_api,
+    use_processes,
+)
 from speclens.report.sweep import sweep_run_id
+from speclens.storage.embedding_store import EmbeddingStore
 from speclens.storage.layout import Layout
 from speclens.tasks.checks import check_compare, resolve_embedding
 from speclens.tasks.compare import (
@@ -176,10 +185,13 @@ def compare_flow(
     pairs: list[tuple[int, int]] | None = None,
     names: list[str] | None = None,
     series: str | None = None,
+    processes: bool | None = None,
 ):
     """Every pair of ``encoders`` (or the ``pairs`` of indices given: an audit's baseline
     against each candidate); with ``names`` (one per encoder) each run joins the audit series
-    derived from them, or the ``series`` named (one pair)."""
+    derived from them, or the ``series`` named (one pair). Without ``address``: a local
+    cluster of worker ``processes``, or threads of this process (default: threads up to
+    ``LIGHT_ROWS`` rows)."""
     stores = [resolve_embedding(dataset, e) for e in encoders]
     chosen = (
         [tuple(p) for p in pairs]
@@ -187,7 +199,11 @@ def compare_flow(
         else list(itertools.combinations(range(len(encoders)), 2))
     )
     results = []
-    with dask_cluster(address) as addr:
+    rows = min(EmbeddingStore.open(u).n_samples for u in stores)
+    processes = use_processes(rows, LIGHT_ROWS, processes)
+    if not address:
+        get_run_logger().info("execution: %s", describe_local(processes, rows))
+    with dask_cluster(address, processes=processes) as addr:
         for i, j in chosen:
             pair_id = run_id if len(chosen) == 1 else f"{run_id}--{i}-{j}"
             pair = Pair(
@@ -221,6 +237,7 @@ def compare(
     pairs: list[tuple[int, int]] | None = None,
     names: list[str] | None = None,
     series: str | None = None,
+    processes: bool | None = None,
     **options,
 ) -> list[dict]:
     """Compare every pair of ``encoders`` (ids or embedding store URLs) on ``dataset``.
@@ -247,6 +264,7 @@ def compare(
             pairs=pairs,
             names=names,
             series=series,
+            processes=processes,
             return_state=True,
         )
     return flow_result(state)

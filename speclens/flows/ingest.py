@@ -26,11 +26,14 @@ from speclens.datasets.ingest import IngestOptions, committed_markers
 from speclens.datasets.sources import IngestSource, check_paths
 from speclens.errors import IncompleteRun
 from speclens.flows.runtime import (
+    LIGHT_IMAGES,
     collect_shards,
+    describe_local,
     failure_text,
     flow_result,
     incomplete_message,
     run_flow,
+    use_processes,
 )
 from speclens.storage import urls
 from speclens.tasks.ingest import finalize_ingest, ingest_shards, plan_ingest
@@ -162,6 +165,8 @@ def summary_lines(s: dict) -> list[str]:
         f"already committed, {len(s.get('shards_failed', []))} failed; {s.get('rows_written', 0)} "
         f"images in {s.get('seconds', 0):.1f} s ({s.get('images_per_s', 0):.0f} images/s)",
     ]
+    if s.get("execution"):
+        lines.append(f"ran on {s['execution']}")
     if counts:
         lines.append(
             f"ok {counts.get('ok', 0)}, quarantined {counts.get('quarantined', 0)}"
@@ -216,13 +221,13 @@ def ingest(
     workers: int | None = None,
     address: str | None = None,
     progress: bool = True,
-    processes: bool = True,
+    processes: bool | None = None,
 ) -> dict:
     """Ingest ``source`` into the store at ``out``; returns the summary.
 
     ``workers`` local Dask workers (processes, or threads of this process with
-    ``processes=False``; always threads for ``memory://`` stores), or the scheduler at
-    ``address``. Raises :class:`~speclens.errors.InputError` (bad input, one sentence) or
+    ``processes=False``; by default threads up to ``LIGHT_IMAGES`` images; always threads
+    for ``memory://`` stores), or the scheduler at ``address``. Raises :class:`~speclens.errors.InputError` (bad input, one sentence) or
     :class:`~speclens.errors.IncompleteRun` (shards failed after retries; the same call again
     redoes only those).
     """
@@ -233,6 +238,7 @@ def ingest(
         max_pixels=max_pixels,
     )
     check_paths(source)  # a wrong path fails here, before any server or cluster starts
+    processes = use_processes(source.size_up_to(LIGHT_IMAGES), LIGHT_IMAGES, processes)
     state = run_flow(
         ingest_flow,
         address=address,
@@ -244,4 +250,7 @@ def ingest(
         overwrite=overwrite,
         progress=progress,
     )
-    return flow_result(state)
+    summary = flow_result(state)
+    if not address:
+        summary["execution"] = describe_local(processes, source.size_up_to(LIGHT_IMAGES), "images")
+    return summary

@@ -4,9 +4,10 @@ runner, and how a finished run's result comes back.
 Every speclens flow (ingest, embed, compare, align, audit) runs inside :func:`prefect_api`:
 
 * :func:`prefect_api` makes sure a Prefect API is reachable by URL. If ``PREFECT_API_URL``
-  is set (a real server, or the test harness), it is used. Otherwise the temporary local
-  server Prefect would start anyway is started once per process and its URL exported, so
-  Dask worker processes report to the same server instead of each starting its own.
+  is set (a real server, or the test harness), it is used. Otherwise the shared local server
+  (one per ``PREFECT_HOME``, reused by every command until it has been idle for 30 minutes,
+  :mod:`speclens.flows.local_server`) and its URL exported, so Dask worker processes report
+  to the same server instead of each starting its own.
 * :func:`task_runner` builds a ``DaskTaskRunner``: a ``distributed.LocalCluster`` by default
   (``n_workers`` processes of one thread each; threads in one process with
   ``processes=False``, needed for ``memory://`` stores), or the existing scheduler at
@@ -39,42 +40,27 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Dask's own INFO chatter (workers starting and stopping) stays off the terminal.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
-from prefect.settings import (  # noqa: E402
-    PREFECT_API_URL,
-    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
-    temporary_settings,
-)
+from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 from prefect_dask import DaskTaskRunner  # noqa: E402
-
-#: Prefect's own default (20 s) is too short on a busy machine; the server is started once.
-SERVER_STARTUP_TIMEOUT_S = 120
 
 
 @contextlib.contextmanager
 def prefect_api() -> Iterator[str]:
-    """Yield the URL of a Prefect API that this process and its Dask workers share."""
+    """Yield the URL of a Prefect API that this process and its Dask workers share: the one
+    ``PREFECT_API_URL`` names, else the shared local server (started when none is running,
+    :mod:`speclens.flows.local_server`)."""
     url = PREFECT_API_URL.value()
     if url:
         yield url
         return
-    from prefect.server.api.server import SubprocessASGIServer
+    from speclens.flows.local_server import ensure_server
 
-    server = SubprocessASGIServer()  # the default instance; Prefect stops it at exit
-    timeout = max(
-        SERVER_STARTUP_TIMEOUT_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
-    )
-    try:
-        server.start(timeout=timeout)
-    except RuntimeError as exc:
-        raise RuntimeError(
-            f"the temporary Prefect server did not start within {timeout} s ({exc}); start one "
-            "with `prefect server start` and set PREFECT_API_URL to its /api URL."
-        ) from exc
+    url = ensure_server()["url"]
     previous = os.environ.get("PREFECT_API_URL")
-    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["PREFECT_API_URL"] = url
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-            yield server.api_url
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
     finally:
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
@@ -82,24 +68,49 @@ def prefect_api() -> Iterator[str]:
             os.environ["PREFECT_API_URL"] = previous
 
 
+#: Local runs of at most this many rows (compare, align) or images (ingest, audit) run their
+#: Dask tasks on threads of the command's process: starting worker processes (5-8 s on two
+#: cores) costs more than they save on small work (docs/benchmarks.md, "Commands").
+LIGHT_ROWS = 20_000
+LIGHT_IMAGES = 2_000
+
+
+def use_processes(size: int | None, limit: int, processes: bool | None = None) -> bool:
+    """Worker processes (True) or threads of this process (False) for a local run: as asked,
+    else processes only above ``limit`` (an unknown size counts as large)."""
+    if processes is not None:
+        return processes
+    return size is None or size > limit
+
+
+def describe_local(processes: bool, size: int | None = None, unit: str = "rows") -> str:
+    """The execution choice in words, for the run's log and summary."""
+    workers = max(1, min(2, os.cpu_count() or 1))
+    if processes:
+        return f"local Dask cluster of {workers} worker processes"
+    why = f" ({size:,} {unit}: too small to pay for worker processes)" if size is not None else ""
+    return f"threads of this process{why}"
+
+
 @contextlib.contextmanager
-def dask_cluster(address: str | None, n_workers: int | None = None) -> Iterator[str]:
-    """Yield a Dask scheduler address: ``address``, or that of a LocalCluster of worker
-    processes (one thread each, at most two) started for the ``with`` block."""
+def dask_cluster(
+    address: str | None, n_workers: int | None = None, processes: bool = True
+) -> Iterator[str]:
+    """Yield a Dask scheduler address: ``address``, or that of a LocalCluster started for the
+    ``with`` block: worker processes (one thread each, at most two), or with
+    ``processes=False`` one worker whose threads run in this process (starts in about a
+    second)."""
     if address:
         yield address
         return
     from distributed import LocalCluster
 
     workers = n_workers or max(1, min(2, os.cpu_count() or 1))
+    kwargs = dict(n_workers=workers, threads_per_worker=1, processes=True)
+    if not processes:
+        kwargs = dict(n_workers=1, threads_per_worker=workers, processes=False)
     before = spawn_environ()
-    with LocalCluster(
-        n_workers=workers,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=":0",
-    ) as cluster:
+    with LocalCluster(**kwargs, host="127.0.0.1", dashboard_address=":0") as cluster:
         restore_environ(before)
         yield cluster.scheduler_address
 
