@@ -42,6 +42,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from speclens.spec.features import torch_for
+
 EXACT_MAX = 50_000
 METRICS = ("l2", "cosine")
 RECALL_QUERIES = 1000
@@ -164,16 +166,14 @@ def _exact(Xf: np.ndarray, rows: np.ndarray, k: int, metric: str) -> np.ndarray:
 
 def _exact_block(Xf: np.ndarray, Q: np.ndarray, k: int, metric: str) -> np.ndarray:
     """The k nearest rows of ``Xf`` for each row of ``Q``, nearest first (ties: lower index)."""
-    import torch
-
     best_d, best_i = [], []
     for b in range(0, Xf.shape[0], EXACT_BASE_BLOCK):
         dist, top = _block_knn(Q, Xf[b : b + EXACT_BASE_BLOCK], k, metric)
-        best_d.append(torch.from_numpy(np.ascontiguousarray(dist)))
-        best_i.append(torch.from_numpy(np.ascontiguousarray(top, dtype=np.int64)) + b)
-    dist, idx = torch.cat(best_d, dim=1), torch.cat(best_i, dim=1)
-    order = np.lexsort((idx.numpy(), dist.numpy()), axis=1)[:, :k]  # by score, then index
-    return np.take_along_axis(idx.numpy(), order, axis=1)
+        best_d.append(np.asarray(dist))
+        best_i.append(np.asarray(top, dtype=np.int64) + b)
+    dist, idx = np.concatenate(best_d, axis=1), np.concatenate(best_i, axis=1)
+    order = np.lexsort((idx, dist), axis=1)[:, :k]  # by score, then index
+    return np.take_along_axis(idx, order, axis=1)
 
 
 def _drop_self(found: np.ndarray, rows: np.ndarray, k: int) -> np.ndarray:
@@ -292,9 +292,11 @@ def _block_knn(Q: np.ndarray, B: np.ndarray, k: int, metric: str):
     at 100,000 x 768, the same neighbours for 99.999% of the rows); not faiss.knn: the blocks
     are small and many, and each faiss call opens an OpenMP parallel region whose spinning
     threads stall for whole time slices when other processes share the cores (measured 10x
-    slower on a loaded 2-core machine)."""
-    import torch
-
+    slower on a loaded 2-core machine). numpy's product and ``argpartition`` when the block is
+    too small to pay for importing torch."""
+    torch = torch_for(Q.shape[0] * B.shape[0])
+    if torch is None:
+        return _block_knn_numpy(Q, B, k, metric)
     q, b = torch.from_numpy(np.ascontiguousarray(Q)), torch.from_numpy(np.ascontiguousarray(B))
     if metric == "l2":
         score = torch.addmm((b * b).sum(dim=1)[None, :], q, b.T, beta=1.0, alpha=-2.0)
@@ -304,6 +306,18 @@ def _block_knn(Q: np.ndarray, B: np.ndarray, k: int, metric: str):
         return score.numpy(), np.broadcast_to(np.arange(B.shape[0]), score.shape)
     dist, top = torch.topk(score, k, dim=1, largest=False, sorted=False)
     return dist.numpy(), top.numpy()
+
+
+def _block_knn_numpy(Q: np.ndarray, B: np.ndarray, k: int, metric: str):
+    """:func:`_block_knn` in numpy."""
+    if metric == "l2":
+        score = (B * B).sum(axis=1)[None, :] - 2.0 * (Q @ B.T)
+    else:
+        score = -(Q @ B.T)
+    if k >= B.shape[0]:
+        return score, np.broadcast_to(np.arange(B.shape[0]), score.shape)
+    top = np.argpartition(score, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(score, top, axis=1), top
 
 
 def _merge(best_d, best_i, queries, dist, found) -> None:

@@ -41,7 +41,6 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
-from prefect_dask import DaskTaskRunner  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -108,7 +107,7 @@ def dask_cluster(
     workers = n_workers or max(1, min(2, os.cpu_count() or 1))
     kwargs = dict(n_workers=workers, threads_per_worker=1, processes=True)
     if not processes:
-        kwargs = dict(n_workers=1, threads_per_worker=workers, processes=False)
+        kwargs = dict(n_workers=1, threads_per_worker=workers, processes=False, protocol="tcp://")
     before = spawn_environ()
     with LocalCluster(**kwargs, host="127.0.0.1", dashboard_address=":0") as cluster:
         restore_environ(before)
@@ -161,8 +160,11 @@ def task_runner(
     threads_per_worker: int = 1,
     processes: bool = True,
     **cluster_kwargs,
-) -> DaskTaskRunner:
-    """A DaskTaskRunner on the scheduler at ``address``, or on a new LocalCluster."""
+):
+    """A DaskTaskRunner on the scheduler at ``address``, or on a new LocalCluster (prefect_dask
+    and distributed are imported here: a command without Dask work does not pay for them)."""
+    from prefect_dask import DaskTaskRunner
+
     logging.getLogger("distributed").setLevel(logging.WARNING)
     if address:
         return DaskTaskRunner(address=address)

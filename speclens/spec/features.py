@@ -8,6 +8,7 @@ another process or worker reproduces the features bit for bit.
 from __future__ import annotations
 
 import functools
+import sys
 
 import numpy as np
 
@@ -25,6 +26,19 @@ def _torch_or_none():
     except ImportError:  # torch is optional for the math core
         return None
     return torch
+
+
+#: Below this many elements an elementwise or block operation runs in numpy unless torch is
+#: already loaded: importing torch (2-3 s) costs more than its kernels save on small arrays
+#: (a command on a few hundred rows answers seconds sooner).
+TORCH_WORTH = 1 << 20
+
+
+def torch_for(size: int):
+    """torch for an operation on ``size`` elements when it pays (module or None)."""
+    if "torch" in sys.modules or size >= TORCH_WORTH:
+        return _torch_or_none()
+    return None
 
 
 def _cos_sin(torch, proj, out, D: int) -> None:
@@ -84,7 +98,7 @@ class GaussianRFF:
         self._check_fitted(x)
         D = self.rff_dim
         proj = x @ self._weights(x, x.dtype) if proj is None else proj
-        torch = _torch_or_none()
+        torch = _torch_or_none() if _is_torch(x) else torch_for(proj.size)
         if _is_torch(x):
             if out is None:
                 out = torch.empty((x.shape[0], 2 * D), dtype=x.dtype, device=x.device)

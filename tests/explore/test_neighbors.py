@@ -28,8 +28,17 @@ def _clustered(n: int, d: int, centres: int, seed: int) -> np.ndarray:
     return (means[rng.integers(0, centres, n)] + rng.normal(size=(n, d))).astype(np.float32)
 
 
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
 @pytest.mark.parametrize("metric", ["l2", "cosine"])
-def test_exact_equals_brute_force_reference(metric):
+def test_exact_equals_brute_force_reference(metric, backend, monkeypatch):
+    """Both block kernels: torch's, and numpy's (small blocks while torch is not loaded)."""
+    import speclens.explore.neighbors as nb
+    from speclens.spec.features import _torch_or_none
+
+    torch = _torch_or_none() if backend == "torch" else None
+    if backend == "torch" and torch is None:
+        pytest.skip("torch is not installed")
+    monkeypatch.setattr(nb, "torch_for", lambda size: torch)
     X = np.random.default_rng(1).normal(size=(400, 12)).astype(np.float32)
     k = 10
     got = nearest(X, k, metric=metric)

@@ -135,3 +135,22 @@ def test_frequencies_reproduce_bit_for_bit_in_another_process():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == digest
+
+
+def test_features_in_numpy_equal_torchs_within_float32_rounding(monkeypatch):
+    """Small blocks skip torch while it is not loaded (its import costs seconds): numpy's cos
+    and sin give the same features to a few float32 units."""
+    import speclens.spec.features as features
+
+    torch, torch_for = features._torch_or_none(), features.torch_for
+    if torch is None:
+        pytest.skip("torch is not installed")
+    assert torch_for(features.TORCH_WORTH) is torch  # large work always uses torch
+    X = np.random.default_rng(4).normal(size=(300, 20)).astype(np.float32)
+    rff = features.GaussianRFF(2.0, 256, 0).fit(X)
+    monkeypatch.setattr(features, "torch_for", lambda size: torch)
+    with_torch = rff.transform(X)
+    monkeypatch.setattr(features, "torch_for", lambda size: None)
+    with_numpy = rff.transform(X)
+    assert with_numpy.dtype == np.float32
+    np.testing.assert_allclose(with_numpy, with_torch, rtol=0, atol=8 * np.finfo(np.float32).eps)
