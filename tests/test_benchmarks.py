@@ -38,6 +38,7 @@ BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
             "--n 48 --side 96 --size 32 --shard-size 16 --repeats 1",
             "ratio ingest(1 worker) / bare:",
         ),
+        ("commands.py", "--n 10", "speclens info"),
         (
             "embed.py",
             "--encoder timm:resnet18@random --n 16 --image-size 32 --batch-size 8 --repeats 1 "

@@ -2,7 +2,7 @@
 
 From an audit config (``--config audit.yaml``, as the scheduled deployment reads it), from
 flags (``--sample N`` or ``--dataset URL`` ..., ``--encoder A --encoder B``), or both: flags
-override the file's keys. Runs locally on a temporary Prefect API; no server is needed. A
+override the file's keys. Runs on the shared local Prefect API (or PREFECT_API_URL's). A
 config with problems prints one line per problem (the key and the fix), exits 2, runs nothing.
 Every run joins its series (``speclens history``); when one crosses an alert threshold of the
 config's ``alerts`` the command prints it and exits 3 (the runs are complete and published).

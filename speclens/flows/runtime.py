@@ -34,8 +34,8 @@ from collections.abc import Iterator
 # No telemetry, no outside lookups: the server inherits these when it starts.
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("DO_NOT_TRACK", "1")
-# The temporary server starts in seconds, far slower on a loaded machine: wait up to 2 min
-# (measured in docs/benchmarks.md, "Prefect server start").
+# A temporary server (Prefect's, e.g. the test harness's) starts in seconds, far slower on a
+# loaded machine: wait up to 2 min (docs/benchmarks.md, "Prefect server start").
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 # Dask's own INFO chatter (workers starting and stopping) stays off the terminal.
 os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
