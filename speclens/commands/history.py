@@ -10,6 +10,9 @@ would have given them.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+from functools import partial
 from typing import Annotated
 
 import typer
@@ -27,6 +30,9 @@ def history(
     ] = None,
     backfill: Annotated[
         bool, typer.Option("--backfill", help="Give series to runs made without one, first.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the histories as JSON (for scripts and CI).")
     ] = False,
 ) -> None:
     """Show audit series over time: SPEC-diff per run, verdicts, modes new / persisting / gone."""
@@ -53,10 +59,20 @@ def history(
         known = ", ".join(names[:10]) or "none yet (run an audit, or --backfill)"
         typer.echo(f"error: no series {series!r} in {url}; known: {known}.", err=True)
         raise typer.Exit(2)
-    for name in [series] if series else names:
-        h = load_history(wh, name)
-        if h is not None:
-            print_history(h, write_page(root, wh, name))
+    histories = [
+        (h, write_page(root, wh, h.series))
+        for h in map(partial(load_history, wh), [series] if series else names)
+        if h
+    ]
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [{**asdict(h), "page": page} for h, page in histories], default=str, indent=1
+            )
+        )
+        return
+    for h, page in histories:
+        print_history(h, page)
     if not names:
         typer.echo(f"no series in {url} yet: run `speclens audit`, or pass --backfill.")
 

@@ -51,6 +51,9 @@ class Modes:
     factorization: str
     solver: str
     spectrum: np.ndarray  #: every nonzero-rank eigenvalue, descending (empty above SPECTRUM_MAX)
+    #: the pivoted factor B (r x m, ``B^T B = G``) of a rank-deficient Gram (None for a full
+    #: rank one): the random-feature check reads its sub-blocks' factors off it
+    factor: np.ndarray | None = None
 
     @classmethod
     def zero(cls, m: int, n_modes: int) -> Modes:
@@ -148,7 +151,8 @@ def solve_modes(
         directions = s[:, None] * dtrmm(1.0, B, U, side=0, lower=0, trans_a=1)
     else:
         directions = s[:, None] * (B.T @ U)
-    return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0))
+    low_rank = B if not triangular else None
+    return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0), low_rank)
 
 
 def side_signs(m: int, m_x: int, y: float = -1.0) -> np.ndarray:

@@ -206,6 +206,7 @@ class SPEC:
         self.n_samples_ = int(state.count)
         self.rank_ = modes.rank
         self.factorization_ = modes.factorization
+        self.factor_ = modes.factor
         self.solver_ = modes.solver
         self.eigenvalues_ = modes.eigenvalues
         self.spectrum_ = modes.spectrum

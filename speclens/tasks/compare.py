@@ -142,7 +142,9 @@ def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: st
     state = GramState.from_arrays(load_npz(gram_url))
     spec = spec_for(params, prep).solve(state)
     fx, fy = load_feature_maps(prep["frequencies"])
-    check = gram_check(state, fx, fy, params.eta, spec.eigenvalues_, params.n_modes, params.seed)
+    check = gram_check(
+        state, fx, fy, params.eta, spec.eigenvalues_, params.n_modes, params.seed, factor=spec.factor_
+    )
     halves = {}
     if params.uncertainty:
         halves_url = urls.join(run_url, "gram-halves.npz")

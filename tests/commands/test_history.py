@@ -64,6 +64,15 @@ def test_backfill_matches_modes_by_members_and_prints_the_series(tmp_path):
     assert again.exit_code == 0 and "backfill: 0 run(s) into 0 series." in again.output
     one = runner.invoke(app, ["history", series, "--root", str(root), "--warehouse", wh_url])
     assert one.exit_code == 0 and one.output.count("\nseries ") == 1
+    js = runner.invoke(
+        app, ["history", series, "--warehouse", wh_url, "--root", str(root), "--json"]
+    )
+    (parsed,) = json.loads(js.output)
+    assert parsed["series"] == series and [r["run_id"] for r in parsed["runs"]] == [
+        "emb-001",
+        "emb-004",
+    ]
+    assert parsed["verdict"] == history.verdict and parsed["page"].endswith("index.html")
 
 
 def test_unknown_series_and_missing_warehouse_are_one_sentence(tmp_path):

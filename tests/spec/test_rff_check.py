@@ -58,6 +58,21 @@ def test_gram_and_dual_forms_give_the_same_estimate():
     np.testing.assert_allclose(d.spread, g.spread, rtol=1e-5, atol=1e-10)
 
 
+@pytest.mark.parametrize("eta", [1.0, 1.7])
+def test_a_low_rank_grams_halves_from_its_factor_equal_the_sub_blocks(eta):
+    """300 rows, 4 x 400 features: G has rank 300, its pivoted factor B gives each half's
+    eigenvalues from B's columns (r x r), the same as factoring each sub-block; a full-rank
+    Gram has no factor and keeps the sub-blocks."""
+    spec = SPEC(rff_dim=400, n_modes=3, eta=eta, dtype="float64").fit(P.X, P.Y)
+    assert spec.factorization_ == "pivoted-cholesky" and spec.factor_.shape[0] < 800
+    args = (spec.gram_state_, spec.feature_x_, spec.feature_y_, eta, spec.eigenvalues_, 3)
+    plain, fast = gram_check(*args), gram_check(*args, factor=spec.factor_)
+    scale = np.abs(plain.half_mean).max()
+    np.testing.assert_allclose(fast.half_mean, plain.half_mean, rtol=0, atol=1e-9 * scale)
+    np.testing.assert_allclose(fast.spread, plain.spread, rtol=0, atol=1e-9 * scale)
+    assert _fit(64).factor_ is None  # 300 rows, 256 features: full rank
+
+
 def test_the_estimate_tracks_the_actual_error_and_falls_with_more_features():
     """Over seeds: the estimated relative error falls as D grows (about 1/D for the shift),
     and it is of the size of the actual distance to the exact eigenvalues."""
