@@ -58,12 +58,7 @@ def audit_flow(
     logger = get_run_logger()
     dataset = dataset or Layout(root).dataset(name)
     roles = roles or [(e, e) for e in encoders]
-    size = source.size_up_to(LIGHT_IMAGES) if source is not None else None
-    if source is None:
-        size = DatasetStore.open(dataset).n_samples
-    processes = use_processes(size, LIGHT_IMAGES, processes)
-    if not address:
-        logger.info("execution: %s", describe_local(processes, size, "images"))
+    processes = _local_processes(source, dataset, address, processes)
     with dask_cluster(address, processes=processes) as addr:
         if source is not None:
             summary = ingest(
@@ -94,6 +89,18 @@ def audit_flow(
         r["run_id"]: r for r in record_series(root, warehouse, [r["run_id"] for r in runs], alerts)
     }
     return [{**r, **recorded.get(r.get("run_id"), {})} for r in results]
+
+
+def _local_processes(source, dataset: str, address: str | None, processes: bool | None) -> bool:
+    """Worker processes or threads for the audit's own cluster (said in the log): threads
+    up to ``LIGHT_IMAGES`` images (the source's, or the ingested store's)."""
+    size = source.size_up_to(LIGHT_IMAGES) if source is not None else None
+    if source is None:
+        size = DatasetStore.open(dataset).n_samples
+    processes = use_processes(size, LIGHT_IMAGES, processes)
+    if not address:
+        get_run_logger().info("execution: %s", describe_local(processes, size, "images"))
+    return processes
 
 
 def audit(source: IngestSource | None, name: str, encoders: list[str], **kwargs) -> list[dict]:

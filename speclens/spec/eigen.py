@@ -152,7 +152,9 @@ def solve_modes(
     else:
         directions = s[:, None] * (B.T @ U)
     low_rank = B if not triangular else None
-    return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0), low_rank)
+    return Modes(
+        eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0), low_rank
+    )
 
 
 def side_signs(m: int, m_x: int, y: float = -1.0) -> np.ndarray:

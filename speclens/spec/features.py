@@ -8,7 +8,6 @@ another process or worker reproduces the features bit for bit.
 from __future__ import annotations
 
 import functools
-import sys
 
 import numpy as np
 
@@ -28,17 +27,16 @@ def _torch_or_none():
     return torch
 
 
-#: Below this many elements an elementwise or block operation runs in numpy unless torch is
-#: already loaded: importing torch (2-3 s) costs more than its kernels save on small arrays
-#: (a command on a few hundred rows answers seconds sooner).
+#: Below this many elements an elementwise or block operation runs in numpy: importing torch
+#: (2-3 s) costs more than its kernels save on small arrays (a command on a few hundred rows
+#: answers seconds sooner). A function of the size alone, never of what the process has
+#: imported, so a block gives the same bits in every worker.
 TORCH_WORTH = 1 << 20
 
 
 def torch_for(size: int):
     """torch for an operation on ``size`` elements when it pays (module or None)."""
-    if "torch" in sys.modules or size >= TORCH_WORTH:
-        return _torch_or_none()
-    return None
+    return _torch_or_none() if size >= TORCH_WORTH else None
 
 
 def _cos_sin(torch, proj, out, D: int) -> None:

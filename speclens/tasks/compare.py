@@ -143,7 +143,14 @@ def solve_spectrum(gram_url: str, params: CompareParams, prep: dict, run_url: st
     spec = spec_for(params, prep).solve(state)
     fx, fy = load_feature_maps(prep["frequencies"])
     check = gram_check(
-        state, fx, fy, params.eta, spec.eigenvalues_, params.n_modes, params.seed, factor=spec.factor_
+        state,
+        fx,
+        fy,
+        params.eta,
+        spec.eigenvalues_,
+        params.n_modes,
+        params.seed,
+        factor=spec.factor_,
     )
     halves = {}
     if params.uncertainty:

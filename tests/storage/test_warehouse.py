@@ -140,7 +140,9 @@ def test_rerun_overwrites_only_its_own_partition(wh, tmp_path):
         (t, r): Path(wh.partition_url(t, r)).read_bytes()
         for t in SCHEMAS
         for r in ("emb-001", "emb-003")
+        if Path(wh.partition_url(t, r)).exists()  # mode_matches: audit runs only
     }
+    assert len(others) == 2 * (len(SCHEMAS) - 1)
     members_002 = Path(wh.partition_url("members", "emb-002")).read_bytes()
     new = run_rows(1)["modes"][:2]
     new[0]["summary"] = "rerun"
@@ -232,8 +234,8 @@ def test_docs_example_queries_run(wh):
     fill(wh)
     wh.write("runs", "emb-003", [{**run_rows(2)["runs"][0], "status": "failed"}])
     queries = re.findall(r"```sql\n(.*?)```", DOCS.read_text(), re.S)
-    assert len(queries) == 8
-    results = [wh.query(q).to_pylist() for q in queries]
+    assert len(queries) == 10  # the last two, of audit series: test_docs_series_queries_run
+    results = [wh.query(q).to_pylist() for q in queries[:8]]
     top, significant, sweeps, few_features, missed, matrix, recent, aligned = results
     assert sweeps == []  # no sweep here: test_docs_sweep_queries_run writes one
     assert [(r["run_id"], r["rff_dim_suggested"]) for r in few_features] == [("emb-002", 4500)]
@@ -276,6 +278,37 @@ def test_docs_sweep_queries_run(wh):
     rows = wh.query(query).to_pylist()
     assert [(r["sweep"], r["sigma_scale"]) for r in rows] == [("sw", 0.5), ("sw", 1.0)]
     assert rows[0]["rff_error"] == 0.04
+
+
+def test_docs_series_queries_run(wh):
+    """The series queries on a series of two runs of pair 0, the second with its mode 0's
+    members replaced: the runs in time order, and that mode new and its old self gone."""
+    from datetime import timedelta
+
+    from speclens.history.record import record_run
+
+    series = re.search(r"WHERE r.series = '([^']+)'", DOCS.read_text()).group(1)
+    for i, run_id in enumerate(("nightly-1", "nightly-2")):
+        rows = run_rows(0, run_id)
+        rows["runs"][0].update(
+            series=series, created_at=rows["runs"][0]["created_at"] + timedelta(days=i)
+        )
+        if i:
+            for m in rows["members"]:
+                if m["mode"] == 0:
+                    m["sample_id"] = "other/" + m["sample_id"]
+        for table in ("modes", "members", "samples", "pair_scores", "runs"):
+            wh.write(table, run_id, rows[table])
+        record_run(wh, run_id, {"spec_diff": 0.02, "p_value": 0.01})
+    runs_q, changed_q = re.findall(r"```sql\n(.*?)```", DOCS.read_text(), re.S)[8:]
+    runs = wh.query(runs_q).to_pylist()
+    assert [r["run_id"] for r in runs] == ["nightly-1", "nightly-2"] and runs[1]["alerts"] >= 1
+    changed = wh.query(changed_q).to_pylist()
+    assert {(r["status"], r["mode"], r["previous_mode"]) for r in changed} == {
+        ("new", 0, None),
+        ("gone", None, 0),
+    }
+    assert {r["previous_run_id"] for r in changed} == {"nightly-1"}
 
 
 # ---- speclens query ----------------------------------------------------------------------
