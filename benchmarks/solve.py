@@ -142,7 +142,9 @@ def old_solve_modes(G, m_x, n_modes, solver="auto", random_state=0, n_samples=No
     return Modes(eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0))
 
 
-def old_gram_check(state, feature_x, feature_y, eta, eigenvalues, n_modes, seed=0, splits=2):
+def old_gram_check(
+    state, feature_x, feature_y, eta, eigenvalues, n_modes, seed=0, splits=2, factor=None
+):  # factor: the new check's low-rank shortcut, which the old internals did not have
     from speclens.spec.gram import gram_from_state
     from speclens.spec.rff_check import check_from_solver, keep_units
     from speclens.spec.rff_error import frequency_units

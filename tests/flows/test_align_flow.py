@@ -54,7 +54,8 @@ def test_align_flow_publishes_linked_runs_and_lowers_the_reference_gap(
     assert s["probes"]["rows"] == {"train": 200, "held_out": 200}
     # the documented before/after query (docs/warehouse.md) on this warehouse
     docs = (pathlib.Path(__file__).parents[2] / "docs" / "warehouse.md").read_text()
-    pair = Warehouse(f"{root}/warehouse").query(re.findall(r"```sql\n(.*?)```", docs, re.S)[-1])
+    (query,) = [q for q in re.findall(r"```sql\n(.*?)```", docs, re.S) if "before_run" in q]
+    pair = Warehouse(f"{root}/warehouse").query(query)
     assert pair.to_pylist() == [
         {
             "before_run": "al-before",
