@@ -38,10 +38,10 @@ def history(
     """Show audit series over time: SPEC-diff per run, verdicts, modes new / persisting / gone."""
     from speclens.history.record import backfill as run_backfill
     from speclens.history.record import load_history, series_names
+    from speclens.report.history_page import write_series_page
     from speclens.storage import urls
     from speclens.storage.layout import Layout
     from speclens.storage.warehouse import Warehouse
-    from speclens.tasks.history import write_page
 
     url = Layout(root).warehouse(warehouse)
     if not urls.exists(url):
@@ -60,7 +60,7 @@ def history(
         typer.echo(f"error: no series {series!r} in {url}; known: {known}.", err=True)
         raise typer.Exit(2)
     histories = [
-        (h, write_page(root, wh, h.series))
+        (h, write_series_page(root, h))
         for h in map(partial(load_history, wh), [series] if series else names)
         if h
     ]

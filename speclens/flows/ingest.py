@@ -238,7 +238,8 @@ def ingest(
         max_pixels=max_pixels,
     )
     check_paths(source)  # a wrong path fails here, before any server or cluster starts
-    processes = use_processes(source.size_up_to(LIGHT_IMAGES), LIGHT_IMAGES, processes)
+    size = source.size_up_to(LIGHT_IMAGES)  # a folder is walked once
+    processes = use_processes(size, LIGHT_IMAGES, processes)
     state = run_flow(
         ingest_flow,
         address=address,
@@ -252,5 +253,5 @@ def ingest(
     )
     summary = flow_result(state)
     if not address:
-        summary["execution"] = describe_local(processes, source.size_up_to(LIGHT_IMAGES), "images")
+        summary["execution"] = describe_local(processes, size, "images")
     return summary

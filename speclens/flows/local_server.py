@@ -66,12 +66,14 @@ def healthy(url: str, timeout: float = 3.0) -> bool:
         return False
 
 
+def _usable(rec: dict | None) -> bool:
+    return bool(rec) and alive(rec["pid"]) and healthy(rec["url"])
+
+
 def running() -> dict | None:
     """The record of the shared server when its process is alive and answers, else None."""
     rec = read_record()
-    if rec and alive(rec["pid"]) and healthy(rec["url"]):
-        return rec
-    return None
+    return rec if _usable(rec) else None
 
 
 @contextlib.contextmanager
@@ -90,7 +92,7 @@ def ensure_server(idle: float | None = None) -> dict:
     """The shared server's record, started first when none is running (module docstring)."""
     with _locked() as d:
         rec = read_record()
-        if rec and alive(rec["pid"]) and healthy(rec["url"]):
+        if _usable(rec):
             return rec
         if rec:  # stale: its process is gone, or alive and deaf (stop it)
             _terminate(rec["pid"])

@@ -67,11 +67,16 @@ def prefect_api() -> Iterator[str]:
             os.environ["PREFECT_API_URL"] = previous
 
 
-#: Local runs of at most this many rows (compare, align) or images (ingest, audit) run their
+#: Local runs of at most this many rows (compare) or images (ingest, audit) run their
 #: Dask tasks on threads of the command's process: starting worker processes (5-8 s on two
 #: cores) costs more than they save on small work (docs/benchmarks.md, "Commands").
 LIGHT_ROWS = 20_000
 LIGHT_IMAGES = 2_000
+
+
+def local_workers() -> int:
+    """Workers (or threads) of a local cluster: one per core, at most two."""
+    return max(1, min(2, os.cpu_count() or 1))
 
 
 def use_processes(size: int | None, limit: int, processes: bool | None = None) -> bool:
@@ -84,9 +89,8 @@ def use_processes(size: int | None, limit: int, processes: bool | None = None) -
 
 def describe_local(processes: bool, size: int | None = None, unit: str = "rows") -> str:
     """The execution choice in words, for the run's log and summary."""
-    workers = max(1, min(2, os.cpu_count() or 1))
     if processes:
-        return f"local Dask cluster of {workers} worker processes"
+        return f"local Dask cluster of {local_workers()} worker processes"
     why = f" ({size:,} {unit}: too small to pay for worker processes)" if size is not None else ""
     return f"threads of this process{why}"
 
@@ -104,7 +108,7 @@ def dask_cluster(
         return
     from distributed import LocalCluster
 
-    workers = n_workers or max(1, min(2, os.cpu_count() or 1))
+    workers = n_workers or local_workers()
     kwargs = dict(n_workers=workers, threads_per_worker=1, processes=True)
     if not processes:
         kwargs = dict(n_workers=1, threads_per_worker=workers, processes=False, protocol="tcp://")

@@ -8,7 +8,14 @@ import json
 
 from speclens.history.matching import match_modes, mode_cores
 from speclens.history.model import ModeMatch, SeriesHistory
-from speclens.history.series import history_of, rules_of, series_key, significant
+from speclens.history.series import (
+    history_of,
+    rules_of,
+    series_key,
+    significant,
+    stored_rules,
+    with_defaults,
+)
 from speclens.storage.warehouse import Warehouse, sql_literal
 
 
@@ -60,26 +67,25 @@ def match_runs(wh: Warehouse, run_id: str, previous: str, rules: dict) -> list[M
 def record_run(wh: Warehouse, run_id: str, rules: dict | None) -> dict:
     """Match the run's modes to the previous run of its series (``mode_matches``), evaluate
     ``rules`` (None: no alert set; the verdict still uses the defaults) and write both into
-    its ``runs`` row. Returns the series, previous run, alerts fired and verdict."""
+    its ``runs`` row. Returns the series, previous run, alerts fired and mode counts (the
+    series' verdict: :func:`load_history`)."""
     run = wh.read("runs", run_id).to_pylist()[0]
     series = run["series"]
     runs = [r for r in series_runs(wh, series) if r["run_id"] != run_id]
     earlier = [r for r in runs if (r["created_at"], r["run_id"]) < (run["created_at"], run_id)]
     previous = earlier[-1]["run_id"] if earlier else None
-    used = {**rules_of({}), **(rules or {})}
+    used = with_defaults(rules)
     matches = match_runs(wh, run_id, previous, used) if previous else []
     wh.write("mode_matches", run_id, _match_rows(series, previous, matches))
     scores = wh.read("pair_scores", run_id).to_pylist()[0]
     fired = significant(scores, used, matches) if rules else []
     run.update(alert_rules=json.dumps(rules) if rules else None, alerts=json.dumps(fired))
     wh.write("runs", run_id, [run])
-    history = load_history(wh, series)
     return {
         "series": series,
         "run_id": run_id,
         "previous_run_id": previous,
         "alerts": fired,
-        "verdict": history.verdict,
         "matches": {s: sum(m.status == s for m in matches) for s in ("persisting", "new", "gone")},
         "scores": {k: v for k, v in scores.items() if k.startswith("spec_diff")},
     }
@@ -110,8 +116,9 @@ def load_history(wh: Warehouse, series: str) -> SeriesHistory | None:
     rows = wh.query(_in("mode_matches", ids)).to_pylist()
     matches: dict[str, list[ModeMatch]] = {}
     modes = {(r["run_id"], r["mode"]): r for r in wh.query(_in("modes", ids)).to_pylist()}
+    rules_by_run = {x["run_id"]: rules_of(x) for x in runs}
     for r in rows:
-        rules = rules_of(next(x for x in runs if x["run_id"] == r["run_id"]))
+        rules = rules_by_run[r["run_id"]]
         mine = r["mode"] if r["mode"] is not None else r["previous_mode"]
         source = r["run_id"] if r["mode"] is not None else r["previous_run_id"]
         mode = modes.get((source, mine), {})
@@ -148,10 +155,5 @@ def backfill(wh: Warehouse) -> dict[str, int]:
         touched[run["series"]] = touched.get(run["series"], 0) + 1
     for series in touched:  # in time order: each run against the one before it
         for run in series_runs(wh, series):
-            record_run(wh, run["run_id"], _rules(run))
+            record_run(wh, run["run_id"], stored_rules(run))
     return touched
-
-
-def _rules(run: dict) -> dict | None:
-    raw = run.get("alert_rules")
-    return json.loads(raw) if isinstance(raw, str) else raw

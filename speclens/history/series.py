@@ -101,8 +101,8 @@ def series_run(run: dict, scores: dict, rules: dict, matches: list[ModeMatch]) -
     per = {k: {} for k in ("spec_diff", "heldout", "low", "high", "p")}
     for d in DIRECTIONS:
         per["spec_diff"][d] = scores[f"spec_diff_{d}"]
-        for what, suffix in (("heldout", "heldout"), ("low", "low"), ("high", "high"), ("p", "p")):
-            per[what][d] = scores.get(f"spec_diff_{d}_{suffix}")
+        for what in ("heldout", "low", "high", "p"):
+            per[what][d] = scores.get(f"spec_diff_{d}_{what}")
     return SeriesRun(
         run["run_id"],
         run["created_at"],
@@ -114,11 +114,20 @@ def series_run(run: dict, scores: dict, rules: dict, matches: list[ModeMatch]) -
     )
 
 
+def stored_rules(run: dict) -> dict | None:
+    """The alert thresholds a ``runs`` row records (None: no alert was set)."""
+    raw = run.get("alert_rules")
+    return json.loads(raw) if isinstance(raw, str) else raw
+
+
+def with_defaults(rules: dict | None) -> dict:
+    """``rules`` over the defaults (every key present)."""
+    return {**DEFAULT_RULES, **(rules or {})}
+
+
 def rules_of(run: dict) -> dict:
     """The run's alert thresholds, or the defaults when it set none."""
-    raw = run.get("alert_rules")
-    rules = json.loads(raw) if isinstance(raw, str) else raw
-    return {**DEFAULT_RULES, **(rules or {})}
+    return with_defaults(stored_rules(run))
 
 
 def history_of(

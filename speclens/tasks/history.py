@@ -5,11 +5,14 @@ failure: the flow run still completes."""
 
 from __future__ import annotations
 
+import re
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.events import emit_event
 
 from speclens.history.record import load_history, record_run
+from speclens.report.history_page import write_series_page
 from speclens.storage.layout import Layout
 from speclens.storage.warehouse import Warehouse
 
@@ -28,7 +31,8 @@ def record_series(
     out = []
     for run_id in run_ids:
         rec = record_run(wh, run_id, rules)
-        rec["series_page"] = write_page(root, wh, rec["series"])
+        history = load_history(wh, rec["series"])  # this run included: never None
+        rec.update(verdict=history.verdict, series_page=write_series_page(root, history))
         report = f"{Layout(root).report(run_id)}/index.html"
         logger.info("%s: series %s, %s", run_id, rec["series"], rec["verdict"])
         if rec["alerts"]:
@@ -38,13 +42,6 @@ def record_series(
             )
         out.append(rec)
     return out
-
-
-def write_page(root: str, wh: Warehouse, series: str) -> str | None:
-    from speclens.report.history_page import write_series_page
-
-    history = load_history(wh, series)
-    return None if history is None else write_series_page(root, history)
 
 
 def alert(rec: dict, report: str) -> None:
@@ -88,6 +85,4 @@ def alert(rec: dict, report: str) -> None:
 
 def artifact_key(series: str) -> str:
     """Prefect artifact keys take lowercase letters, digits and dashes."""
-    import re
-
     return "speclens-alert-" + (re.sub(r"[^a-z0-9-]+", "-", series.lower()).strip("-") or "series")
