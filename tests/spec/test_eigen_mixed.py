@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spectra import clustered, ends, gram, low_rank_multiple
 
 from speclens.spec import eigen, mixed
 from speclens.spec.eigen import side_signs, solve_modes
@@ -15,11 +16,6 @@ from speclens.spec.mixed import mixed_ends
 
 EPS = np.finfo(np.float64).eps
 EPS32 = np.finfo(np.float32).eps
-
-
-def _ends(values: np.ndarray, k: int) -> np.ndarray:
-    values = np.sort(values)
-    return np.concatenate([values[::-1][:k], values[:k]])
 
 
 def _floor(T: np.ndarray, norm: float) -> float:
@@ -35,7 +31,7 @@ def test_mixed_ends_are_the_ends_of_eigh(m, k, seed):
     got = mixed_ends(T, k)
     norm = np.abs(exact).max()
     assert got.values is not None and got.steps <= mixed.REFINE_STEPS
-    np.testing.assert_allclose(got.values, _ends(exact, k), rtol=0, atol=_floor(T, norm))
+    np.testing.assert_allclose(got.values, ends(exact, k), rtol=0, atol=_floor(T, norm))
     residual = np.linalg.norm(T @ got.vectors - got.vectors * got.values, axis=0)
     assert residual.max() <= _floor(T, norm)
     np.testing.assert_allclose(np.linalg.norm(got.vectors, axis=0), 1.0, atol=1e-12)
@@ -52,21 +48,16 @@ def test_mixed_ends_are_the_ends_of_eigh(m, k, seed):
 def test_clusters_multiplicities_and_split_tridiagonals():
     """Clustered ends (gaps of 1e-4 and less), a rank-16 matrix whose smallest eigenvalue has
     multiplicity 8, a diagonal matrix (its tridiagonal splits into 1 x 1 blocks) and zero."""
-    rng = np.random.default_rng(7)
-    r = 400
-    Q, _ = np.linalg.qr(rng.standard_normal((r, r)))
-    lam = np.concatenate([[1.0, 0.9991, 0.999, 0.9989], rng.uniform(-0.5, 0.5, r - 8)])
-    lam = np.concatenate([lam, [-1.0, -0.9995, -0.9994, -0.99935]])
-    A = (Q * lam) @ Q.T
+    A, lam, Q = clustered()
     got = mixed_ends(A, 4)
-    np.testing.assert_allclose(got.values, _ends(lam, 4), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.values, ends(lam, 4), rtol=0, atol=1e-12)
     assert np.linalg.norm(A @ got.vectors - got.vectors * got.values, axis=0).max() < 1e-11
     # a cluster's vectors are any basis of its space: they are orthonormal
     np.testing.assert_allclose(got.vectors.T @ got.vectors, np.eye(8), rtol=0, atol=1e-11)
-    low = (Q[:, :8] * np.arange(1.0, 9.0)) @ Q[:, :8].T - (Q[:, 8:16] * 0.5) @ Q[:, 8:16].T
+    low = low_rank_multiple(Q)
     got = mixed_ends(low, 5)
-    np.testing.assert_allclose(got.values, _ends(np.linalg.eigvalsh(low), 5), rtol=0, atol=1e-12)
-    diag = np.diag(rng.permutation(np.linspace(-3.0, 5.0, 60)))
+    np.testing.assert_allclose(got.values, ends(np.linalg.eigvalsh(low), 5), rtol=0, atol=1e-12)
+    diag = np.diag(np.random.default_rng(7).permutation(np.linspace(-3.0, 5.0, 60)))
     got = mixed_ends(diag, 3)
     np.testing.assert_allclose(
         got.values, [5.0, 5 - 8 / 59, 5 - 16 / 59, -3.0, -3 + 8 / 59, -3 + 16 / 59]
@@ -80,15 +71,9 @@ def test_mixed_ends_refuses_more_pairs_than_the_matrix_has():
         mixed_ends(np.eye(6), 3)
 
 
-def _gram(m: int, n: int, seed: int, corr: float) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    psi = rng.standard_normal((n, m)) + corr * rng.standard_normal((n, 1))
-    return psi.T @ psi / n
-
-
 def test_auto_takes_mixed_above_the_eigh_size_and_matches_eigh(monkeypatch):
     monkeypatch.setattr(eigen, "AUTO_EIGH_MAX", 100)
-    G = _gram(500, 1500, seed=11, corr=0.4)
+    G = gram(500, 1500, seed=11, corr=0.4)
     a = solve_modes(G, 230, 5, "eigh")
     b = solve_modes(G, 230, 5, "auto")
     assert b.solver == "mixed"
@@ -111,7 +96,7 @@ def test_a_refinement_cut_short_falls_back_to_lanczos_with_the_spectrum_kept(mon
     above the floor, so the pairs are refused and Lanczos solves them; the float32 spectrum
     already computed is kept (not computed twice)."""
     monkeypatch.setattr(mixed, "REFINE_STEPS", 1)
-    G = _gram(300, 900, seed=5, corr=0.3)
+    G = gram(300, 900, seed=5, corr=0.3)
     T = eigen._reduced(eigen.factor_gram(G)[0], side_signs(300, 150), 150, False)
     assert mixed_ends(T, 4).values is None
     calls = []

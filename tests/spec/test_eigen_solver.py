@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from spectra import clustered, ends, gram, low_rank_multiple
 
 from speclens.spec import eigen
 from speclens.spec.eigen import factor_gram, side_signs, solve_modes, whole_spectrum
@@ -14,22 +15,9 @@ from speclens.spec.eigen import factor_gram, side_signs, solve_modes, whole_spec
 EPS = np.finfo(np.float64).eps
 
 
-def _gram(m: int, n: int, seed: int = 0, corr: float = 0.0) -> np.ndarray:
-    """A Gram ``Psi^T Psi / n`` of n rows of m features (``corr``: the features share a common
-    factor, so G is far from diagonal)."""
-    rng = np.random.default_rng(seed)
-    psi = rng.standard_normal((n, m)) + corr * rng.standard_normal((n, 1))
-    return psi.T @ psi / n
-
-
-def _ends(values: np.ndarray, k: int) -> np.ndarray:
-    values = np.sort(values)
-    return np.concatenate([values[::-1][:k], values[:k]])
-
-
 @pytest.mark.parametrize("m, m_x", [(60, 30), (61, 20), (40, 39), (80, 1)])
 def test_t_by_blocks_is_b_s_bt_and_exactly_symmetric(m, m_x):
-    G = _gram(m, 3 * m, seed=m, corr=0.5)
+    G = gram(m, 3 * m, seed=m, corr=0.5)
     B, how = factor_gram(G)
     assert how == "cholesky" and np.array_equal(B, np.triu(B))
     np.testing.assert_allclose(B.T @ B, G, rtol=0, atol=50 * m * EPS * np.abs(G).max())
@@ -50,7 +38,7 @@ def test_lanczos_ends_are_the_ends_of_eigh(r, seed):
     A = (A + A.T) / 2
     k = 5
     values, vectors = eigen._lanczos_ends(A.dot, r, k, seed)
-    exact = _ends(np.linalg.eigvalsh(A), k)
+    exact = ends(np.linalg.eigvalsh(A), k)
     norm = np.abs(exact).max()
     np.testing.assert_allclose(values, exact, rtol=0, atol=100 * np.sqrt(r) * EPS * norm)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=0), 1.0, atol=1e-12)
@@ -63,17 +51,13 @@ def test_lanczos_ends_with_clusters_zeros_and_a_split_krylov_space():
     vector's Krylov space holds one copy and is exhausted after 10 steps: the other copies come
     from the new directions the basis continues with); the zero matrix (every new vector is
     exactly 0, replaced by a fresh random direction)."""
-    rng = np.random.default_rng(7)
-    r = 400
-    Q, _ = np.linalg.qr(rng.standard_normal((r, r)))
-    lam = np.concatenate([[1.0, 0.9991, 0.999, 0.9989], rng.uniform(-0.5, 0.5, r - 8)])
-    lam = np.concatenate([lam, [-1.0, -0.9995, -0.9994, -0.99935]])
-    A = (Q * lam) @ Q.T
+    A, lam, Q = clustered()
+    r = A.shape[0]
     values, vectors = eigen._lanczos_ends(A.dot, r, 4, 0)
-    np.testing.assert_allclose(values, _ends(lam, 4), rtol=0, atol=1e-12)
-    low = (Q[:, :8] * np.arange(1.0, 9.0)) @ Q[:, :8].T - (Q[:, 8:16] * 0.5) @ Q[:, 8:16].T
+    np.testing.assert_allclose(values, ends(lam, 4), rtol=0, atol=1e-12)
+    low = low_rank_multiple(Q)
     values, _ = eigen._lanczos_ends(low.dot, r, 5, 1)
-    np.testing.assert_allclose(values, _ends(np.linalg.eigvalsh(low), 5), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(values, ends(np.linalg.eigvalsh(low), 5), rtol=0, atol=1e-12)
     values, vectors = eigen._lanczos_ends(np.zeros((30, 30)).dot, 30, 3, 0)
     assert np.all(values == 0) and np.allclose(np.linalg.norm(vectors, axis=0), 1.0)
 
@@ -84,14 +68,14 @@ def test_lanczos_falls_back_to_arpack_when_it_runs_out_of_steps(monkeypatch):
     A = (A + A.T) / 2
     monkeypatch.setattr(eigen, "LANCZOS_STEPS", 12)  # far too few for 200 to machine precision
     values, vectors = eigen._lanczos_ends(A.dot, 200, 3, 0)
-    exact = _ends(np.linalg.eigvalsh(A), 3)
+    exact = ends(np.linalg.eigvalsh(A), 3)
     np.testing.assert_allclose(values, exact, rtol=0, atol=1e-11 * np.abs(exact).max())
     assert np.linalg.norm(A @ vectors - vectors * values, axis=0).max() < 1e-10
 
 
 def test_a_looser_tolerance_bounds_each_ritz_value():
     """With tol, every Ritz value lies within tol |theta| of an eigenvalue (its residual)."""
-    G = _gram(300, 900, seed=5, corr=0.3)
+    G = gram(300, 900, seed=5, corr=0.3)
     exact = solve_modes(G, 150, 4, "eigh").eigenvalues
     for tol in (1e-4, 1e-6, 1e-8):
         got = solve_modes(G, 150, 4, "lanczos", spectrum=False, tol=tol).eigenvalues
@@ -99,7 +83,7 @@ def test_a_looser_tolerance_bounds_each_ritz_value():
 
 
 def test_solve_modes_lanczos_matches_eigh_values_and_directions():
-    G = _gram(500, 1500, seed=11, corr=0.4)
+    G = gram(500, 1500, seed=11, corr=0.4)
     a = solve_modes(G, 230, 5, "eigh")
     b = solve_modes(G, 230, 5, "lanczos")
     c = solve_modes(G, 230, 5, "lanczos", spectrum=False)  # the operator, T never formed
@@ -116,7 +100,7 @@ def test_solve_modes_lanczos_matches_eigh_values_and_directions():
 
 def test_permuting_features_within_each_side_changes_nothing():
     """T changes by an orthogonal similarity: the same eigenvalues, the directions permuted."""
-    G, m_x = _gram(200, 600, seed=2, corr=0.5), 90
+    G, m_x = gram(200, 600, seed=2, corr=0.5), 90
     rng = np.random.default_rng(0)
     perm = np.concatenate([rng.permutation(m_x), m_x + rng.permutation(200 - m_x)])
     a = solve_modes(G, m_x, 3, "lanczos")
@@ -140,7 +124,7 @@ def test_the_float32_spectrum_is_within_its_rounding(monkeypatch, with_torch):
         pytest.importorskip("torch")
     else:
         monkeypatch.setattr(features, "_torch_or_none", lambda: None)
-    G = _gram(600, 1800, seed=4, corr=0.4)
+    G = gram(600, 1800, seed=4, corr=0.4)
     B, _ = factor_gram(G)
     T = eigen._reduced(B, side_signs(600, 300), 300, False)
     exact = np.linalg.eigvalsh(T)[::-1]
@@ -154,7 +138,7 @@ def test_the_float32_spectrum_is_within_its_rounding(monkeypatch, with_torch):
 
 
 def test_a_singular_gram_takes_the_pivoted_factor_and_the_same_path():
-    G = _gram(120, 80, seed=9)  # 80 rows: rank 80
+    G = gram(120, 80, seed=9)  # 80 rows: rank 80
     modes = solve_modes(G, 60, 3, "lanczos", n_samples=80)
     assert modes.factorization == "pivoted-cholesky" and modes.rank == 80
     exact = solve_modes(G, 60, 3, "eigh", n_samples=80).eigenvalues
