@@ -16,9 +16,9 @@ from speclens.spec.crossfit import (
     half_counts,
     mass_norms,
 )
-from speclens.spec.eigen import Modes, score_weights, solve_modes
+from speclens.spec.eigen import score_weights, state_modes
 from speclens.spec.features import make_feature_map
-from speclens.spec.gram import GramAccumulator, GramState, gram_from_state, merge_states
+from speclens.spec.gram import GramAccumulator, GramState, merge_states
 from speclens.spec.rff_error import rff_error
 from speclens.spec.scores import extremes, signs_from_extremes
 
@@ -30,14 +30,7 @@ HALF_TOL = 1e-8
 
 def half_weights(state: GramState, eta: float, n_modes: int, solver: str, seed) -> np.ndarray:
     """The score weights (m x 2 n_modes) of the modes of one half's Gram."""
-    m = state.gram_sum.shape[0]
-    if state.identical and eta == 1.0:
-        modes = Modes.zero(m, n_modes)
-    else:
-        G = gram_from_state(state, eta)
-        modes = solve_modes(
-            G, state.m_x, n_modes, solver, seed, state.count, spectrum=False, tol=HALF_TOL
-        )
+    modes = state_modes(state, eta, n_modes, solver, seed, spectrum=False, tol=HALF_TOL)
     return score_weights(modes.directions, modes.eigenvalues, state.m_x, eta, state.count)
 
 
@@ -79,7 +72,7 @@ def fit_assessed(spec, X, Y, keys=None) -> Uncertainty:
         spec.accumulator_.device,
         spec.chunk_rows,
     )
-    norms = mass_norms(spec.gram_state_.gram_sum, np.hstack([spec.weights_, weights_a, weights_b]))
+    norms = mass_norms(spec.gram_state_, np.hstack([spec.weights_, weights_a, weights_b]))
     score = ScorePass(spec.accumulator_, scorer2, spec.weights_, weights_a, weights_b, norms)
     step = spec.chunk_rows
     scores = np.vstack(

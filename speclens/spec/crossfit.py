@@ -112,11 +112,12 @@ class ScoreState:
         )
 
 
-def mass_norms(gram_sum: np.ndarray, weights: np.ndarray) -> np.ndarray:
+def mass_norms(state, weights: np.ndarray) -> np.ndarray:
     """``sum_i score_i^2`` of each score-weight column over all the accumulated rows, read off
-    their Gram (``w^T (sum_i phi_i^T phi_i) w``): dividing by it makes each fit's squared scores
-    a distribution over the samples within the one scoring pass."""
-    return np.einsum("ij,ij->j", weights, gram_sum @ weights)
+    their Gram state (``w^T (sum_i phi_i^T phi_i) w``, :meth:`GramState.masses`): dividing by
+    it makes each fit's squared scores a distribution over the samples within the one scoring
+    pass."""
+    return state.masses(weights)
 
 
 class ScorePass:

@@ -26,6 +26,7 @@ import scipy.sparse.linalg
 from scipy.linalg.blas import dsyrk, dtrmm, dtrmv
 from scipy.linalg.lapack import dlauum, dpotrf, dpstrf
 
+from speclens.spec.gram_state import GramState, gram_from_state, rows_factor
 from speclens.spec.mixed import mixed_ends
 
 SOLVERS = ("auto", "eigh", "lanczos", "mixed")
@@ -104,22 +105,20 @@ def solve_modes(
     n_samples: int | None = None,
     spectrum: bool = True,
     tol: float = 0.0,
+    factor: np.ndarray | None = None,
 ) -> Modes:
     """Top-``n_modes`` and bottom-``n_modes`` eigenpairs of the difference kernel from its Gram
     (``spectrum=False``: skip the whole spectrum, e.g. for the halves of a cross-fit; ``tol``:
-    the Lanczos run's relative residual, 0 for machine precision)."""
+    the Lanczos run's relative residual, 0 for machine precision). ``factor``: a ``B`` with
+    ``B^T B = G`` already at hand (the scaled feature rows of a state that keeps them; G is
+    then not read and may be None)."""
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}.")
-    B, how = _factor(G, n_samples)
+    B, how = (factor, "feature-rows") if factor is not None else _factor(G, n_samples)
     triangular = how == "cholesky"
     r = B.shape[0]
-    limit = r if n_samples is None else min(r, n_samples)
-    if 2 * n_modes > limit:
-        raise ValueError(
-            f"n_modes={n_modes} asks for {2 * n_modes} eigenpairs but the difference kernel has rank "
-            f"at most {limit} (n_samples={n_samples}, feature rank {r}); use n_modes <= {limit // 2}."
-        )
-    s = side_signs(G.shape[0], m_x)
+    _check_rank(n_modes, r, n_samples)
+    s = side_signs(B.shape[1], m_x)
     # without the whole spectrum, 'auto' takes Lanczos at any size: both ends are all it needs
     small = spectrum and r <= AUTO_EIGH_MAX
     use_eigh = solver == "eigh" or (solver == "auto" and small) or 2 * n_modes + 1 >= r
@@ -155,6 +154,38 @@ def solve_modes(
     return Modes(
         eigenvalues, directions, r, how, used, whole if spectrum else np.empty(0), low_rank
     )
+
+
+def _check_rank(n_modes: int, r: int, n_samples: int | None) -> None:
+    limit = r if n_samples is None else min(r, n_samples)
+    if 2 * n_modes > limit:
+        raise ValueError(
+            f"n_modes={n_modes} asks for {2 * n_modes} eigenpairs but the difference kernel has rank "
+            f"at most {limit} (n_samples={n_samples}, feature rank {r}); use n_modes <= {limit // 2}."
+        )
+
+
+def state_modes(
+    state: GramState,
+    eta: float,
+    n_modes: int,
+    solver: str = "auto",
+    random_state: int | None = 0,
+    spectrum: bool = True,
+    tol: float = 0.0,
+) -> Modes:
+    """:func:`solve_modes` of an accumulated state: all zero when X and Y were identical (and
+    eta is 1), from the scaled rows when the state keeps them (no m x m Gram formed nor
+    factored), else from its Gram."""
+    if state.identical and eta == 1.0:  # K_X - K_Y is exactly zero
+        return Modes.zero(state.width, n_modes)
+    if state.gram_sum is None:
+        B = rows_factor(state, eta)
+        return solve_modes(
+            None, state.m_x, n_modes, solver, random_state, state.count, spectrum, tol, factor=B
+        )
+    G = gram_from_state(state, eta)
+    return solve_modes(G, state.m_x, n_modes, solver, random_state, state.count, spectrum, tol)
 
 
 def side_signs(m: int, m_x: int, y: float = -1.0) -> np.ndarray:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from speclens.spec.eigen import SOLVERS, Modes, score_weights, solve_modes
+from speclens.spec.eigen import SOLVERS, score_weights, state_modes
 from speclens.spec.features import (
     DEFAULT_SIGMA_SAMPLE,
     DEFAULT_SIGMA_SCALE,
     make_feature_map,
     resolve_sigma,
 )
-from speclens.spec.gram import GramAccumulator, gram_from_state
+from speclens.spec.gram import GramAccumulator
 from speclens.spec.scores import extremes, merge_extremes, signs_from_extremes, top_members
 from speclens.spec.validation import (
     check_dtype,
@@ -195,13 +195,7 @@ class SPEC:
         """
         self._validate_params()
         self._set_feature_maps(state, feature_x, feature_y)
-        if state.identical and self.eta == 1.0:  # K_X - K_Y is exactly zero
-            modes = Modes.zero(state.gram_sum.shape[0], self.n_modes)
-        else:
-            G = gram_from_state(state, self.eta)
-            modes = solve_modes(
-                G, state.m_x, self.n_modes, self.solver, self.random_state, state.count
-            )
+        modes = state_modes(state, self.eta, self.n_modes, self.solver, self.random_state)
         self.gram_state_ = state
         self.n_samples_ = int(state.count)
         self.rank_ = modes.rank
@@ -234,7 +228,7 @@ class SPEC:
             raise ValueError(
                 f"the feature maps give {feature_x.n_features_out_} + "
                 f"{feature_y.n_features_out_} features but the Gram state is "
-                f"{state.gram_sum.shape[0]} wide with m_x={state.m_x}; pass the maps the "
+                f"{state.width} wide with m_x={state.m_x}; pass the maps the "
                 f"state was accumulated with."
             )
         self.feature_x_, self.feature_y_ = feature_x, feature_y
@@ -343,7 +337,7 @@ class SPEC:
 
 def _fits(state, feature_x, feature_y) -> bool:
     m_x, m_y = feature_x.n_features_out_, feature_y.n_features_out_
-    return state.m_x == m_x and state.gram_sum.shape == (m_x + m_y, m_x + m_y)
+    return state.m_x == m_x and state.width == m_x + m_y
 
 
 def _check_signs(signs, n: int) -> np.ndarray:

@@ -14,6 +14,12 @@ state and mirrored once when the state is read); no per-sample loop and never mo
 block of features in memory. ``product='gemm'`` computes the full general product instead
 (the reference the SYRK path is tested against).
 
+While it has seen fewer rows than features, the state can keep the rows' features themselves
+instead (``keep_rows``; the compare flow's passes do): the Gram is then rank-deficient, and the
+rows scaled by ``1/sqrt(n)`` are an exact factor of it, smaller than it (n x m against m x m),
+so the solve skips the m x m factorization (``eigen.state_modes``). The rows are folded into the
+sum once the count reaches the feature width.
+
 Identical inputs are detected, not left to rounding: the state records ``identical`` (every
 chunk had ``x == y`` bit for bit and the two feature maps are the same map), and the solver
 then reports the exactly zero difference kernel. Without this the float32 block products of
@@ -23,85 +29,19 @@ different ones), leaving eigenvalues of rounding size instead of zero.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-from scipy.linalg import blas
 
+from speclens.spec.gram_state import (  # noqa: F401  (re-exported: the state lives there)
+    GramState,
+    gram_from_state,
+    merge_states,
+    mirror_upper,
+    rows_factor,
+    rows_gram,
+    same_feature_map,
+    symmetric_product,
+)
 from speclens.spec.validation import check_dtype, check_int, check_pair
-
-
-@dataclass
-class GramState:
-    """Plain-array state of a Gram accumulation: float64 ``gram_sum`` (m x m), ``count`` rows,
-    the width ``m_x`` of X's features, and whether X and Y were ``identical`` (same rows bit
-    for bit, same feature map) in every chunk."""
-
-    gram_sum: np.ndarray
-    count: int
-    m_x: int
-    identical: bool = False
-
-    def __add__(self, other: GramState) -> GramState:
-        return merge_states(self, other)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Plain named arrays (for an ``.npz`` file); :meth:`from_arrays` reads them back."""
-        return {
-            "gram_sum": self.gram_sum,
-            "count": np.int64(self.count),
-            "m_x": np.int64(self.m_x),
-            "identical": np.bool_(self.identical),
-        }
-
-    @classmethod
-    def from_arrays(cls, arrays: dict) -> GramState:
-        """The state saved by :meth:`to_arrays` (a state saved without ``identical`` reads as
-        not identical)."""
-        identical = bool(arrays["identical"]) if "identical" in arrays else False
-        gram_sum = np.asarray(arrays["gram_sum"], dtype=np.float64)
-        return cls(gram_sum, int(arrays["count"]), int(arrays["m_x"]), identical)
-
-
-def merge_states(*states: GramState) -> GramState:
-    """Merge accumulation states by addition (associative and commutative)."""
-    if not states:
-        raise ValueError("merge_states needs at least one state.")
-    first = states[0]
-    for s in states[1:]:
-        if s.gram_sum.shape != first.gram_sum.shape or s.m_x != first.m_x:
-            raise ValueError(
-                f"cannot merge Gram states of different feature layouts "
-                f"({first.gram_sum.shape}, m_x={first.m_x}) and ({s.gram_sum.shape}, m_x={s.m_x}); "
-                f"accumulate every chunk with the same feature maps."
-            )
-    total = first.gram_sum.copy()
-    for s in states[1:]:
-        total += s.gram_sum
-    identical = all(s.identical for s in states)
-    return GramState(total, sum(int(s.count) for s in states), first.m_x, identical)
-
-
-def same_feature_map(a, b) -> bool:
-    """Whether two fitted feature maps are the same map (kernel, width, bandwidth, frequencies)."""
-    sa, sb = a.get_state(), b.get_state()
-    if sa.keys() != sb.keys():
-        return False
-    return all(np.array_equal(np.asarray(sa[k]), np.asarray(sb[k])) for k in sa)
-
-
-def gram_from_state(state: GramState, eta: float = 1.0) -> np.ndarray:
-    """``G = Psi^T Psi / n`` for ``Psi = [Phi_X, sqrt(eta) Phi_Y]`` from an accumulated state."""
-    if state.count < 1:
-        raise ValueError(
-            "the Gram accumulator has seen no rows; update it with at least one chunk."
-        )
-    G = state.gram_sum / state.count
-    if eta != 1.0:
-        root = np.sqrt(eta)
-        G[state.m_x :, :] *= root
-        G[:, state.m_x :] *= root
-    return G
 
 
 class GramAccumulator:
@@ -117,6 +57,9 @@ class GramAccumulator:
     block_rows : rows per block; bounds memory at ``block_rows * (m_x + m_y)`` features.
     product : 'syrk' (numpy backend: BLAS symmetric rank-k update, half the flops) or 'gemm'
         (the general product; the torch backend always uses it: torch has no SYRK).
+    keep_rows : (numpy backend) keep the rows' features, in float64, while fewer rows than
+        features have been seen, and hand them over as the state's ``rows``; folded into the
+        sum once the count reaches the feature width.
     """
 
     def __init__(
@@ -128,6 +71,7 @@ class GramAccumulator:
         device="cpu",
         block_rows=8192,
         product="syrk",
+        keep_rows=False,
     ):
         for name, fmap in (("feature_x", feature_x), ("feature_y", feature_y)):
             if not hasattr(fmap, "n_features_in_"):
@@ -143,6 +87,7 @@ class GramAccumulator:
         self.device = device
         self.block_rows = check_int(block_rows, "block_rows")
         self.product = product
+        self.keep_rows = bool(keep_rows) and backend == "numpy"
         self.m_x = feature_x.n_features_out_
         self.m_y = feature_y.n_features_out_
         self._same_maps = same_feature_map(feature_x, feature_y)
@@ -158,6 +103,7 @@ class GramAccumulator:
         self._sum = None  # numpy: the upper triangle of the sum (the lower one stays 0)
         self._buf = None
         self._out = None  # numpy: the block product's buffer, reused
+        self._rows = []  # keep_rows: the rows' features (float64) while fewer than m
         return self
 
     # ---- accumulation -------------------------------------------------------------------
@@ -178,13 +124,20 @@ class GramAccumulator:
         self._check_widths(x_chunk, y_chunk)
         self.identical_ = self.identical_ and np.array_equal(x_chunk, y_chunk)
         n = x_chunk.shape[0]
+        keep = self.keep_rows and self._sum is None and self.count_ + n < self.m
+        if self._rows and not keep:  # the count reaches the width: the rows join the sum
+            self._sum = np.triu(rows_gram(np.vstack(self._rows)))
+            self._rows = []
         for start in range(0, n, self.block_rows):
             stop = min(start + self.block_rows, n)
             x = self._as_backend(x_chunk[start:stop])
             y = self._as_backend(y_chunk[start:stop])
             p = take_rows(proj, slice(start, stop))
             phi = self.features(x, y, out=self._block_buffer(stop - start), proj=p)
-            self._add_block(phi)
+            if keep:
+                self._rows.append(phi.astype(np.float64))
+            else:
+                self._add_block(phi)
         self.count_ += n
         return self
 
@@ -248,6 +201,9 @@ class GramAccumulator:
         """The accumulated state as plain numpy arrays (float64 sum, row count); ``copy=False``
         (torch backend on the CPU) hands over the running sum itself (128 MB at m = 4,000),
         for an accumulator that is then dropped."""
+        if self._rows:
+            rows = np.vstack(self._rows)
+            return GramState(None, int(self.count_), self.m_x, bool(self.identical_), rows)
         if self._sum is None:
             total = np.zeros((self.m, self.m), dtype=np.float64)
         elif self.backend == "torch":
@@ -258,15 +214,15 @@ class GramAccumulator:
         return GramState(total, int(self.count_), self.m_x, bool(self.identical_))
 
     def load_state(self, state: GramState) -> GramAccumulator:
-        if state.gram_sum.shape != (self.m, self.m) or state.m_x != self.m_x:
+        if state.width != self.m or state.m_x != self.m_x:
             raise ValueError(
-                f"state of shape {state.gram_sum.shape} (m_x={state.m_x}) does not fit this "
+                f"state {state.width} wide (m_x={state.m_x}) does not fit this "
                 f"accumulator's layout ({self.m}, m_x={self.m_x}); use the same feature maps."
             )
         self.reset()
         self.count_ = int(state.count)
         self.identical_ = self._same_maps and state.identical
-        total = np.asarray(state.gram_sum, dtype=np.float64).copy()
+        total = np.asarray(state.summed(), dtype=np.float64).copy()
         if self.backend == "torch":
             import torch
 
@@ -306,23 +262,6 @@ PRODUCTS = ("syrk", "gemm")
 _ADD_ROWS = 512
 
 
-def symmetric_product(phi: np.ndarray, product: str = "syrk", out: np.ndarray | None = None):
-    """``phi^T phi`` (m x m) of one block, Fortran-ordered with at least its lower triangle
-    set (so its transpose, a C-ordered view, holds the upper one): 'syrk' computes only that
-    triangle (BLAS ?syrk, half the flops); 'gemm' the whole general product (BLAS ?gemm).
-    ``out``: a buffer from a previous call to reuse (same shape and dtype, else ignored)."""
-    a = phi.T  # phi is C-ordered, so phi^T is Fortran-ordered: BLAS reads it in place
-    prefix = "s" if phi.dtype == np.float32 else "d"
-    m = phi.shape[1]
-    if out is None or out.shape != (m, m) or out.dtype != phi.dtype:
-        out = np.zeros((m, m), dtype=phi.dtype, order="F")
-    if product == "syrk":
-        syrk = getattr(blas, prefix + "syrk")
-        return syrk(1.0, a, beta=0.0, c=out, trans=0, lower=1, overwrite_c=1)
-    gemm = getattr(blas, prefix + "gemm")
-    return gemm(1.0, a, a, beta=0.0, c=out, trans_b=1, overwrite_c=1)
-
-
 def add_upper(total: np.ndarray, upper: np.ndarray) -> None:
     """``total += upper`` on the upper triangle only (both m x m; ``total`` float64 and
     C-ordered), in row slabs: half the memory traffic of a full add."""
@@ -331,19 +270,6 @@ def add_upper(total: np.ndarray, upper: np.ndarray) -> None:
         b = min(a + _ADD_ROWS, m)
         total[a:b, a:] += upper[a:b, a:]
         total[a:b, a:b] = np.triu(total[a:b, a:b])  # the slab's diagonal block: drop its lower
-
-
-def mirror_upper(upper: np.ndarray, rows: int = 64) -> np.ndarray:
-    """The symmetric matrix whose upper triangle is ``upper``'s (its lower triangle is 0), by
-    slabs of ``rows`` rows (about twice as fast as ``upper + upper.T``: the transposed reads
-    stay in cache)."""
-    full = upper.copy()
-    m = upper.shape[0]
-    for a in range(0, m, rows):
-        b = min(a + rows, m)
-        full[b:, a:b] = upper[a:b, b:].T
-        full[a:b, a:b] += np.triu(upper[a:b, a:b], 1).T
-    return full
 
 
 def float64_product(phi: np.ndarray, weights: np.ndarray, rows: int = _ADD_ROWS) -> np.ndarray:

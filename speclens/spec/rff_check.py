@@ -125,7 +125,7 @@ def gram_check(
             m_x = int((keep < state.m_x).sum())
             T = (Bh * side_signs(len(keep), m_x)) @ Bh.T
             return symmetric_ends((T + T.T) / 2.0, n_modes, seed)
-        sub = state.gram_sum[np.ix_(keep, keep)]
+        sub = state.summed()[np.ix_(keep, keep)]
         c = scale * weight[keep]
         sub *= c[:, None]
         sub *= c

@@ -212,7 +212,7 @@ def solve_halves(halves_url: str, spec, frequencies: Frequencies, params) -> dic
         for h in load_halves(halves_url)
     ]
     state = spec.gram_state_
-    norms = mass_norms(state.gram_sum, np.hstack([spec.weights_, *weights]))
+    norms = mass_norms(state, np.hstack([spec.weights_, *weights]))
     rff = rff_error(spec.directions_, state.m_x, fx, fy)
     return {"weights_a": weights[0], "weights_b": weights[1], "norms": norms, "rff_error": rff}
 
