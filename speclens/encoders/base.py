@@ -44,6 +44,49 @@ def library_versions() -> dict[str, str | None]:
     return out
 
 
+class _NumpyCPU:
+    """The CPU without torch: the device of the weight-free encoders' numpy path (its ``type``
+    is ``"cpu"``, like ``torch.device("cpu")``'s)."""
+
+    type = "cpu"
+    index = None
+
+    def __str__(self) -> str:
+        return "cpu"
+
+    def __repr__(self) -> str:
+        return "NUMPY_CPU"
+
+
+NUMPY_CPU = _NumpyCPU()
+
+
+def cuda_impossible() -> bool:
+    """Whether this machine cannot have CUDA, told without importing torch: Linux with no
+    NVIDIA driver loaded (no ``/proc/driver/nvidia``) and no WSL GPU (``/dev/dxg``)."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    return not (os.path.exists("/proc/driver/nvidia") or os.path.exists("/dev/dxg"))
+
+
+def numpy_device(device: Any):
+    """:data:`NUMPY_CPU` when ``device`` means the CPU for a weight-free encoder ('cpu', or
+    'auto' on a machine without CUDA, told without importing torch unless it is loaded),
+    else None (the torch device is resolved as for any encoder)."""
+    import sys
+
+    if device == "cpu" or (isinstance(device, str) and device.startswith("cpu:")):
+        return NUMPY_CPU
+    if device is None or device == "auto":
+        if "torch" in sys.modules:
+            return None if sys.modules["torch"].cuda.is_available() else NUMPY_CPU
+        return NUMPY_CPU if cuda_impossible() else None
+    return None
+
+
 def resolve_device(device: Any, encoder_id: str):
     """``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (CUDA when present) as a torch.device."""
     import torch
@@ -76,10 +119,10 @@ def resolve_device(device: Any, encoder_id: str):
 
 def autocast_dtype(device, amp: bool):
     """The autocast dtype for a device: bf16 (or fp16 without bf16 support) on CUDA, else None."""
-    import torch
-
     if not amp or device.type != "cuda":
         return None
+    import torch
+
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
@@ -102,6 +145,37 @@ def conv_dominated(model) -> bool:
         elif isinstance(module, torch.nn.Linear):
             linear += module.weight.numel()
     return conv > linear
+
+
+def as_numpy_batch(images: Any, encoder_id: str) -> np.ndarray:
+    """Validate a uint8 ``(B, H, W, 3)`` batch (numpy, or a CPU torch tensor) as a numpy array."""
+    if type(images).__module__.startswith("torch"):
+        images = images.detach().cpu().numpy()
+    if not isinstance(images, np.ndarray):
+        raise EncoderError(
+            f"{encoder_id}: images must be a uint8 array of shape (B, H, W, 3), got "
+            f"{type(images).__name__}."
+        )
+    if images.dtype != np.uint8:
+        raise EncoderError(
+            f"{encoder_id}: images must be uint8, got {images.dtype}; pass the raw RGB bytes."
+        )
+    _check_batch_shape(images.shape, encoder_id)
+    return images
+
+
+def _check_batch_shape(shape: tuple, encoder_id: str) -> None:
+    if len(shape) != 4 or shape[-1] != 3 or shape[0] == 0:
+        raise EncoderError(
+            f"{encoder_id}: images must have shape (B, H, W, 3) with B >= 1, got {tuple(shape)}."
+        )
+
+
+def checked_output(out: np.ndarray, rows: int, dim: int, encoder_id: str) -> np.ndarray:
+    """An encoder's output as contiguous float32, after checking it is ``(rows, dim)``."""
+    if out.shape != (rows, dim):
+        raise RuntimeError(f"{encoder_id}: produced shape {out.shape}, expected ({rows}, {dim})")
+    return np.ascontiguousarray(out, dtype=np.float32)
 
 
 def as_image_batch(images: Any, encoder_id: str):
@@ -127,11 +201,7 @@ def as_image_batch(images: Any, encoder_id: str):
             f"{encoder_id}: images must be a uint8 array of shape (B, H, W, 3), got "
             f"{type(images).__name__}."
         )
-    if tensor.ndim != 4 or tensor.shape[-1] != 3 or tensor.shape[0] == 0:
-        raise EncoderError(
-            f"{encoder_id}: images must have shape (B, H, W, 3) with B >= 1, got "
-            f"{tuple(tensor.shape)}."
-        )
+    _check_batch_shape(tuple(tensor.shape), encoder_id)
     return tensor
 
 
@@ -216,11 +286,7 @@ class Encoder:
             with ctx:
                 out = self._forward(x)
             out = out.float().cpu().numpy()
-        if out.shape != (x.shape[0], self.dim):
-            raise RuntimeError(
-                f"{self.id}: produced shape {out.shape}, expected ({x.shape[0]}, {self.dim})"
-            )
-        return np.ascontiguousarray(out, dtype=np.float32)
+        return checked_output(out, x.shape[0], self.dim, self.id)
 
     def encode(self, inputs: Any) -> np.ndarray:
         """``embed(prepare(inputs))`` in one call."""

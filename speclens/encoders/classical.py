@@ -2,8 +2,9 @@
 with position.
 
 They need no downloads, so the embedded default compares genuinely different embeddings on any
-machine. All four are vectorised torch code over the whole batch and run on the encoder's device
-(CPU or CUDA) in float32; ``prepare`` only wraps the uint8 batch without copying.
+machine. All four are vectorised over the whole batch in float32: torch code on a CUDA device, and on
+the CPU the same operations in numpy (:mod:`speclens.encoders.classical_numpy`: no torch import,
+equal to float32 rounding); ``prepare`` only wraps the uint8 batch without copying.
 
 * ``pixels``: area-downsample to 16x16, flatten in (y, x, channel) order, scale to [0, 1]; 768-d.
 * ``hue-hist``: saturation-weighted hue histogram, 12 circular bins with linear (soft) binning,
@@ -12,7 +13,8 @@ machine. All four are vectorised torch code over the whole batch and run on the 
 * ``grad-hist``: histogram of *unsigned* gradient orientations (0-180 degrees, 18 bins of 10
   degrees, soft binning) over the whole image (position-invariant), from 3x3 Sobel gradients taken
   per RGB channel keeping the channel with the largest magnitude at each pixel (as HOG does), using
-  only the strongest 10% of gradient magnitudes per image, magnitude-weighted, normalised to sum 1
+  only the strongest 10% of gradient magnitudes per image (of magnitudes equal to the last one
+  kept, those of the lowest pixel index), magnitude-weighted, normalised to sum 1
   and square-rooted. Unsigned orientation and the per-pixel max channel make it see shape, not
   colour: a dark-on-light and a light-on-dark edge fall in the same bin.
 * ``hog``: the same strongest gradients as ``grad-hist``, histogrammed per cell of a 4x4 grid
@@ -26,17 +28,22 @@ machine. All four are vectorised torch code over the whole batch and run on the 
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
-from .base import Encoder, as_image_batch
-from .ids import EncoderSpec
+import numpy as np
 
-HUE_BINS = 12
-ORIENTATION_BINS = 18
-TOP_FRACTION = 0.10
-PIXEL_GRID = 16
-CELL_GRID = 4
-_EPS = 1e-12
+from .base import NUMPY_CPU, Encoder, as_image_batch, as_numpy_batch, checked_output
+from .classical_rules import (
+    CELL_GRID,
+    EPS,
+    HUE_BINS,
+    ORIENTATION_BINS,
+    PIXEL_GRID,
+    TOP_FRACTION,
+    cell_of,
+)
+from .ids import EncoderSpec
 
 
 def _soft_histogram(pos, weight, bins: int, group=None, n_groups: int = 1):
@@ -64,19 +71,39 @@ def _soft_histogram(pos, weight, bins: int, group=None, n_groups: int = 1):
 def _hellinger(hist):
     """Normalise rows to sum 1 (zero rows stay zero) and take the square root."""
     total = hist.sum(dim=1, keepdim=True)
-    return (hist / total.clamp_min(_EPS)).sqrt()
+    return (hist / total.clamp_min(EPS)).sqrt()
 
 
 class _WeightFreeEncoder(Encoder):
-    """Shared plumbing: uint8 batch in, float32 features out, no weights, no autocast."""
+    """Shared plumbing: uint8 batch in, float32 features out, no weights, no autocast. On the
+    numpy CPU device (:data:`~speclens.encoders.base.NUMPY_CPU`) ``prepare`` returns the
+    numpy batch and ``embed`` runs :attr:`numpy_forward`; otherwise the torch code."""
 
     description: dict[str, Any] = {}
+    #: the name of this encoder's function in :mod:`speclens.encoders.classical_numpy`
+    numpy_forward = ""
 
     def __init__(self, spec: EncoderSpec, device):
         super().__init__(spec, device, amp=False)
 
     def prepare(self, inputs):
+        if self.device is NUMPY_CPU:
+            return as_numpy_batch(inputs, self.id)
         return self._staged(as_image_batch(inputs, self.id))
+
+    def embed(self, prepared) -> np.ndarray:
+        if self.device is not NUMPY_CPU:
+            return super().embed(prepared)
+        from . import classical_numpy
+
+        threads = max(1, min(2, os.cpu_count() or 1))
+        out = classical_numpy.in_parts(
+            getattr(classical_numpy, self.numpy_forward), prepared, threads
+        )
+        return checked_output(out, prepared.shape[0], self.dim, self.id)
+
+    def _provenance_extra(self) -> dict[str, Any]:
+        return {"backend": "numpy"} if self.device is NUMPY_CPU else {}
 
     def _images(self, x):
         """uint8 ``(B, H, W, 3)`` -> float ``(B, 3, H, W)`` in [0, 1]."""
@@ -94,6 +121,8 @@ class PixelsEncoder(_WeightFreeEncoder):
         "layout": "(y, x, channel) flattened",
         "scale": "1/255 (values in [0, 1])",
     }
+
+    numpy_forward = "pixels"
 
     def __init__(self, spec, device):
         super().__init__(spec, device)
@@ -117,6 +146,8 @@ class HueHistEncoder(_WeightFreeEncoder):
         "normalise": "sum to 1, then square root (Hellinger)",
     }
 
+    numpy_forward = "hue_hist"
+
     def __init__(self, spec, device):
         super().__init__(spec, device)
         self.dim = HUE_BINS
@@ -130,13 +161,13 @@ class HueHistEncoder(_WeightFreeEncoder):
         vmax = torch.maximum(r, torch.maximum(g, b))
         vmin = torch.minimum(r, torch.minimum(g, b))
         chroma = vmax - vmin
-        safe = chroma.clamp_min(_EPS)
+        safe = chroma.clamp_min(EPS)
         hue6 = torch.where(
             r >= vmax,
             ((g - b) / safe).remainder(6.0),
             torch.where(g >= vmax, (b - r) / safe + 2.0, (r - g) / safe + 4.0),
         )
-        saturation = torch.where(vmax > 0, chroma / vmax.clamp_min(_EPS), torch.zeros_like(vmax))
+        saturation = torch.where(vmax > 0, chroma / vmax.clamp_min(EPS), torch.zeros_like(vmax))
         pos = (hue6 / 6.0 * HUE_BINS).remainder(HUE_BINS).flatten(1)
         hist = _soft_histogram(pos, saturation.flatten(1), HUE_BINS)
         return _hellinger(hist)
@@ -154,6 +185,8 @@ class GradHistEncoder(_WeightFreeEncoder):
         "weight": "gradient magnitude",
         "normalise": "sum to 1, then square root (Hellinger)",
     }
+
+    numpy_forward = "grad_hist"
 
     def __init__(self, spec, device):
         super().__init__(spec, device)
@@ -179,6 +212,8 @@ class HogEncoder(_WeightFreeEncoder):
         "normalise": "whole vector sums to 1, then square root (Hellinger)",
     }
 
+    numpy_forward = "hog"
+
     def __init__(self, spec, device):
         super().__init__(spec, device)
         self.dim = CELL_GRID * CELL_GRID * ORIENTATION_BINS
@@ -191,9 +226,22 @@ class HogEncoder(_WeightFreeEncoder):
             return torch.zeros(x.shape[0], self.dim, device=x.device)
         pos, weight, (rows, cols, idx) = grads
         # the grid cell of each kept gradient: one soft histogram per cell, in one pass
-        cell = (idx // cols) * CELL_GRID // rows * CELL_GRID + (idx % cols) * CELL_GRID // cols
+        cell = cell_of(idx, rows, cols)
         hist = _soft_histogram(pos, weight, ORIENTATION_BINS, cell, CELL_GRID * CELL_GRID)
         return _hellinger(hist)
+
+
+def _strongest(mag, k: int):
+    """Indices (B, k), ascending, of each row's ``k`` largest values; of values equal to the
+    k-th largest, the lowest indices (``topk`` leaves ties to the kernel: the numpy path
+    follows this rule too, so both keep the same pixels)."""
+    n, p = mag.shape
+    kth = mag.kthvalue(p - k + 1, dim=1, keepdim=True).values
+    above = mag > kth
+    tied = mag == kth
+    need = k - above.sum(dim=1, keepdim=True)
+    take = above | (tied & (tied.cumsum(dim=1) <= need))
+    return take.nonzero()[:, 1].reshape(n, k)
 
 
 def _strongest_gradients(img):
@@ -225,7 +273,8 @@ def _strongest_gradients(img):
     gx, gy = best_gx.flatten(1), best_gy.flatten(1)
     mag = best_m2.flatten(1).sqrt()
     k = max(1, math.ceil(TOP_FRACTION * mag.shape[1]))
-    top, idx = mag.topk(k, dim=1, sorted=False)
+    idx = _strongest(mag, k)
+    top = mag.gather(1, idx)
     angle = torch.atan2(gy.gather(1, idx), gx.gather(1, idx)).remainder(math.pi)
     pos = (angle / math.pi * ORIENTATION_BINS).remainder(ORIENTATION_BINS)
     return pos, top, (h - 2, w - 2, idx)

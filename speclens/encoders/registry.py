@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from speclens.errors import EncoderError
 
 from . import openclip, timm_models
-from .base import Encoder, resolve_device
+from .base import Encoder, numpy_device, resolve_device
 from .classical import GradHistEncoder, HogEncoder, HueHistEncoder, PixelsEncoder
 from .ids import EncoderSpec, parse_bare, parse_model_id, split_id
 from .packaged import PACKAGED_IDS, build_packaged, check_packaged, parse_packaged
@@ -152,6 +152,7 @@ def get_encoder(
     otherwise an :class:`EncoderError` says how to supply the weights.
     """
     spec = parse_encoder_id(encoder_id)
-    dev = resolve_device(device, str(spec))
     family = FAMILIES[spec.family]
+    # the weight-free encoders run numpy code on the CPU: no torch import for them there
+    dev = (family.weight_free and numpy_device(device)) or resolve_device(device, str(spec))
     return family.build(spec, dev, seed=int(seed), amp=amp, allow_download=allow_download)

@@ -158,3 +158,87 @@ def test_hog_sees_shape_and_position_not_colour():
     # recolouring moves it by pixel noise only; moving the square changes the cells
     assert dist(red_sq, blue_sq) < 0.5
     assert dist(red_sq, moved_sq) > 2 * dist(red_sq, blue_sq)
+
+
+WEIGHT_FREE = ["pixels", "hue-hist", "grad-hist", "hog"]
+
+
+def _torch_twin(name):
+    """The same encoder on torch's CPU device: the code a CUDA device runs."""
+    torch = pytest.importorskip("torch")
+    from speclens.encoders import classical
+    from speclens.encoders.registry import parse_encoder_id
+
+    cls = {
+        "pixels": classical.PixelsEncoder,
+        "hue-hist": classical.HueHistEncoder,
+        "grad-hist": classical.GradHistEncoder,
+        "hog": classical.HogEncoder,
+    }[name]
+    return cls(parse_encoder_id(name), torch.device("cpu"))
+
+
+@pytest.mark.parametrize("name", WEIGHT_FREE)
+@pytest.mark.parametrize("shape", [(3, 48, 48), (2, 20, 33), (40, 64, 64), (1, 3, 3)])
+def test_the_numpy_path_equals_the_torch_path(name, shape):
+    """The CPU's numpy code against the torch code, on noise and on flat shapes (many equal
+    gradient magnitudes at the strongest-10% cut): equal to float32 rounding. Batches of 40
+    run in pieces on two threads: equal to one image at a time (the histograms bit for bit;
+    the pixels' pooling products may block differently by batch size)."""
+    rng = np.random.default_rng(sum(shape))
+    images = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    flat = np.full((*shape, 3), 128, np.uint8)
+    flat[:, shape[1] // 4 : shape[1] // 2, shape[2] // 3 : 2 * shape[2] // 3] = RED
+    numpy_enc, torch_enc = get_encoder(name, device="cpu"), _torch_twin(name)
+    assert str(numpy_enc.device) == "cpu" and numpy_enc.provenance()["backend"] == "numpy"
+    for imgs in (images, flat):
+        a, b = numpy_enc.encode(imgs), torch_enc.encode(imgs)
+        assert a.dtype == np.float32 and a.shape == b.shape
+        # float32 rounding of the inputs to the soft bins, times the bins' slope (x 18)
+        np.testing.assert_allclose(a, b, atol=2e-4 if imgs is flat else 5e-6, rtol=0)
+        one_by_one = np.vstack([numpy_enc.encode(imgs[i : i + 1]) for i in range(len(imgs))])
+        if name == "pixels":
+            np.testing.assert_allclose(a, one_by_one, atol=1e-6, rtol=0)
+        else:
+            np.testing.assert_array_equal(a, one_by_one)
+
+
+def test_ties_at_the_cut_keep_the_lowest_pixel_indices():
+    """Of magnitudes equal to the k-th largest, both paths keep the lowest indices."""
+    torch = pytest.importorskip("torch")
+    from speclens.encoders import classical, classical_numpy
+
+    mag = np.array([[1.0, 3.0, 2.0, 2.0, 2.0, 0.0, 2.0]], dtype=np.float32)
+    np.testing.assert_array_equal(classical_numpy.strongest(mag, 3), [[1, 2, 3]])
+    np.testing.assert_array_equal(classical._strongest(torch.from_numpy(mag), 3), [[1, 2, 3]])
+    rng = np.random.default_rng(0)
+    mag = rng.integers(0, 5, (6, 50)).astype(np.float32)
+    for k in (1, 7, 50):
+        a = classical_numpy.strongest(mag, k)
+        b = classical._strongest(torch.from_numpy(mag), k).numpy()
+        np.testing.assert_array_equal(a, b)
+        kept = np.take_along_axis(mag, a, 1)
+        assert np.all(np.sort(kept, 1)[:, ::-1] == -np.sort(-mag, 1)[:, :k])
+
+
+def test_a_cpu_embed_of_a_weight_free_encoder_imports_no_torch():
+    code = (
+        "import sys, numpy as np\n"
+        "from speclens.encoders import get_encoder\n"
+        "for name in ('pixels', 'hue-hist', 'grad-hist', 'hog'):\n"
+        "    for device in ('cpu', 'auto'):\n"
+        "        enc = get_encoder(name, device=device)\n"
+        "        enc.encode(np.zeros((2, 16, 16, 3), np.uint8))\n"
+        "        enc.provenance()\n"
+        "print('torch' in sys.modules)\n"
+    )
+    import subprocess
+    import sys
+
+    from speclens.encoders.base import cuda_impossible
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # 'auto' asks torch only where a GPU driver is present
+    assert out.stdout.strip() == ("False" if cuda_impossible() else out.stdout.strip())
+    if cuda_impossible():
+        assert out.stdout.strip() == "False"
