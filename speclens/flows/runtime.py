@@ -42,6 +42,8 @@ os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")
 
 from prefect.settings import PREFECT_API_URL, temporary_settings  # noqa: E402
 
+from speclens.tasks.local_client import local_workers  # noqa: E402
+
 
 @contextlib.contextmanager
 def prefect_api() -> Iterator[str]:
@@ -74,11 +76,6 @@ LIGHT_ROWS = 20_000
 LIGHT_IMAGES = 2_000
 
 
-def local_workers() -> int:
-    """Workers (or threads) of a local cluster: one per core, at most two."""
-    return max(1, min(2, os.cpu_count() or 1))
-
-
 def use_processes(size: int | None, limit: int, processes: bool | None = None) -> bool:
     """Worker processes (True) or threads of this process (False) for a local run: as asked,
     else processes only above ``limit`` (an unknown size counts as large)."""
@@ -97,14 +94,24 @@ def describe_local(processes: bool, size: int | None = None, unit: str = "rows")
 
 @contextlib.contextmanager
 def dask_cluster(
-    address: str | None, n_workers: int | None = None, processes: bool = True
+    address: str | None,
+    n_workers: int | None = None,
+    processes: bool = True,
+    scheduler: bool = True,
 ) -> Iterator[str]:
     """Yield a Dask scheduler address: ``address``, or that of a LocalCluster started for the
     ``with`` block: worker processes (one thread each, at most two), or with
     ``processes=False`` one worker whose threads run in this process (starts in about a
-    second)."""
+    second). ``processes=False, scheduler=False`` (work that only the compare passes run,
+    through ``dask_client``): no cluster at all, :data:`IN_PROCESS` (threads of this
+    process, :mod:`speclens.tasks.local_client`)."""
     if address:
         yield address
+        return
+    if not processes and not scheduler:
+        from speclens.tasks.local_client import IN_PROCESS
+
+        yield IN_PROCESS
         return
     from distributed import LocalCluster
 

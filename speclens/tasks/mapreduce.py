@@ -29,6 +29,7 @@ from speclens.spec.scores import extremes, merge_extremes, signs_from_extremes
 from speclens.storage import urls
 from speclens.storage.arrays import load_npz_bytes, save_npz
 from speclens.storage.embedding_store import EmbeddingStore
+from speclens.tasks.local_client import IN_PROCESS, ThreadClient, local_workers
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,11 @@ def read_pair(block: Block) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 @contextlib.contextmanager
 def dask_client(address: str):
-    """A client of the Dask scheduler at ``address`` for the ``with`` block."""
+    """A client of the Dask scheduler at ``address`` for the ``with`` block (for
+    :data:`~speclens.tasks.local_client.IN_PROCESS`, threads of this process, no scheduler)."""
+    if address == IN_PROCESS:
+        yield ThreadClient(local_workers())
+        return
     from distributed import Client
 
     client = Client(address, set_as_default=False, timeout="30s")

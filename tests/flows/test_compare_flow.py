@@ -283,11 +283,11 @@ def test_block_functions_without_a_cluster(planted, tmp_path):
     merged, merged_wide = functools.reduce(
         functools.partial(mapreduce.merge_each, lambda a, b: a + b), reversed(pairs)
     )
-    assert merged_wide.gram_sum.shape == (128, 128) and merged_wide.count == N
+    assert merged_wide.summed().shape == (128, 128) and merged_wide.count == N
     alone = functools.reduce(
         lambda a, b: a + b, [mapreduce.block_gram(b, (wide,), "float64")[0] for b in blocks]
     )
-    np.testing.assert_allclose(merged_wide.gram_sum, alone.gram_sum, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(merged_wide.summed(), alone.summed(), atol=1e-10, rtol=0)
     # a sweep's maps (one seed, bandwidths x2): the second's projection is the first's rescaled
     twice = mapreduce.save_frequencies(
         str(tmp_path / "f3.npz"), GaussianRFF(4.0, 64, 1).fit(8), GaussianRFF(5.0, 64, 1).fit(12)
@@ -295,13 +295,13 @@ def test_block_functions_without_a_cluster(planted, tmp_path):
     swept = [mapreduce.block_gram(b, (freq, twice), "float64")[1] for b in blocks]
     single = [mapreduce.block_gram(b, (twice,), "float64")[0] for b in blocks]
     for a, b in zip(swept, single, strict=True):  # equal up to float64 rounding of x @ W
-        np.testing.assert_allclose(a.gram_sum, b.gram_sum, atol=1e-9 * max(a.count, 1), rtol=0)
+        np.testing.assert_allclose(a.summed(), b.summed(), atol=1e-9 * max(a.count, 1), rtol=0)
     whole = (
         GramAccumulator(fx, fy, dtype="float64")
         .update(p.X.astype(np.float32), p.Y.astype(np.float32))
         .state()
     )
-    np.testing.assert_allclose(merged.gram_sum, whole.gram_sum, atol=1e-10, rtol=0)
+    np.testing.assert_allclose(merged.summed(), whole.summed(), atol=1e-10, rtol=0)
     spec = SPEC(
         sigma_x=2.0, sigma_y=2.5, rff_dim=64, n_modes=2, random_state=1, dtype="float64"
     ).solve(merged, fx, fy)

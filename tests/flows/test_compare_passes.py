@@ -48,3 +48,31 @@ def test_row_samples_read_on_the_cluster_equal_a_local_read(
     for got in (local, remote):
         np.testing.assert_array_equal(got[0], x)
         np.testing.assert_array_equal(got[1], y)
+
+
+def test_the_in_process_client_gives_what_the_cluster_gives(planted, dask_address, tmp_path):  # noqa: F811
+    """The passes on threads of this process (no scheduler: a small local compare) against
+    the same passes on a LocalCluster of worker processes: the same Gram state (the same
+    reduction tree), the same members and scores, the same row samples."""
+    from speclens.tasks.local_client import IN_PROCESS
+
+    fx, fy = GaussianRFF(2.0, 48, 3).fit(8), GaussianRFF(2.5, 48, 3).fit(12)
+    freq = (mapreduce.save_frequencies(str(tmp_path / "f.npz"), fx, fy),)
+    blocks = mapreduce.blocks_for(planted["vx"], planted["vy"], N, 40)
+    w = (np.random.default_rng(1).standard_normal((192, 4)),)
+    rows = np.sort(np.random.default_rng(5).choice(N, size=60, replace=False))
+    got = {}
+    for address in (IN_PROCESS, dask_address):
+        with mapreduce.dask_client(address) as client:
+            assert sum(client.nthreads().values()) >= 1
+            state = mapreduce.gram_mapreduce(client, blocks, freq, "float64")[0]
+            members = mapreduce.members_mapreduce(client, blocks, freq, w, 5, "float64")[0]
+        got[address] = (state, members, mapreduce.sample_pairs(blocks, rows, address))
+    (a, ma, sa), (b, mb, sb) = got[IN_PROCESS], got[dask_address]
+    assert a.count == b.count == N
+    np.testing.assert_allclose(a.summed(), b.summed(), atol=1e-10 * N, rtol=0)
+    for part_a, part_b in zip(ma, mb, strict=True):  # (members, scores) of the one run
+        for x, y in zip(part_a, part_b, strict=True):
+            np.testing.assert_allclose(np.asarray(x, float), np.asarray(y, float), atol=1e-10)
+    for x, y in zip(sa, sb, strict=True):
+        np.testing.assert_array_equal(x, y)
