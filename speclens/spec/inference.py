@@ -24,7 +24,6 @@ Arrays in, arrays out; the passes that gather their inputs are :mod:`speclens.sp
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import ndtr, ndtri, stdtr
 
 #: Reading of the member-stability Jaccard (the usual bootstrap-clustering thresholds).
 STABLE, DISSOLVED = 0.75, 0.5
@@ -32,6 +31,8 @@ STABLE, DISSOLVED = 0.75, 0.5
 
 def z_value(confidence: float) -> float:
     """The two-sided normal quantile of an interval of ``confidence`` (0.9 -> 1.645)."""
+    from scipy.special import ndtri  # here: a compare without intervals never imports it
+
     return float(ndtri(0.5 + confidence / 2.0))
 
 
@@ -91,6 +92,8 @@ def one_sided_p(
     Student's t with ``dof`` degrees of freedom (the standard errors are estimated), else
     normal."""
     z = np.where(positive, values, -values) / se
+    from scipy.special import ndtr, stdtr
+
     p = 1.0 - ndtr(z) if dof is None else stdtr(np.asarray(dof, dtype=np.float64), -z)
     return np.where(np.isfinite(p), p, 1.0)
 
