@@ -60,13 +60,27 @@ def prefect_api() -> Iterator[str]:
     previous = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
-        with temporary_settings(updates={PREFECT_API_URL: url}):
+        with temporary_settings(updates={PREFECT_API_URL: url, **_local_heartbeats()}):
             yield url
     finally:
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)
         else:
             os.environ["PREFECT_API_URL"] = previous
+
+
+def _local_heartbeats() -> dict:
+    """Flow-run heartbeats off on the shared local server (unless the environment sets their
+    frequency). They are events for an automation that marks silent runs crashed, which that
+    server does not have; and Prefect joins the heartbeat thread at the end of every flow run,
+    a thread that sleeps in one-second steps: 0 to 1 s of every command (0.5 s on average).
+    A site's server (``PREFECT_API_URL``) keeps them."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
+
+    named = ("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", "PREFECT_RUNNER_HEARTBEAT_FREQUENCY")
+    if any(k in os.environ for k in named):
+        return {}
+    return {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
 
 
 #: Local runs of at most this many rows (compare) or images (ingest, audit) run their
