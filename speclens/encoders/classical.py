@@ -41,6 +41,7 @@ from .classical_rules import (
     ORIENTATION_BINS,
     PIXEL_GRID,
     TOP_FRACTION,
+    best_channel_gradients,
     cell_of,
 )
 from .ids import EncoderSpec
@@ -257,19 +258,7 @@ def _strongest_gradients(img):
     n, _, h, w = img.shape
     if h < 3 or w < 3:
         return None
-    # 3x3 Sobel as separable slices (smooth [1, 2, 1] across, difference along)
-    across_rows = img[:, :, :-2, :] + 2.0 * img[:, :, 1:-1, :] + img[:, :, 2:, :]
-    across_cols = img[:, :, :, :-2] + 2.0 * img[:, :, :, 1:-1] + img[:, :, :, 2:]
-    gx = across_rows[:, :, :, 2:] - across_rows[:, :, :, :-2]  # (n, 3, h-2, w-2)
-    gy = across_cols[:, :, 2:, :] - across_cols[:, :, :-2, :]
-    mag2 = gx * gx + gy * gy
-    # per pixel, keep the channel with the largest magnitude (elementwise, no reduction)
-    best_gx, best_gy, best_m2 = gx[:, 0], gy[:, 0], mag2[:, 0]
-    for ch in (1, 2):
-        take = mag2[:, ch] > best_m2
-        best_gx = torch.where(take, gx[:, ch], best_gx)
-        best_gy = torch.where(take, gy[:, ch], best_gy)
-        best_m2 = torch.where(take, mag2[:, ch], best_m2)
+    best_gx, best_gy, best_m2 = best_channel_gradients(img, torch.where)
     gx, gy = best_gx.flatten(1), best_gy.flatten(1)
     mag = best_m2.flatten(1).sqrt()
     k = max(1, math.ceil(TOP_FRACTION * mag.shape[1]))

@@ -26,6 +26,7 @@ from .classical_rules import (
     ORIENTATION_BINS,
     PIXEL_GRID,
     TOP_FRACTION,
+    best_channel_gradients,
     cell_of,
 )
 
@@ -137,17 +138,7 @@ def strongest_gradients(x: np.ndarray):
     n, _, h, w = img.shape
     if h < 3 or w < 3:
         return None
-    across_rows = img[:, :, :-2, :] + _F(2.0) * img[:, :, 1:-1, :] + img[:, :, 2:, :]
-    across_cols = img[:, :, :, :-2] + _F(2.0) * img[:, :, :, 1:-1] + img[:, :, :, 2:]
-    gx = across_rows[:, :, :, 2:] - across_rows[:, :, :, :-2]
-    gy = across_cols[:, :, 2:, :] - across_cols[:, :, :-2, :]
-    mag2 = gx * gx + gy * gy
-    best_gx, best_gy, best_m2 = gx[:, 0], gy[:, 0], mag2[:, 0]
-    for ch in (1, 2):
-        take = mag2[:, ch] > best_m2
-        best_gx = np.where(take, gx[:, ch], best_gx)
-        best_gy = np.where(take, gy[:, ch], best_gy)
-        best_m2 = np.where(take, mag2[:, ch], best_m2)
+    best_gx, best_gy, best_m2 = best_channel_gradients(img, np.where)
     gx, gy = best_gx.reshape(n, -1), best_gy.reshape(n, -1)
     mag = np.sqrt(best_m2.reshape(n, -1))
     k = max(1, math.ceil(TOP_FRACTION * mag.shape[1]))
