@@ -36,8 +36,6 @@ from speclens.spec.gram_state import (  # noqa: F401  (re-exported: the state li
     gram_from_state,
     merge_states,
     mirror_upper,
-    rows_factor,
-    rows_gram,
     same_feature_map,
     symmetric_product,
 )
@@ -126,7 +124,8 @@ class GramAccumulator:
         n = x_chunk.shape[0]
         keep = self.keep_rows and self._sum is None and self.count_ + n < self.m
         if self._rows and not keep:  # the count reaches the width: the rows join the sum
-            self._sum = np.triu(rows_gram(np.vstack(self._rows)))
+            # (SYRK's triangle, transposed: the upper triangle the running sum holds)
+            self._sum = np.ascontiguousarray(symmetric_product(np.vstack(self._rows)).T)
             self._rows = []
         for start in range(0, n, self.block_rows):
             stop = min(start + self.block_rows, n)

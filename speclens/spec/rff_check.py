@@ -117,15 +117,19 @@ def gram_check(
     # G = D (sum / n) D with D = diag(1, sqrt(eta)): each sub-block is read off the sum, so the
     # whole G is never formed
     weight = side_signs(len(col_units), state.m_x, math.sqrt(eta)) / math.sqrt(state.count)
+    summed = None  # the sum, formed once (from a state's rows) when a half is read off it
 
     def solve(units):
+        nonlocal summed
         keep, scale = keep_units(col_units, D, units)
         if factor is not None and factor.shape[0] < len(keep):
             Bh = factor[:, keep] * scale
             m_x = int((keep < state.m_x).sum())
             T = (Bh * side_signs(len(keep), m_x)) @ Bh.T
             return symmetric_ends((T + T.T) / 2.0, n_modes, seed)
-        sub = state.summed()[np.ix_(keep, keep)]
+        if summed is None:
+            summed = state.summed()
+        sub = summed[np.ix_(keep, keep)]
         c = scale * weight[keep]
         sub *= c[:, None]
         sub *= c
